@@ -1,0 +1,71 @@
+"""The ``tcplab`` command.
+
+Each sub-command lives in its own module of this package and is registered in
+:data:`COMMANDS`; a module is imported only when its command runs, so that
+``tcplab --help`` stays fast and one broken optional dependency cannot break
+every command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from tcplab import __version__
+
+# command name -> (module, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attr, _help = entry
+        module = importlib.import_module(module_name)
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tcplab")
+def cli() -> None:
+    """tcplab: see, run and break the TCP connection lifecycle.
+
+    Start with `tcplab demo`: one whole connection life (three-way handshake,
+    a request and a response, the four-way close, TIME-WAIT) on a simulated
+    network with a virtual clock.
+    """
+
+
+def main() -> None:
+    """Console-script entry point: turn expected errors into one clear line."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

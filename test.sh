@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (into .venv) and runs the whole suite:
+# ruff, mypy --strict, then pytest. Works from a fresh clone with only Python 3.11+.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+if [ -x tools/install-system-deps.sh ]; then tools/install-system-deps.sh; fi
+echo "== ruff"
+.venv/bin/ruff check src tests benchmarks
+echo "== mypy --strict"
+.venv/bin/mypy --strict src/tcplab
+echo "== pytest"
+.venv/bin/pytest -q "$@"
