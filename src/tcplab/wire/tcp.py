@@ -1,0 +1,312 @@
+"""TCP header: parse bytes into a checked :class:`TcpSegment`, emit it back (RFC 9293 3.1).
+
+``parse_tcp`` validates everything the engine relies on (length, data offset,
+option lengths, checksum) and raises :class:`WireError` with a reason; nothing
+else escapes it.  ``TcpSegment`` is immutable; build variants with
+``dataclasses.replace``.
+
+Options (RFC 9293 3.2, RFC 7323, RFC 2018) keep their order, because peers
+(and packetdrill scripts) care about it; unknown options are kept verbatim and
+skipped by their length.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from tcplab.wire.checksum import pseudo_header, ones_sum
+from tcplab.wire.errors import WireError
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+# Letters as the trace schema writes them: "SA", "FA", "R", "PA".  That is
+# S F R P U E C with A last, the way tcpdump and most textbooks print them.
+_FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"),
+                 (CWR, "C"), (ACK, "A"))
+_LETTER_FLAGS = {letter: bit for bit, letter in _FLAG_LETTERS}
+
+_HDR = struct.Struct("!HHIIBBHHH")
+HEADER_LEN = 20
+
+
+def _make_flag_table() -> tuple[str, ...]:
+    table = []
+    for value in range(256):
+        table.append("".join(letter for bit, letter in _FLAG_LETTERS if value & bit))
+    return tuple(table)
+
+
+_FLAG_STR = _make_flag_table()
+
+
+def flags_str(flags: int) -> str:
+    """Flags as letters, ACK last: ``"SA"``, ``"FA"``, ``"PA"``, ``"R"``, ``"A"``."""
+    return _FLAG_STR[flags & 0xFF]
+
+
+def parse_flags(text: str) -> int:
+    """Inverse of :func:`flags_str` (order does not matter; ``"."`` means ACK)."""
+    value = 0
+    for ch in text:
+        if ch == ".":
+            value |= ACK
+            continue
+        if ch not in _LETTER_FLAGS:
+            raise ValueError(f"unknown TCP flag letter {ch!r}")
+        value |= _LETTER_FLAGS[ch]
+    return value
+
+
+# ---------------------------------------------------------------- options
+
+OPT_EOL = 0
+OPT_NOP = 1
+OPT_MSS = 2
+OPT_WSCALE = 3
+OPT_SACK_PERMITTED = 4
+OPT_SACK = 5
+OPT_TIMESTAMPS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Eol:
+    """End of option list (kind 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Nop:
+    """No-operation, used for alignment (kind 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mss:
+    """Maximum segment size (kind 2), only in SYN segments."""
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowScale:
+    """Window scale shift count (kind 3, RFC 7323)."""
+
+    shift: int
+
+
+@dataclass(frozen=True, slots=True)
+class SackPermitted:
+    """SACK permitted (kind 4, RFC 2018)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sack:
+    """Selective acknowledgment blocks (kind 5, RFC 2018): (left, right) edges."""
+
+    blocks: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamps:
+    """Timestamps (kind 8, RFC 7323)."""
+
+    tsval: int
+    tsecr: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOption:
+    """An option tcplab does not interpret, kept verbatim."""
+
+    kind: int
+    data: bytes
+
+
+TcpOption = Eol | Nop | Mss | WindowScale | SackPermitted | Sack | Timestamps | UnknownOption
+
+
+def parse_options(raw: bytes) -> tuple[TcpOption, ...]:
+    """Parse the option bytes of a header; raise WireError on bad lengths."""
+    out: list[TcpOption] = []
+    i = 0
+    n = len(raw)
+    while i < n:
+        kind = raw[i]
+        if kind == OPT_EOL:
+            out.append(Eol())
+            break  # the rest is padding
+        if kind == OPT_NOP:
+            out.append(Nop())
+            i += 1
+            continue
+        if i + 1 >= n:
+            raise WireError("option length missing")
+        length = raw[i + 1]
+        if length < 2:
+            raise WireError(f"option length {length}")
+        if i + length > n:
+            raise WireError("option runs past the header")
+        body = raw[i + 2 : i + length]
+        if kind == OPT_MSS and length == 4:
+            out.append(Mss(struct.unpack("!H", body)[0]))
+        elif kind == OPT_WSCALE and length == 3:
+            out.append(WindowScale(body[0]))
+        elif kind == OPT_SACK_PERMITTED and length == 2:
+            out.append(SackPermitted())
+        elif kind == OPT_SACK and length >= 2 and (length - 2) % 8 == 0:
+            words = struct.unpack(f"!{(length - 2) // 4}I", body)
+            out.append(Sack(tuple(zip(words[0::2], words[1::2], strict=True))))
+        elif kind == OPT_TIMESTAMPS and length == 10:
+            tsval, tsecr = struct.unpack("!II", body)
+            out.append(Timestamps(tsval, tsecr))
+        else:
+            # Unknown kinds, and known kinds with an unexpected length, are kept
+            # and skipped by their length (RFC 9293 3.2: "must be prepared to
+            # handle an illegal option length ... without crashing").
+            out.append(UnknownOption(kind, bytes(body)))
+        i += length
+    return tuple(out)
+
+
+def emit_options(options: tuple[TcpOption, ...]) -> bytes:
+    """Option bytes, padded with EOL/zero to a multiple of four."""
+    parts: list[bytes] = []
+    for opt in options:
+        if isinstance(opt, Nop):
+            parts.append(b"\x01")
+        elif isinstance(opt, Eol):
+            parts.append(b"\x00")
+        elif isinstance(opt, Mss):
+            parts.append(struct.pack("!BBH", OPT_MSS, 4, opt.value))
+        elif isinstance(opt, WindowScale):
+            parts.append(struct.pack("!BBB", OPT_WSCALE, 3, opt.shift))
+        elif isinstance(opt, SackPermitted):
+            parts.append(b"\x04\x02")
+        elif isinstance(opt, Sack):
+            flat = [edge for block in opt.blocks for edge in block]
+            parts.append(struct.pack(f"!BB{len(flat)}I", OPT_SACK, 2 + 4 * len(flat), *flat))
+        elif isinstance(opt, Timestamps):
+            parts.append(struct.pack("!BBII", OPT_TIMESTAMPS, 10, opt.tsval, opt.tsecr))
+        else:
+            parts.append(struct.pack("!BB", opt.kind, 2 + len(opt.data)) + opt.data)
+    raw = b"".join(parts)
+    pad = -len(raw) % 4
+    if len(raw) + pad > 40:
+        raise ValueError("TCP options longer than 40 bytes")
+    return raw + b"\x00" * pad
+
+
+# ---------------------------------------------------------------- segment
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSegment:
+    """The checked, high-level form of a TCP header plus payload.
+
+    ``seq`` and ``ack`` are plain integers in 0..2**32-1; compare them with
+    :mod:`tcplab.wire.seq`.  ``window`` is the raw 16-bit field (unscaled).
+    """
+
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int = 0
+    flags: int = 0
+    window: int = 0
+    urgent: int = 0
+    options: tuple[TcpOption, ...] = ()
+    payload: bytes = b""
+    checksum: int = field(default=0, compare=False)
+
+    @property
+    def syn(self) -> bool:
+        return bool(self.flags & SYN)
+
+    @property
+    def fin(self) -> bool:
+        return bool(self.flags & FIN)
+
+    @property
+    def rst(self) -> bool:
+        return bool(self.flags & RST)
+
+    @property
+    def has_ack(self) -> bool:
+        return bool(self.flags & ACK)
+
+    @property
+    def seg_len(self) -> int:
+        """SEG.LEN: payload octets plus one for SYN and one for FIN (RFC 9293 3.4)."""
+        return len(self.payload) + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+
+    @property
+    def flag_letters(self) -> str:
+        return _FLAG_STR[self.flags & 0xFF]
+
+    @property
+    def mss(self) -> int | None:
+        for opt in self.options:
+            if isinstance(opt, Mss):
+                return opt.value
+        return None
+
+    @property
+    def wscale(self) -> int | None:
+        for opt in self.options:
+            if isinstance(opt, WindowScale):
+                return opt.shift
+        return None
+
+    @property
+    def sack_permitted(self) -> bool:
+        return any(isinstance(opt, SackPermitted) for opt in self.options)
+
+    @property
+    def timestamps(self) -> Timestamps | None:
+        for opt in self.options:
+            if isinstance(opt, Timestamps):
+                return opt
+        return None
+
+    def summary(self) -> str:
+        """One line: ``40000 > 80 [SA] seq=1 ack=2 win=65535 len=0``."""
+        return (f"{self.src_port} > {self.dst_port} [{self.flag_letters}] seq={self.seq} "
+                f"ack={self.ack} win={self.window} len={len(self.payload)}")
+
+
+def parse_tcp(data: bytes, src: str | None = None, dst: str | None = None) -> TcpSegment:
+    """Parse a TCP segment; verify the checksum when both addresses are given."""
+    n = len(data)
+    if n < HEADER_LEN:
+        raise WireError("truncated header")
+    sport, dport, seq, ack, off_byte, flags, window, csum, urg = _HDR.unpack_from(data)
+    doff = (off_byte >> 4) * 4
+    if doff < HEADER_LEN:
+        raise WireError("data offset < 5")
+    if doff > n:
+        raise WireError("data offset past the end")
+    if src is not None and dst is not None:
+        if ones_sum(pseudo_header(src, dst, n) + data) != 0xFFFF:
+            raise WireError("bad checksum")
+    options = parse_options(data[HEADER_LEN:doff]) if doff > HEADER_LEN else ()
+    return TcpSegment(sport, dport, seq, ack, flags, window, urg, options,
+                      bytes(data[doff:]), csum)
+
+
+def emit_tcp(seg: TcpSegment, src: str | None = None, dst: str | None = None) -> bytes:
+    """Bytes of ``seg``; with both addresses the checksum is computed, else left zero."""
+    opts = emit_options(seg.options) if seg.options else b""
+    doff = (HEADER_LEN + len(opts)) // 4
+    header = _HDR.pack(seg.src_port, seg.dst_port, seg.seq & 0xFFFFFFFF, seg.ack & 0xFFFFFFFF,
+                       doff << 4, seg.flags & 0xFF, seg.window & 0xFFFF, 0, seg.urgent & 0xFFFF)
+    raw = header + opts + seg.payload
+    if src is None or dst is None:
+        return raw
+    csum = ~ones_sum(pseudo_header(src, dst, len(raw)) + raw) & 0xFFFF
+    return raw[:16] + csum.to_bytes(2, "big") + raw[18:]
