@@ -1,0 +1,168 @@
+"""``tcplab sockets``: the kernel's TCP sockets, with their timers and owners."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from tcplab.kernel.inspect import (
+    COLUMNS,
+    changed_keys,
+    format_counts,
+    format_plain,
+    owners_for,
+    row_cells,
+    row_key,
+    socket_json,
+)
+from tcplab.kernel.sockets import (
+    NetlinkUnavailable,
+    Snapshot,
+    TcpSocket,
+    count_by_state,
+    list_sockets,
+    parse_state,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# Above this many rows a terminal gets the plain table too: rich is slow for huge tables.
+_RICH_ROW_LIMIT = 2000
+
+
+def _validate_states(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+                     ) -> tuple[str, ...]:
+    for v in value:
+        try:
+            parse_state(v)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _take(states: tuple[str, ...], port: int | None, source: str, family: str) -> Snapshot:
+    fams = {"all": (4, 6), "4": (4,), "6": (6,)}[family]
+    try:
+        return list_sockets(states or None, port, source, fams)
+    except NetlinkUnavailable as exc:
+        raise click.ClickException(
+            f"{exc.strerror}; try --source proc (reads /proc/net/tcp instead)") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the kernel's sockets: {exc}") from None
+
+
+def _rich_table(sockets: list[TcpSocket], owners_enabled: bool,
+                new: set[object] | None = None, changed: set[object] | None = None,
+                title: str | None = None) -> Table:
+    from rich.table import Table
+
+    owners = owners_for(sockets, owners_enabled)
+    table = Table(title=title, header_style="bold", box=None, pad_edge=False)
+    for name in COLUMNS:
+        table.add_column(name, justify="right" if name in ("Recv-Q", "Send-Q", "Uid", "Inode")
+                         else "left", no_wrap=True)
+    for s in sockets:
+        key = row_key(s)
+        style = None
+        if new is not None and key in new:
+            style = "bold green"
+        elif changed is not None and key in changed:
+            style = "bold yellow"
+        elif s.state == "TIME-WAIT":
+            style = "cyan"
+        table.add_row(*row_cells(s, owners), style=style)
+    return table
+
+
+@click.command("sockets")
+@click.option("--state", "states", multiple=True, callback=_validate_states,
+              help="Only sockets in this state (repeatable), e.g. time-wait, listen, established.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Only sockets with this port at either end.")
+@click.option("-4", "family", flag_value="4", help="IPv4 only.")
+@click.option("-6", "family", flag_value="6", help="IPv6 only.")
+@click.option("--all-families", "family", flag_value="all", default=True, hidden=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--watch", is_flag=True, help="Live view: refresh and highlight changed rows.")
+@click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@click.option("--duration", type=click.FloatRange(0, 86400), default=None,
+              help="Stop --watch after this many seconds (default: until Ctrl+C).")
+@click.option("--processes/--no-processes", default=True, show_default=True,
+              help="Find the owning process of each socket (scans /proc/*/fd).")
+@click.option("--source", type=click.Choice(["auto", "netlink", "proc"]), default="auto",
+              show_default=True, help="sock_diag netlink, /proc/net/tcp, or netlink else /proc.")
+def sockets(states: tuple[str, ...], port: int | None, family: str, as_json: bool, watch: bool,
+            interval: float, duration: float | None, processes: bool, source: str) -> None:
+    """Inspect the kernel's TCP sockets: state, queues, timers (TIME-WAIT countdown), owners.
+
+    \b
+    Examples:
+      tcplab sockets --state time-wait --port 8080
+      tcplab sockets --watch --port 8080
+      tcplab sockets --json
+    """
+    if watch:
+        _watch(states, port, family, interval, duration, processes, source)
+        return
+    snap = _take(states, port, source, family)
+    counts = count_by_state(snap.sockets)
+    if as_json:
+        owners = owners_for(snap.sockets, processes)
+        doc = {
+            "source": snap.source,
+            "count": len(snap.sockets),
+            "counts": counts,
+            "sockets": [socket_json(s, owners) for s in snap.sockets],
+        }
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+        return
+    if sys.stdout.isatty() and len(snap.sockets) <= _RICH_ROW_LIMIT:
+        from rich.console import Console
+
+        console = Console()
+        console.print(_rich_table(snap.sockets, processes))
+        console.print(format_counts(counts) + f"  [dim](via {snap.source})[/dim]")
+        return
+    owners = owners_for(snap.sockets, processes)
+    sys.stdout.write(format_plain(snap.sockets, owners))
+    sys.stdout.write(format_counts(counts) + f"  (via {snap.source})\n")
+
+
+def _watch(states: tuple[str, ...], port: int | None, family: str, interval: float,
+           duration: float | None, processes: bool, source: str) -> None:
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    start = time.monotonic()
+    previous: dict[tuple[int, str, int, str, int], TcpSocket] = {}
+    first = True
+
+    def render() -> Group:
+        nonlocal previous, first
+        snap = _take(states, port, source, family)
+        new, changed = changed_keys(previous, snap.sockets)
+        gone = len(set(previous) - {row_key(s) for s in snap.sockets})
+        if first:
+            new = set()
+            first = False
+        previous = {row_key(s): s for s in snap.sockets}
+        table = _rich_table(snap.sockets, processes, set(new), set(changed))
+        summary = format_counts(count_by_state(snap.sockets))
+        legend = (f"{summary}  |  new: {len(new)}  changed: {len(changed)}  gone: {gone}  "
+                  f"|  every {interval:g}s via {snap.source}, Ctrl+C to stop")
+        return Group(table, Text(legend, style="dim"))
+
+    try:
+        with Live(render(), auto_refresh=False, screen=False) as live:
+            while duration is None or time.monotonic() - start < duration:
+                time.sleep(interval)
+                live.update(render(), refresh=True)
+    except KeyboardInterrupt:
+        pass
