@@ -25,31 +25,31 @@ class Seq(int):
     def __new__(cls, value: int) -> Seq:
         return int.__new__(cls, value & _MASK)
 
-    def __add__(self, other: int) -> Seq:  # type: ignore[override]
+    def __add__(self, other: int) -> Seq:
         return int.__new__(Seq, (int(self) + int(other)) & _MASK)
 
     __radd__ = __add__
 
-    def __sub__(self, other: int) -> int:  # type: ignore[override]
+    def __sub__(self, other: int) -> int:
         """``Seq - Seq`` is the signed distance; ``Seq - int`` is a Seq."""
         if type(other) is Seq:
             d = (int(self) - int(other)) & _MASK
             return d - MOD if d >= _HALF else d
         return int.__new__(Seq, (int(self) - int(other)) & _MASK)
 
-    def __lt__(self, other: int) -> bool:  # type: ignore[override]
+    def __lt__(self, other: int) -> bool:
         d = (int(self) - int(other)) & _MASK
         return d >= _HALF
 
-    def __le__(self, other: int) -> bool:  # type: ignore[override]
+    def __le__(self, other: int) -> bool:
         d = (int(self) - int(other)) & _MASK
         return d == 0 or d >= _HALF
 
-    def __gt__(self, other: int) -> bool:  # type: ignore[override]
+    def __gt__(self, other: int) -> bool:
         d = (int(other) - int(self)) & _MASK
         return d >= _HALF
 
-    def __ge__(self, other: int) -> bool:  # type: ignore[override]
+    def __ge__(self, other: int) -> bool:
         d = (int(other) - int(self)) & _MASK
         return d == 0 or d >= _HALF
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from tcplab.wire.checksum import pseudo_header, ones_sum
+from tcplab.wire.checksum import ones_sum, pseudo_header
 from tcplab.wire.errors import WireError
 
 FIN = 0x01
