@@ -1,0 +1,316 @@
+"""asyncio on tcplab's own TCP: transports, protocols, streams, for any backend.
+
+The same server code runs on the simulator (in virtual time) and on a TUN
+device (in real time): it is an ordinary :class:`asyncio.Protocol` (or a
+streams callback) and gets an :class:`EngineTransport` that wraps an engine
+:class:`~tcplab.engine.Connection`.
+
+The engine's clock is ``loop.time()``.  A backend gives a ``kick`` callable
+that sends whatever the engine produced (the simulator moves packets onto
+its network; the TUN backend writes them to the device).
+
+Engine events are never delivered re-entrantly: they are scheduled with
+``loop.call_soon``, so a protocol callback never runs inside the engine's
+segment processing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tcplab.engine.connection import Connection
+from tcplab.engine.errors import TcpError
+from tcplab.engine.host import Host, Listener
+from tcplab.engine.state import State
+from tcplab.sockets import connection_error, os_error
+
+Kick = Callable[[], None]
+_READ_CHUNK = 256 * 1024
+
+
+class EngineTransport(asyncio.Transport):
+    """An asyncio transport over one engine connection."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: Connection,
+                 protocol: asyncio.BaseProtocol, kick: Kick) -> None:
+        super().__init__()
+        self._loop = loop
+        self._conn = conn
+        self._protocol = protocol
+        self._kick = kick
+        self._pending = bytearray()  # written by the protocol, not yet taken by the engine
+        self._closing = False
+        self._eof_written = False
+        self._paused = False
+        self._eof_delivered = False
+        self._lost = False
+        self._scheduled = False
+        self._write_paused = False
+        self._high_water = 1 << 20
+        conn.on_event = self._on_engine_event
+
+    # ------------------------------------------------------------ engine side
+
+    def _on_engine_event(self, name: str, conn: Connection) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._deliver)
+
+    def _deliver(self) -> None:
+        self._scheduled = False
+        if self._lost:
+            return
+        conn = self._conn
+        now = self._loop.time()
+        if self._pending:
+            self._push_pending()
+        proto = self._protocol
+        while not self._paused and conn.rcvbuf and isinstance(proto, asyncio.Protocol):
+            data = conn.recv(_READ_CHUNK, now)
+            self._kick()
+            proto.data_received(data)
+            if self._lost:
+                return
+        if not self._paused and conn.at_eof and not self._eof_delivered:
+            self._eof_delivered = True
+            keep_open = proto.eof_received() if isinstance(proto, asyncio.Protocol) else None
+            if not keep_open and not self._closing:
+                self.close()
+        if self._write_paused and len(self._pending) < self._high_water // 4:
+            self._write_paused = False
+            proto.resume_writing()
+        if self._closing and not self._pending and not self._eof_written:
+            self._eof_written = True
+            conn.close(now)
+            self._kick()
+        st = conn.current_state()
+        if conn.error is not None or st in (State.CLOSED, State.TIME_WAIT) or (
+                self._closing and st in (State.FIN_WAIT_2,)):
+            self._connection_lost()
+
+    def _connection_lost(self) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        exc: Exception | None = None
+        if self._conn.error is not None and not self._closing:
+            exc = connection_error(self._conn)
+        self._protocol.connection_lost(exc)
+
+    def _push_pending(self) -> None:
+        conn = self._conn
+        if not conn.state.synchronized and conn.state is not State.SYN_RECEIVED:
+            return
+        try:
+            n = conn.send(bytes(self._pending), self._loop.time())
+        except TcpError:
+            self._pending.clear()
+            return
+        del self._pending[:n]
+        self._kick()
+
+    # ------------------------------------------------------------ asyncio API
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._eof_written:
+            return
+        self._pending += data
+        self._push_pending()
+        if len(self._pending) > self._high_water and not self._write_paused:
+            self._write_paused = True
+            self._protocol.pause_writing()
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._eof_written:
+            return
+        if self._pending:
+            self._push_pending()
+        self._eof_written = True
+        self._conn.shutdown(self._loop.time())
+        self._kick()
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if not self._pending and not self._eof_written:
+            self._eof_written = True
+            self._conn.close(self._loop.time())
+            self._kick()
+        elif self._eof_written and self._conn.rcvbuf:
+            self._conn.close(self._loop.time())
+            self._kick()
+        self._conn.app_closed = True
+        self._loop.call_soon(self._deliver)
+
+    def abort(self) -> None:
+        self._closing = True
+        self._pending.clear()
+        self._conn.abort(self._loop.time())
+        self._kick()
+        self._loop.call_soon(self._deliver)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def pause_reading(self) -> None:
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._loop.call_soon(self._deliver)
+
+    def is_reading(self) -> bool:
+        return not self._paused
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._pending) + self._conn.unsent_or_unacked
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._high_water = high if high is not None else 1 << 20
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        conn = self._conn
+        if name == "peername":
+            return (conn.raddr, conn.rport)
+        if name == "sockname":
+            return (conn.laddr, conn.lport)
+        if name in ("tcplab.connection", "connection"):
+            return conn
+        if name == "socket":
+            return None
+        return default
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    @property
+    def connection(self) -> Connection:
+        return self._conn
+
+
+class EngineServer:
+    """What :func:`start_server` returns: close it to stop listening."""
+
+    def __init__(self, listener: Listener, loop: asyncio.AbstractEventLoop, kick: Kick) -> None:
+        self.listener = listener
+        self._loop = loop
+        self._kick = kick
+        self.transports: list[EngineTransport] = []
+
+    @property
+    def port(self) -> int:
+        return self.listener.port
+
+    def close(self) -> None:
+        self.listener.close(self._loop.time())
+        self._kick()
+
+    def close_clients(self) -> None:
+        for t in list(self.transports):
+            t.close()
+
+
+async def start_server(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                       addr: str = "0.0.0.0", port: int = 0, *, kick: Kick,
+                       backlog: int = 128, reuse_address: bool = True) -> EngineServer:
+    """Listen on tcplab's TCP; each accepted connection gets ``protocol_factory()``."""
+    loop = asyncio.get_running_loop()
+    try:
+        binding = host.bind(addr, port, reuse_address)
+        listener = host.listen(binding, backlog, loop.time())
+    except TcpError as exc:
+        raise os_error(exc) from None
+    server = EngineServer(listener, loop, kick)
+
+    def on_acceptable(_name: str, lst: Listener) -> None:
+        loop.call_soon(accept_all)
+
+    def accept_all() -> None:
+        while True:
+            conn = listener.accept()
+            if conn is None:
+                return
+            proto = protocol_factory()
+            transport = EngineTransport(loop, conn, proto, kick)
+            server.transports.append(transport)
+            proto.connection_made(transport)
+            transport._deliver()
+
+    listener.on_event = on_acceptable
+    return server
+
+
+async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                            raddr: str, rport: int, *, kick: Kick,
+                            ) -> tuple[EngineTransport, asyncio.BaseProtocol]:
+    """Connect with tcplab's TCP; like ``loop.create_connection``."""
+    loop = asyncio.get_running_loop()
+    try:
+        conn = host.connect(raddr, rport, loop.time())
+    except TcpError as exc:
+        raise os_error(exc) from None
+    kick()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def on_event(_name: str, c: Connection) -> None:
+        if done.done():
+            return
+        if c.error is not None:
+            done.set_exception(connection_error(c))
+        elif c.state.synchronized:
+            done.set_result(None)
+
+    conn.on_event = on_event
+    await done
+    proto = protocol_factory()
+    transport = EngineTransport(loop, conn, proto, kick)
+    proto.connection_made(transport)
+    transport._deliver()
+    return transport, proto
+
+
+async def open_connection(host: Host, raddr: str, rport: int, *, kick: Kick,
+                          limit: int = 2 ** 16,
+                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Streams over tcplab's TCP; like ``asyncio.open_connection``."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await create_connection(host, lambda: protocol, raddr, rport, kick=kick)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer
+
+
+async def start_stream_server(
+        host: Host,
+        client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                      Awaitable[None] | None],
+        addr: str = "0.0.0.0", port: int = 0, *, kick: Kick, limit: int = 2 ** 16,
+        reuse_address: bool = True) -> EngineServer:
+    """Streams server over tcplab's TCP; like ``asyncio.start_server``."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.BaseProtocol:
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+    return await start_server(host, factory, addr, port, kick=kick, reuse_address=reuse_address)
+
+
+__all__ = ["EngineServer", "EngineTransport", "create_connection", "errno", "open_connection",
+           "start_server", "start_stream_server"]

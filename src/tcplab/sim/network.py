@@ -1,0 +1,356 @@
+"""A deterministic discrete-event network for :class:`~tcplab.engine.Host` objects.
+
+Theory of operation
+-------------------
+The network owns a virtual clock and a heap of in-flight packets ordered by
+arrival time.  :meth:`Network.step` jumps the clock to the next thing that
+happens, a packet arrival or a host timer, and lets it happen; so a 60 s
+TIME-WAIT costs as much wall time as any other event.
+
+Each directed link has its own ``random.Random`` seeded from the network seed
+and the two host names, so adding a link or a host never changes what
+happens on another link, and the same seed gives the same trace, byte for
+byte.  A link can delay (with jitter), lose, duplicate, reorder and corrupt
+packets.  A corrupted packet has one byte flipped: the receiving host's
+checksum check fails and it records the drop with the reason "bad checksum".
+
+Fault rules (:class:`Fault`) target single segments by predicate, e.g. "drop
+the first FIN from the server" or "delay the client's first SYN by 20 s".
+
+A packet that has been in flight longer than MSL is discarded on arrival
+(reason "exceeded MSL"): that bound on segment lifetime is what the
+TIME-WAIT argument relies on (RFC 9293 3.4.1).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tcplab.engine.config import TcpConfig
+from tcplab.engine.host import Host, Outgoing
+from tcplab.trace import Event, Trace
+from tcplab.wire.errors import WireError
+from tcplab.wire.ip import parse_ip_tcp
+from tcplab.wire.tcp import TcpSegment
+
+
+@dataclass(slots=True)
+class LinkSpec:
+    """Behaviour of one direction of a link."""
+
+    delay: float = 0.01      #: one-way propagation delay, seconds
+    jitter: float = 0.0      #: uniform extra delay in [0, jitter]
+    loss: float = 0.0        #: probability a packet is lost
+    duplicate: float = 0.0   #: probability a packet is delivered twice
+    reorder: float = 0.0     #: probability a packet is held back (arrives after later ones)
+    corrupt: float = 0.0     #: probability one byte is flipped
+    bandwidth: float = 0.0   #: bytes per second; 0 = unlimited
+
+
+@dataclass(slots=True)
+class Packet:
+    """What a fault predicate sees: one packet about to cross a link."""
+
+    src_host: str
+    dst_host: str
+    seg: TcpSegment
+    data: bytes
+    t: float
+    index: int  #: 1-based count of packets from src_host so far
+
+    @property
+    def flags(self) -> str:
+        return self.seg.flag_letters
+
+
+@dataclass
+class Fault:
+    """A targeted fault: ``action`` applied to the ``nth`` .. ``nth+count-1`` matches.
+
+    ``action`` is "drop", "delay" (by ``delay`` seconds), "duplicate" or
+    "corrupt".  Example: ``Fault("drop", lambda p: p.src_host == "server" and
+    p.seg.fin)`` drops the server's first FIN.
+    """
+
+    action: str
+    match: Callable[[Packet], bool]
+    nth: int = 1
+    count: int = 1
+    delay: float = 0.0
+    name: str = ""
+    seen: int = field(default=0, init=False)
+    applied: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.action not in ("drop", "delay", "duplicate", "corrupt"):
+            raise ValueError(f"unknown fault action {self.action!r}")
+        if not self.name:
+            self.name = self.action
+
+    def check(self, pkt: Packet) -> bool:
+        if not self.match(pkt):
+            return False
+        self.seen += 1
+        if self.nth <= self.seen < self.nth + self.count:
+            self.applied += 1
+            return True
+        return False
+
+
+class SimulationStuck(TimeoutError):
+    """Nothing more can happen, but the awaited condition is still false."""
+
+
+class Network:
+    """Hosts, links and a virtual clock."""
+
+    def __init__(self, seed: int = 0, *, msl: float | None = None, trace: Trace | None = None,
+                 start: float = 0.0) -> None:
+        self.seed = seed
+        self.now = start
+        self.trace = trace if trace is not None else Trace()
+        self.msl = msl
+        self.hosts: dict[str, Host] = {}
+        self._by_addr: dict[str, Host] = {}
+        self.links: dict[tuple[str, str], tuple[LinkSpec, random.Random]] = {}
+        self.faults: list[Fault] = []
+        self._heap: list[tuple[float, int, Host, bytes, Event | None, float]] = []
+        self._seq = 0
+        self._sent_count: dict[str, int] = {}
+        self.events_processed = 0
+        self.on_step: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------ building
+
+    def add_host(self, name: str, addrs: str | list[str], config: TcpConfig | None = None,
+                 isn_seed: int | None = None) -> Host:
+        """A host whose randomness is derived from the network seed and its name."""
+        if name in self.hosts:
+            raise ValueError(f"host {name!r} exists")
+        rng = random.Random(f"{self.seed}:host:{name}" if isn_seed is None else isn_seed)
+        host = Host(name, addrs, config=config, rng=rng, trace=self.trace)
+        self.hosts[name] = host
+        for a in host.addrs:
+            self._by_addr[a] = host
+        if self.msl is None:
+            self.msl = host.config.msl
+        return host
+
+    def link(self, a: Host | str, b: Host | str, spec: LinkSpec | None = None,
+             back: LinkSpec | None = None, **kw: Any) -> None:
+        """Join two hosts; ``spec`` (or keyword fields) for a->b, ``back`` for b->a."""
+        an = a if isinstance(a, str) else a.name
+        bn = b if isinstance(b, str) else b.name
+        fwd = spec or LinkSpec(**kw)
+        rev = back or (LinkSpec(**kw) if spec is None else spec)
+        self.links[(an, bn)] = (fwd, random.Random(f"{self.seed}:link:{an}>{bn}"))
+        self.links[(bn, an)] = (rev, random.Random(f"{self.seed}:link:{bn}>{an}"))
+
+    def add_fault(self, fault: Fault) -> Fault:
+        self.faults.append(fault)
+        return fault
+
+    def host_of(self, addr: str) -> Host | None:
+        return self._by_addr.get(addr)
+
+    # ------------------------------------------------------------ moving packets
+
+    def inject(self, src_host: str, packet: bytes, delay: float = 0.0) -> None:
+        """Put a raw IP packet on the wire as if ``src_host`` sent it (attackers, old SYNs)."""
+        try:
+            ip, seg = parse_ip_tcp(packet)
+        except WireError:
+            ip = None
+        ev: Event | None = None
+        if self.trace.enabled and ip is not None:
+            ev = {"t": self.now, "kind": "segment", "event": "send", "id": self.trace.next_id(),
+                  "host": src_host, "src": f"{ip.src}:{seg.src_port}",
+                  "dst": f"{ip.dst}:{seg.dst_port}", "flags": seg.flag_letters,
+                  "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
+                  "fate": "delivered", "injected": True, "raw": packet}
+            self.trace.add(ev)
+        dst = self._by_addr.get(ip.dst) if ip is not None else None
+        if dst is None:
+            if ev is not None:
+                ev["fate"] = "dropped"
+                ev["reason"] = "no route"
+            return
+        self._push(self.now + delay, dst, packet, ev, self.now)
+
+    def _push(self, at: float, dst: Host, data: bytes, ev: Event | None, sent: float) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, dst, data, ev, sent))
+
+    def _send(self, src: Host, out: Outgoing) -> None:
+        dst = self._by_addr.get(out.dst)
+        ev = out.event
+        if dst is None:
+            if ev is not None:
+                ev["fate"] = "dropped"
+                ev["reason"] = "no route to host"
+            return
+        link = self.links.get((src.name, dst.name))
+        if link is None:
+            if ev is not None:
+                ev["fate"] = "dropped"
+                ev["reason"] = "no link"
+            return
+        spec, rng = link
+        data = out.data
+        n = self._sent_count.get(src.name, 0) + 1
+        self._sent_count[src.name] = n
+        extra = 0.0
+        duplicate = False
+        if self.faults:
+            try:
+                _ip, seg = parse_ip_tcp(data)
+            except WireError:
+                seg = None
+            if seg is not None:
+                pkt = Packet(src.name, dst.name, seg, data, self.now, n)
+                for fault in self.faults:
+                    if fault.check(pkt):
+                        if fault.action == "drop":
+                            if ev is not None:
+                                ev["fate"] = "dropped"
+                                ev["reason"] = f"fault: {fault.name}"
+                            return
+                        if fault.action == "delay":
+                            extra += fault.delay
+                            if ev is not None:
+                                ev["delayed"] = fault.delay
+                                ev["reason"] = f"fault: {fault.name}"
+                        elif fault.action == "duplicate":
+                            duplicate = True
+                        elif fault.action == "corrupt":
+                            data = _corrupt(data, rng)
+                            if ev is not None:
+                                ev["fate"] = "corrupted"
+                                ev["reason"] = f"fault: {fault.name}"
+        # Random link behaviour, drawn in a fixed order so runs are reproducible.
+        if spec.loss and rng.random() < spec.loss:
+            if ev is not None:
+                ev["fate"] = "dropped"
+                ev["reason"] = "link loss"
+            return
+        if spec.corrupt and rng.random() < spec.corrupt:
+            data = _corrupt(data, rng)
+            if ev is not None:
+                ev["fate"] = "corrupted"
+        if spec.duplicate and rng.random() < spec.duplicate:
+            duplicate = True
+        delay = spec.delay + extra
+        if spec.jitter:
+            delay += rng.random() * spec.jitter
+        if spec.reorder and rng.random() < spec.reorder:
+            delay += spec.delay * (1.0 + rng.random() * 2.0)
+        if spec.bandwidth:
+            delay += len(data) / spec.bandwidth
+        at = self.now + delay
+        if ev is not None:
+            ev["t_arrive"] = at
+        self._push(at, dst, data, ev, self.now)
+        if duplicate:
+            at2 = at + spec.delay * 0.25 + (rng.random() * spec.jitter if spec.jitter else 0.0)
+            ev2: Event | None = None
+            if ev is not None:
+                if ev["fate"] == "delivered":
+                    ev["fate"] = "duplicated"
+                ev2 = {**ev, "id": self.trace.next_id(), "copy_of": ev["id"], "t_arrive": at2,
+                       "fate": "delivered" if ev["fate"] != "corrupted" else "corrupted"}
+                self.trace.add(ev2)
+            self._push(at2, dst, data, ev2, self.now)
+
+    def flush(self) -> None:
+        """Move every packet the hosts produced onto the wire."""
+        for host in self.hosts.values():
+            if host.outbox:
+                for out in host.transmit():
+                    self._send(host, out)
+
+    # ------------------------------------------------------------ the clock
+
+    def next_time(self) -> float | None:
+        best = self._heap[0][0] if self._heap else None
+        for host in self.hosts.values():
+            d = host.next_deadline()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
+    def step(self, until: float | None = None) -> bool:
+        """Let the next event happen (not later than ``until``).  False: nothing to do."""
+        self.flush()
+        t = self.next_time()
+        if t is None or (until is not None and t > until):
+            if until is not None and until > self.now:
+                self.now = until
+            return False
+        if t > self.now:
+            self.now = t
+        now = self.now
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _at, _n, dst, data, ev, sent = heapq.heappop(heap)
+            self.events_processed += 1
+            if self.msl is not None and now - sent > self.msl:
+                if ev is not None:
+                    ev["fate"] = "dropped"
+                    ev["reason"] = "exceeded MSL in the network"
+                continue
+            dst.receive(data, now, ev["id"] if ev is not None else None)
+            self.flush()
+        for host in self.hosts.values():
+            d = host.next_deadline()
+            if d is not None and d <= now:
+                self.events_processed += 1
+                host.handle_timers(now)
+        self.flush()
+        for cb in self.on_step:
+            cb()
+        return True
+
+    def run(self, until: float | None = None, max_events: int = 10_000_000) -> None:
+        """Run until nothing is left to happen, or until virtual time ``until``."""
+        for _ in range(max_events):
+            if not self.step(until):
+                return
+        raise SimulationStuck(f"more than {max_events} events; stopping")
+
+    def run_for(self, seconds: float) -> None:
+        self.run(until=self.now + seconds)
+
+    def run_until(self, cond: Callable[[], bool], timeout: float = 3600.0,
+                  what: str = "condition") -> None:
+        """Step until ``cond()`` holds; SimulationStuck if time runs out or nothing happens."""
+        deadline = self.now + timeout
+        if cond():
+            return
+        while True:
+            if not self.step(deadline):
+                if cond():
+                    return
+                if self.now >= deadline:
+                    raise SimulationStuck(f"{what}: not reached within {timeout:g} s of "
+                                          "virtual time")
+                raise SimulationStuck(f"{what}: never happens (the network is idle)")
+            if cond():
+                return
+
+    def hosts_iter(self) -> Iterable[Host]:
+        return self.hosts.values()
+
+
+def _corrupt(data: bytes, rng: random.Random) -> bytes:
+    """Flip one bit in the TCP part of the packet (the IP header stays intact)."""
+    ihl = (data[0] & 0x0F) * 4 if data and data[0] >> 4 == 4 else 40
+    if len(data) <= ihl:
+        return data
+    i = ihl + rng.randrange(len(data) - ihl)
+    b = bytearray(data)
+    b[i] ^= 1 << rng.randrange(8)
+    return bytes(b)

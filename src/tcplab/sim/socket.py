@@ -1,0 +1,53 @@
+"""Blocking sockets in the simulator: waiting runs the virtual clock."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+from tcplab.engine.config import TcpConfig
+from tcplab.engine.host import Host
+from tcplab.sim.network import LinkSpec, Network, SimulationStuck
+from tcplab.sockets import TcpSocket
+
+
+class SimDriver:
+    """Drives a :class:`Network` for blocking socket calls."""
+
+    def __init__(self, net: Network) -> None:
+        self.net = net
+
+    @property
+    def now(self) -> float:
+        return self.net.now
+
+    def wait_until(self, cond: Callable[[], bool], timeout: float | None, what: str) -> None:
+        try:
+            self.net.run_until(cond, 3600.0 * 24 if timeout is None else timeout, what)
+        except SimulationStuck as exc:
+            if timeout is not None and self.net.now >= 0:
+                raise TimeoutError(errno.ETIMEDOUT, f"timed out ({what})") from None
+            raise TimeoutError(errno.ETIMEDOUT, str(exc)) from None
+
+    def kick(self) -> None:
+        self.net.flush()
+
+
+class SimSocket(TcpSocket):
+    """A socket on a simulated host."""
+
+    def __init__(self, net: Network, host: Host | str) -> None:
+        h = net.hosts[host] if isinstance(host, str) else host
+        super().__init__(SimDriver(net), h)
+        self.net = net
+
+
+def pair(seed: int = 0, *, delay: float = 0.01, client_config: TcpConfig | None = None,
+         server_config: TcpConfig | None = None, msl: float | None = None,
+         **link: float) -> tuple[Network, Host, Host]:
+    """A network of two hosts, "client" 192.0.2.1 and "server" 192.0.2.2, joined by a link."""
+    net = Network(seed, msl=msl)
+    c = net.add_host("client", "192.0.2.1", client_config)
+    s = net.add_host("server", "192.0.2.2", server_config)
+    net.link(c, s, LinkSpec(delay=delay, **link))
+    return net, c, s
