@@ -17,6 +17,8 @@ from tcplab import __version__
 
 # command name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("tcplab.cli.demo", "demo",
+             "One whole connection life, simulated and explained (start here)."),
     "sockets": ("tcplab.cli.sockets", "sockets", "Inspect the kernel's TCP sockets: states, queues, timers, owners"),
     "http": ("tcplab.cli.http", "http", "A small, fast HTTP/1.1 server on kernel sockets"),
     "lab": ("tcplab.cli.lab", "lab", "Practice labs on kernel sockets: TIME-WAIT, SO_REUSEADDR, close storms"),
