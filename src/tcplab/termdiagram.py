@@ -91,8 +91,8 @@ def render(events: Iterable[Event], *, width: int = 100, relative: bool = True,
             by_name[e["host"]].addrs.add(_addr(e["src"]))
     by_addr: dict[str, _Lane] = {}
     for ln in lanes:
-        for a in ln.addrs:
-            by_addr.setdefault(a, ln)
+        for address in ln.addrs:
+            by_addr.setdefault(address, ln)
     isn: dict[str, int] = {}
     for e in evs:
         if e["kind"] == "segment" and e.get("event") == "send" and "S" in e.get("flags", ""):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 
@@ -29,8 +30,9 @@ def demo(seed: int, delay: float, msl: float, run_all: bool, json_out: bool, lan
     of TIME-WAIT take no time.  No network and no root needed.
     """
     if run_all:
-        from tcplab.cli.scenario import run_catalogue
-        run_catalogue(seed=seed, lang=lang, json_out=json_out, width=width)
+        # The catalogue lives with the scenarios (tcplab.cli.scenario).
+        scenario_cli = importlib.import_module("tcplab.cli.scenario")
+        scenario_cli.run_catalogue(seed=seed, lang=lang, json_out=json_out, width=width)
         return
     t0 = time.perf_counter()
     net = run_demo(seed=seed, delay=delay, msl=msl)
