@@ -279,8 +279,14 @@ class Connection:
         self.host.output(self, seg, now)
 
     def send_ack(self, now: float) -> None:
-        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>."""
-        self._send(self._make(ACK, self.snd_nxt), now)
+        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+
+        After a timeout has rewound SND.NXT, a pure ACK carries SND.MAX (as BSD's
+        tcp_output does): the peer has already received up to there, and an
+        ACK below its RCV.NXT would be unacceptable to it, answered with an
+        ACK that is unacceptable here: an endless ACK war.
+        """
+        self._send(self._make(ACK, self.snd_max), now)
 
     def _syn_options(self) -> tuple[TcpOption, ...]:
         opts: list[TcpOption] = [Mss(self.config.mss)]
