@@ -537,6 +537,14 @@ class Host:
         if not ok:
             self._tw_ack(key, entry, now)
             self._trace_drop(src, dst, seg, now, "outside window in TIME-WAIT: ACK sent", name)
+        elif flags & SYN:
+            # A SYN-ACK in the window: RFC 9293 3.10.7.4 fourth step (RFC 5961
+            # 4.2) answers any SYN in a synchronized state with a challenge ACK.
+            if self.challenge_ack_allowed(now):
+                self._tw_ack(key, entry, now)
+                self._trace_drop(src, dst, seg, now, "SYN in TIME-WAIT: challenge ACK", name)
+            else:
+                self._trace_drop(src, dst, seg, now, "SYN in TIME-WAIT: rate-limited", name)
         else:
             self._trace_drop(src, dst, seg, now, "segment in TIME-WAIT ignored", name)
         return False
