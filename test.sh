@@ -9,7 +9,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
-if [ -x tools/install-system-deps.sh ]; then tools/install-system-deps.sh; fi
+# System packages some tests need (chromium for the browser test, curl for the
+# TUN tests): each tools/install-*.sh installs what is missing, quietly.
+for script in tools/install-*.sh; do
+  if [ -e "$script" ]; then bash "$script"; fi
+done
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 echo "== mypy --strict"

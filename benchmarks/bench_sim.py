@@ -1,0 +1,136 @@
+"""Simulator benchmarks, measured side by side in one run.
+
+    .venv/bin/python benchmarks/bench_sim.py [--quick]
+
+Prints, each as the median of several rounds:
+  * full connection lives per second in the simulator (handshake, 100-byte
+    request, 100-byte response, four-way close, TIME-WAIT expiry);
+  * connect/accept/close cycles per second of this machine's kernel on
+    loopback (127.0.0.1), driven by Python sockets, for comparison;
+  * in-order bulk transfer in the simulator, MB of payload per wall second,
+    at MSS 1460 and at a loopback-sized MSS (65483).
+Goals (issue 3): simulator lives/s >= kernel loopback cycles/s; bulk >= 100 MB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import time
+
+from tcplab.engine.config import TcpConfig
+from tcplab.engine.state import State
+from tcplab.sim.network import LinkSpec, Network
+
+REQ = b"q" * 100
+RESP = b"r" * 100
+
+
+def sim_lives(n: int) -> float:
+    """Connection lives per wall second, each run to the end of TIME-WAIT."""
+    net = Network(1)
+    net.trace.enabled = False
+    cfg = TcpConfig()
+    c = net.add_host("client", "192.0.2.1", cfg)
+    s = net.add_host("server", "192.0.2.2", cfg)
+    net.link(c, s, LinkSpec(delay=0.001))
+    lst = s.listen(s.bind("0.0.0.0", 80))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        cc = c.connect("192.0.2.2", 80, net.now)
+        cc.send(REQ, net.now)
+        net.run_until(lambda: bool(lst.accept_queue), what="accept")
+        sc = lst.accept()
+        assert sc is not None
+        net.run_until(lambda sc=sc: sc.readable_bytes >= 100, what="request")  # type: ignore[misc]
+        sc.recv(1000, net.now)
+        sc.send(RESP, net.now)
+        net.run_until(lambda: cc.readable_bytes >= 100, what="response")
+        cc.recv(1000, net.now)
+        cc.close(net.now)
+        net.run_until(lambda sc=sc: sc.at_eof, what="FIN")  # type: ignore[misc]
+        sc.close(net.now)
+        net.run()  # through TIME-WAIT expiry
+        assert cc.current_state() is State.CLOSED and sc.current_state() is State.CLOSED
+    return n / (time.perf_counter() - t0)
+
+
+def kernel_loopback_cycles(n: int) -> float:
+    """connect/accept/close cycles per second on 127.0.0.1 (Python sockets)."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(128)
+    addr = srv.getsockname()
+    t0 = time.perf_counter()
+    try:
+        for _ in range(n):
+            cli = socket.create_connection(addr)
+            conn, _ = srv.accept()
+            cli.sendall(REQ)
+            conn.recv(1000)
+            conn.sendall(RESP)
+            cli.recv(1000)
+            cli.close()
+            conn.close()
+    finally:
+        srv.close()
+    return n / (time.perf_counter() - t0)
+
+
+def sim_bulk(total: int, mss: int) -> float:
+    """In-order payload MB per wall second, one direction, no loss."""
+    net = Network(2)
+    net.trace.enabled = False
+    cfg = TcpConfig(mss=mss, rcv_buf=4 << 20, snd_buf=4 << 20, delayed_ack=0.0,
+                    initial_cwnd_segments=64)
+    c = net.add_host("client", "192.0.2.1", cfg)
+    s = net.add_host("server", "192.0.2.2", cfg)
+    net.link(c, s, LinkSpec(delay=0.0005))
+    lst = s.listen(s.bind("0.0.0.0", 80))
+    cc = c.connect("192.0.2.2", 80, net.now)
+    net.run_until(lambda: bool(lst.accept_queue))
+    sc = lst.accept()
+    assert sc is not None
+    chunk = bytes(1 << 20)
+    sent = got = 0
+    t0 = time.perf_counter()
+    while got < total:
+        if sent < total:
+            sent += cc.send(chunk[: min(len(chunk), total - sent)], net.now)
+        net.step()
+        if sc.rcvbuf:
+            got += len(sc.recv(1 << 22, net.now))
+    return total / (time.perf_counter() - t0) / 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer iterations")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    n = 300 if args.quick else 2000
+    bulk = (16 << 20) if args.quick else (64 << 20)
+    rounds = 3 if args.quick else args.rounds
+    rows = {"sim lives/s": [], "kernel loopback cycles/s": [], "sim bulk MB/s (MSS 1460)": [],
+            "sim bulk MB/s (MSS 65483)": []}
+    for r in range(rounds):
+        # interleaved, so noise on this shared machine hits every figure alike
+        rows["sim lives/s"].append(sim_lives(n))
+        rows["kernel loopback cycles/s"].append(kernel_loopback_cycles(n))
+        rows["sim bulk MB/s (MSS 1460)"].append(sim_bulk(bulk // 4, 1460))
+        rows["sim bulk MB/s (MSS 65483)"].append(sim_bulk(bulk, 65483))
+        print(f"round {r + 1}/{rounds} done", flush=True)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"\n{'figure':32} {'median':>12} {'min':>12} {'max':>12}")
+    for k, v in rows.items():
+        print(f"{k:32} {med[k]:12.1f} {min(v):12.1f} {max(v):12.1f}")
+    ratio = med["sim lives/s"] / med["kernel loopback cycles/s"]
+    print(f"\nsim lives/s / kernel loopback cycles/s = {ratio:.2f}  (goal >= 1.0)")
+    print(f"bulk: {med['sim bulk MB/s (MSS 1460)']:.1f} MB/s at MSS 1460, "
+          f"{med['sim bulk MB/s (MSS 65483)']:.1f} MB/s at MSS 65483  (goal >= 100 MB/s)")
+
+
+if __name__ == "__main__":
+    main()
