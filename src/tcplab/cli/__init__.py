@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "One whole connection life, simulated and explained (start here)."),
     "sockets": ("tcplab.cli.sockets", "sockets", "Inspect the kernel's TCP sockets: states, queues, timers, owners"),
     "http": ("tcplab.cli.http", "http", "A small, fast HTTP/1.1 server on kernel sockets"),
+    "packetdrill": ("tcplab.cli.packetdrill", "packetdrill", "Run packetdrill scripts against the engine, in virtual time"),
     "lab": ("tcplab.cli.lab", "lab", "Practice labs on kernel sockets: TIME-WAIT, SO_REUSEADDR, close storms"),
 }
 

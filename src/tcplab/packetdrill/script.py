@@ -305,11 +305,11 @@ def parse_packet(direction: str, rest: str) -> PacketSpec:
     s = rest.strip()
     while s.startswith("[") or s.startswith("("):
         close = "]" if s[0] == "[" else ")"
-        end = s.find(close)
-        if end < 0:
+        close_at = s.find(close)
+        if close_at < 0:
             raise ValueError(f"unclosed {s[0]!r}")
-        annotations.append(s[1:end].strip())
-        s = s[end + 1:].strip()
+        annotations.append(s[1:close_at].strip())
+        s = s[close_at + 1:].strip()
     udp = re.search(r"/udp\(([^)]*)\)", s)
     if udp is not None:
         annotations.append("udp " + udp.group(1).strip())
