@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 import pytest
 
+from tcplab.wire import Mss, TcpSegment
+
 from . import harness
 from .harness import LOCAL_ISS, REMOTE_ISS, SYN_OPTIONS, WINDOW, Peer, incoming, outgoing
-from tcplab.wire import Mss, TcpSegment
 
 D = "delayed"  # marker: the reply comes when the delayed-ACK timer fires, not at once
 

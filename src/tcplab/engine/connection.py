@@ -34,7 +34,18 @@ from typing import TYPE_CHECKING, Any
 from tcplab.engine.errors import TcpError
 from tcplab.engine.state import State
 from tcplab.wire.seq import Seq
-from tcplab.wire.tcp import ACK, FIN, PSH, RST, SYN, Mss, TcpOption, TcpSegment, WindowScale
+from tcplab.wire.tcp import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    Mss,
+    Nop,
+    TcpOption,
+    TcpSegment,
+    WindowScale,
+)
 
 if TYPE_CHECKING:
     from tcplab.engine.config import TcpConfig
@@ -261,13 +272,14 @@ class Connection:
         win = self.rcv_wnd
         if flags & SYN:
             wfield = win if win < _MAX_WIN else _MAX_WIN  # never scaled in a SYN (RFC 7323 2.2)
+            edge = self.rcv_nxt + wfield
         else:
             wfield = win >> self.rcv_wscale
             if wfield > _MAX_WIN:
                 wfield = _MAX_WIN
             edge = self.rcv_nxt + (wfield << self.rcv_wscale)
-            if edge > self.rcv_adv:
-                self.rcv_adv = edge
+        if flags & ACK and edge > self.rcv_adv:
+            self.rcv_adv = edge
         return TcpSegment(self.lport, self.rport, int(seq), int(self.rcv_nxt) if flags & ACK else 0,
                           flags, wfield, 0, options, payload)
 
@@ -294,12 +306,17 @@ class Connection:
             shift = 0
             while (self.config.rcv_buf >> shift) > _MAX_WIN and shift < 14:
                 shift += 1
-            opts.append(WindowScale(shift))
+            opts += (Nop(), WindowScale(shift))  # NOP aligns it, as Linux sends it
         return tuple(opts)
 
     def _send_syn(self, now: float, with_ack: bool) -> None:
         flags = SYN | ACK if with_ack else SYN
-        self._send(self._make(flags, self.iss, b"", self._syn_options()), now)
+        opts = self._syn_options()
+        if with_ack and not self.rcv_wscale:
+            # RFC 7323 2.2: a SYN-ACK carries Window Scale only if the SYN did
+            # (rcv_wscale is set only when both sides offered it).
+            opts = tuple(o for o in opts if not isinstance(o, (Nop, WindowScale)))
+        self._send(self._make(flags, self.iss, b"", opts), now)
 
     def _apply_peer_syn_options(self, seg: TcpSegment, we_offered_wscale: bool) -> None:
         """MSS (RFC 9293 3.7.1) and window scale (RFC 7323 2.2) from the peer's SYN."""
@@ -343,6 +360,7 @@ class Connection:
         self.listener = listener
         self.irs = Seq(seg.seq)
         self.rcv_nxt = self.irs + 1
+        self.rcv_adv = self.rcv_nxt  # nothing advertised yet (the SYN-ACK will)
         self.snd_wnd = seg.window  # never scaled in a SYN
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = self.irs
@@ -645,12 +663,24 @@ class Connection:
         self.host.connection_closed(self, now)
         self._event(EV_CLOSED)
 
+    def _handshake_rto(self) -> None:
+        """RFC 6298 (5.7): the SYN (or SYN-ACK) was retransmitted and gave no RTT
+        sample, so data transmission starts with an RTO of 3 s (Linux: TCP_TIMEOUT_FALLBACK)."""
+        if self.srtt is None and self.rtx_count > 0 and self.config.rto_initial < 3.0:
+            self.rto = min(max(3.0, self.config.rto_min), self.config.rto_max)
+
     def _establish(self, now: float, cause: str) -> None:
         self.set_state(State.ESTABLISHED, cause, now)
+        self._handshake_rto()
         self.rtx_count = 0
         if self.syn_data:
+            # Text that came on the SYN, queued until now (RFC 9293 3.10.7.2): it
+            # is acknowledged like any other in-order data.
+            self.ack_pending += len(self.syn_data)
             self._accept_in_order(self.syn_data)
             self.syn_data = b""
+            if self.config.delayed_ack > 0:
+                self._arm_delack(now)
         if self.passive:
             self.host.established_passive(self, now)
         self._event(EV_CONNECTED)
@@ -674,6 +704,24 @@ class Connection:
                 and seq == self.irs:
             self._send_syn(now, with_ack=True)
             self.host.drop(seg, self, now, "duplicate SYN: SYN-ACK sent again")
+            return
+        # Simultaneous open (RFC 9293 Figure 8, line 6): the peer's SYN-ACK
+        # repeats the SYN we already have (SEG.SEQ = IRS), so the first check
+        # would call it a duplicate and the open would hang on challenge ACKs.
+        # Like Linux (tcp_validate_incoming), take it when it acknowledges
+        # exactly our SYN.
+        if st is State.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK \
+                and not flags & RST and seq == self.irs and Seq(seg.ack) == self.snd_max:
+            self.host.drop(seg, self, now, "SYN-ACK in SYN-RECEIVED (simultaneous open)",
+                           accepted=True)
+            self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 2.2)
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            self.snd_wl1, self.snd_wl2 = seq, Seq(seg.ack)
+            self._ack_advance(Seq(seg.ack), now)
+            self._establish(now, "SYN-ACK received in SYN-RECEIVED (simultaneous open)")
+            if self.fin_queued:
+                self.set_state(State.FIN_WAIT_1, "queued close", now)
+            self.output(now)
             return
         # ---- first: check the sequence number (RFC 9293 3.10.7.4, table of 4 cases)
         if not self._acceptable(seq, seg):
@@ -1035,6 +1083,7 @@ class Connection:
             return
         self.irs = Seq(seg.seq)
         self.rcv_nxt = self.irs + 1
+        self.rcv_adv = self.rcv_nxt  # nothing advertised yet
         offered_ws = any(isinstance(o, WindowScale) for o in self._syn_options())
         self._apply_peer_syn_options(seg, offered_ws)
         if flags & ACK:
@@ -1048,8 +1097,8 @@ class Connection:
             self.snd_wl1 = self.irs
             self.snd_wl2 = ack
             self._cancel_rtx(now)
+            self._handshake_rto()
             self.rtx_count = 0
-            self.rto = max(self.rto, self.config.rto_min) if self.srtt is None else self.rto
             self.set_state(State.ESTABLISHED, "SYN-ACK received", now)
             if seg.payload:
                 self._accept_in_order(seg.payload)

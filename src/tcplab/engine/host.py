@@ -424,6 +424,7 @@ class Host:
         conn.snd_wl1 = Seq(seg.seq)
         conn.snd_wl2 = Seq(seg.ack)
         conn.rcv_buf = min(conn.rcv_buf, 0xFFFF)
+        conn.rcv_adv = conn.rcv_nxt + min(self.config.rcv_buf, 0xFFFF)  # the cookie SYN-ACK's
         self.conns[key] = conn
         self.stats["syn_cookies_accepted"] += 1
         name = conn.name
@@ -480,7 +481,8 @@ class Host:
 
     def _time_wait_segment(self, key: Key, seg: TcpSegment, now: float) -> bool:
         """A segment for a TIME-WAIT entry.  True: hand it on to the listener."""
-        entry = self.time_wait.by_key[key]
+        entry = self.time_wait.get(key)
+        assert entry is not None  # the caller checked ``key in self.time_wait``
         name = entry.name or f"{key[0]}:{key[1]}-{key[2]}:{key[3]}"
         flags = seg.flags
         src, dst = key[2], key[0]
