@@ -149,16 +149,18 @@ class HttpConnection:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        url = b"".join(self._url)
-        try:
-            parsed = httptools.parse_url(url)
-            path = (parsed.path or b"/").decode("latin-1")
-            query = (parsed.query or b"").decode("latin-1")
-        except httptools.HttpParserInvalidURLError:
-            if url == b"*":
+        url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
+        if url[:1] == b"/" and b"?" not in url and b"#" not in url:
+            path, query = url.decode("latin-1"), ""  # the usual origin-form, no query
+        else:
+            try:
+                parsed = httptools.parse_url(url)
+                path = (parsed.path or b"/").decode("latin-1")
+                query = (parsed.query or b"").decode("latin-1")
+            except httptools.HttpParserInvalidURLError:
+                if url != b"*":
+                    self._raise(HttpError(400, "malformed request target"))
                 path, query = "*", ""
-            else:
-                self._raise(HttpError(400, "malformed request target"))
         keep_alive = bool(self._parser.should_keep_alive())
         request = Request(
             method=self._parser.get_method().decode("ascii"),

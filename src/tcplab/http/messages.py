@@ -36,7 +36,7 @@ class Limits:
     max_connections: int = 512  # more at once -> 503 and close
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Request:
     """One parsed request, with the connection it came on."""
 

@@ -69,6 +69,7 @@ class HttpProtocol(asyncio.Protocol):
         self._conn: HttpConnection | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_is_request = False
+        self._deadline = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
@@ -153,20 +154,32 @@ class HttpProtocol(asyncio.Protocol):
             pass
 
     def _arm(self, request: bool) -> None:
-        self._cancel_timer()
+        # One timer per connection, moved lazily: re-arming only sets a new deadline, and
+        # the callback re-schedules itself if it fires early (cheap per request).
         limits = self._state.limits
-        delay = limits.request_timeout if request else limits.keepalive_timeout
+        loop = self._loop
+        assert loop is not None
         self._timer_is_request = request
-        assert self._loop is not None
-        self._timer = self._loop.call_later(delay, self._on_timeout)
+        self._deadline = loop.time() + (limits.request_timeout if request
+                                        else limits.keepalive_timeout)
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _on_timeout(self) -> None:
+    def _on_timer(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+            return
         self._timer = None
+        self._on_timeout()
+
+    def _on_timeout(self) -> None:
         if self._conn is None or self._transport is None or self._transport.is_closing():
             return
         out = self._conn.timeout()

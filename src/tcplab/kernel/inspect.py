@@ -73,23 +73,31 @@ def row_cells(s: TcpSocket, owners: dict[int, list[Process]]) -> tuple[str, ...]
 
 
 def format_plain(sockets: Sequence[TcpSocket], owners: dict[int, list[Process]]) -> str:
-    """A fixed-width text table (fast for 10,000 rows; what goes to a pipe)."""
-    rows = [row_cells(s, owners) for s in sockets]
-    widths = [len(c) for c in COLUMNS]
-    for r in rows:
-        for i, c in enumerate(r):
-            if len(c) > widths[i]:
-                widths[i] = len(c)
-    right = {1, 2, 6, 7}
+    """A fixed-width text table (what goes to a pipe; 10,000 rows in a few milliseconds).
 
-    def line(cells: Sequence[str]) -> str:
-        parts = [c.rjust(widths[i]) if i in right else c.ljust(widths[i])
-                 for i, c in enumerate(cells)]
-        return "  ".join(parts).rstrip()
-
-    out = [line(COLUMNS)]
-    out.extend(line(r) for r in rows)
-    return "\n".join(out) + "\n"
+    Column widths come from the few distinct addresses, uids and timers rather than from
+    every row, and each row is one f-string: this is what keeps up with ``ss``.
+    """
+    if not sockets:
+        return "  ".join(COLUMNS) + "\n"
+    addrs = {s.local_addr for s in sockets} | {s.remote_addr for s in sockets}
+    wa = max(len(a) + (2 if ":" in a else 0) for a in addrs) + 6  # ":" and up to 5 digits
+    wq = max(6, len(str(max(max(s.recv_q, s.send_q) for s in sockets))))
+    wt = max(len("Timer"), *(len(t) + 7 for t in {s.timer for s in sockets}))
+    wu = max(3, *(len(str(u)) for u in {s.uid for s in sockets}))
+    wi = max(5, len(str(max(s.inode for s in sockets))))
+    left = format_time_left
+    lines = [f"{'State':<12}  {'Recv-Q':>{wq}}  {'Send-Q':>{wq}}  {'Local':<{wa}}  "
+             f"{'Peer':<{wa}}  {'Timer':<{wt}}  {'Uid':>{wu}}  {'Inode':>{wi}}  Process"]
+    lines.extend(
+        f"{st:<12}  {rq:>{wq}}  {sq:>{wq}}  "
+        f"{f'[{la}]:{lp}' if fam == 6 else f'{la}:{lp}':<{wa}}  "
+        f"{f'[{ra}]:{rp}' if fam == 6 else f'{ra}:{rp}':<{wa}}  "
+        f"{(f'{tm} {ex / 1000:.1f}s' if ex < 60_000 else f'{tm} {left(ex)}') if tm else '':<{wt}}"
+        f"  {uid:>{wu}}  {ino:>{wi}}  {_process_text(owners[ino]) if ino in owners else ''}"
+        for (fam, st, la, lp, ra, rp, rq, sq, tm, ex, _rt, uid, ino) in sockets
+    )
+    return "\n".join(lines) + "\n"
 
 
 def format_counts(counts: dict[str, int]) -> str:

@@ -202,17 +202,61 @@ def _request(family: int, states: int, sockid: bytes, flags: int, seq: int) -> b
     return header + body
 
 
+# One whole netlink record without attributes: nlmsghdr + inet_diag_msg (88 bytes), with
+# each address split into its first 4 bytes (all of IPv4) and the other 12.
+_RECORD = struct.Struct("=IHHIIBBBBHH4s12s4s12sIIIIIIII")
+_RECORD_SIZE = _RECORD.size
+
+
 def _parse_messages(buf: memoryview, out: list[TcpSocket]) -> bool:
-    """Append the sockets in one netlink datagram to ``out``; True when the dump is done."""
-    unpack_hdr = _NLMSGHDR.unpack_from
-    unpack_msg = _MSG.unpack_from
+    """Append the sockets in one netlink datagram to ``out``; True when the dump is done.
+
+    Fast path: each socket record (header and inet_diag_msg, attributes skipped) is
+    decoded with one ``unpack_from`` and built with ``tuple.__new__`` (no Python-level
+    constructor); anything else (NLMSG_DONE, errors) goes through the general loop.
+    """
+    end = len(buf)
+    offset = 0
+    new = tuple.__new__
+    unpack = _RECORD.unpack_from
     ntohs = socket.ntohs
     ntop = socket.inet_ntop
     af4, af6 = socket.AF_INET, socket.AF_INET6
     states = STATES
     timers = TIMERS
     append = out.append
-    offset = 0
+    cache4: dict[bytes, str] = {}
+    last = end - _RECORD_SIZE
+    while offset <= last:
+        (length, mtype, _f, _q, _p, fam, st, tmr, retrans, sport, dport, s4, s12, d4, d12,
+         _if, _c0, _c1, expires, rq, wq, uid, inode) = unpack(buf, offset)
+        if length < _RECORD_SIZE or mtype != SOCK_DIAG_BY_FAMILY:
+            break
+        if fam == af4:
+            la = cache4.get(s4)
+            if la is None:
+                la = cache4[s4] = ntop(af4, s4)
+            ra = cache4.get(d4)
+            if ra is None:
+                ra = cache4[d4] = ntop(af4, d4)
+            v = 4
+        else:
+            la = ntop(af6, s4 + s12)
+            ra = ntop(af6, d4 + d12)
+            v = 6
+        append(new(TcpSocket, (
+            v, states.get(st) or str(st), la, ntohs(sport), ra, ntohs(dport), rq, wq,
+            timers.get(tmr) or "", expires if tmr else 0, retrans, uid, inode)))
+        offset += (length + 3) & ~3
+    return _parse_general(buf, offset, out)
+
+
+def _parse_general(buf: memoryview, offset: int, out: list[TcpSocket]) -> bool:
+    unpack_hdr = _NLMSGHDR.unpack_from
+    unpack_msg = _MSG.unpack_from
+    ntohs = socket.ntohs
+    ntop = socket.inet_ntop
+    af4, af6 = socket.AF_INET, socket.AF_INET6
     end = len(buf)
     while offset + 16 <= end:
         length, mtype, _flags, _seq, _pid = unpack_hdr(buf, offset)
@@ -229,16 +273,12 @@ def _parse_messages(buf: memoryview, out: list[TcpSocket]) -> bool:
             (fam, st, tmr, retrans, sport, dport, src, dst, _if, _c0, _c1,
              expires, rq, wq, uid, inode) = unpack_msg(buf, offset + 16)
             if fam == af4:
-                la = ntop(af4, src[:4])
-                ra = ntop(af4, dst[:4])
-                v = 4
+                la, ra, v = ntop(af4, src[:4]), ntop(af4, dst[:4]), 4
             else:
-                la = ntop(af6, src)
-                ra = ntop(af6, dst)
-                v = 6
-            append(TcpSocket(
-                v, states.get(st, str(st)), la, ntohs(sport), ra, ntohs(dport),
-                rq, wq, timers.get(tmr, str(tmr)), expires if tmr else 0, retrans, uid, inode,
+                la, ra, v = ntop(af6, src), ntop(af6, dst), 6
+            out.append(TcpSocket(
+                v, STATES.get(st, str(st)), la, ntohs(sport), ra, ntohs(dport),
+                rq, wq, TIMERS.get(tmr, str(tmr)), expires if tmr else 0, retrans, uid, inode,
             ))
         offset += (length + 3) & ~3
     return False
