@@ -37,6 +37,7 @@ import contextlib
 import errno
 import os
 import random
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -283,7 +284,7 @@ class TunBackend:
 
     # ------------------------------------------------------------ helpers
 
-    def popen_in_ns(self, argv: list[str], **kwargs: Any) -> Any:
+    def popen_in_ns(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         """Start a process inside the namespace (terminated on close)."""
         return self.ns.popen(argv, **kwargs)
 

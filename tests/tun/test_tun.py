@@ -1,0 +1,228 @@
+"""tcplab's TCP against the Linux kernel's, over a TUN device in a private namespace.
+
+Each test reads as what the two sides do: who connects, who sends, who closes
+first, and which state each side ends in (tcplab's from its own trace, the
+kernel's from sock_diag read inside the namespace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from tun_helpers import check_output, run
+
+from tcplab.engine.state import State
+from tcplab.kernel.sockets import TcpSocket
+from tcplab.trace import Trace
+from tcplab.tun import TunBackend, bulk_config
+from tcplab.tun.apps import http_get, start_http, start_kernel_http
+from tcplab.tun.bulk import kernel_to_tcplab, tcplab_to_kernel
+from tcplab.tun.netns import list_tcplab_namespaces
+from tcplab.tun.peer import payload
+
+pytestmark = pytest.mark.timeout(60)
+
+MiB = 1 << 20
+
+
+def _need_curl() -> str:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.fail("curl is not installed: run tools/install-tun-deps.sh")
+    return curl
+
+
+def _tuple_socket(socks: list[TcpSocket], lport: int, rport: int) -> TcpSocket | None:
+    for s in socks:
+        if s.local_port == lport and s.remote_port == rport:
+            return s
+    return None
+
+
+# ------------------------------------------------------------------ the basics
+
+
+def test_namespace_and_device_exist_only_while_the_backend_runs() -> None:
+    async def scenario() -> str:
+        async with TunBackend() as b:
+            assert b.netns in list_tcplab_namespaces()
+            rc, out, _ = await check_output(b.ns.exec_argv(["ip", "-o", "addr", "show"]))
+            assert rc == 0
+            assert "192.0.2.1/24" in out and "tcplab0" in out
+            rc, routes, _ = await check_output(b.ns.exec_argv(["ip", "route", "show"]))
+            assert "default" not in routes  # no way out of the namespace
+            return b.netns
+
+    name = run(scenario())
+    assert name not in list_tcplab_namespaces()
+
+
+def test_kernel_connect_to_closed_port_is_refused() -> None:
+    async def scenario() -> None:
+        async with TunBackend() as b:
+            loop = asyncio.get_running_loop()
+            sock = b.ns.call(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.setblocking(False)
+            try:
+                with pytest.raises(ConnectionRefusedError):
+                    await asyncio.wait_for(loop.sock_connect(sock, (b.addr, 9)), 5)
+            finally:
+                sock.close()
+            resets = [e for e in b.trace.segments("send") if "R" in e["flags"]]
+            assert resets, "tcplab answered the SYN with a RST"
+
+    run(scenario())
+
+
+# ------------------------------------------------------------------ curl and tcplab's HTTP
+
+
+def test_curl_keepalive_two_requests_on_one_connection() -> None:
+    curl = _need_curl()
+
+    async def scenario() -> None:
+        async with TunBackend() as b:
+            server, state = await start_http(b, 80)
+            url = f"http://{b.addr}/"
+            rc, out, err = await check_output(b.ns.exec_argv(
+                [curl, "-sS", "--max-time", "10", "-o", "/dev/null", "-o", "/dev/null",
+                 "-w", "%{http_code} %{num_connects}\n", url, url]))
+            assert rc == 0, err
+            assert out.split() == ["200", "1", "200", "0"]  # second request reused it
+            assert state.total_connections == 1
+            syns = [e for e in b.trace.segments("recv") if e["flags"] == "S"]
+            assert len(syns) == 1
+            server.close()
+
+    run(scenario())
+
+
+def test_curl_connection_close_then_tcplab_in_time_wait_and_kernel_closed() -> None:
+    curl = _need_curl()
+
+    async def scenario() -> None:
+        async with TunBackend() as b:
+            server, _state = await start_http(b, 80)
+            rc, out, err = await check_output(b.ns.exec_argv(
+                [curl, "-sS", "-i", "--max-time", "10", "-H", "Connection: close",
+                 f"http://{b.addr}/"]))
+            assert rc == 0, err
+            assert out.startswith("HTTP/1.1 200")
+            assert "connection: close" in out.lower()
+            # tcplab's server closed first: tcplab is the one in TIME-WAIT ...
+            syn = next(e for e in b.trace.segments("recv") if e["flags"] == "S")
+            cport = int(syn["src"].rsplit(":", 1)[1])
+            assert b.host.in_time_wait((b.addr, 80, b.kernel_addr, cport))
+            assert b.trace.states("tcplab")[-1] == "TIME-WAIT"
+            # ... and the kernel's socket went through LAST-ACK to CLOSED (gone).
+            await b.wait_kernel(lambda socks: _tuple_socket(socks, cport, 80) is None,
+                                5, "curl's socket to close")
+            server.close()
+
+    run(scenario())
+
+
+# ------------------------------------------------------------------ tcplab as the client
+
+
+def test_tcplab_fetches_from_kernel_http_server_and_kernel_ends_in_time_wait(
+        tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<h1>served by the kernel</h1>\n")
+
+    async def scenario() -> None:
+        async with TunBackend() as b:
+            await start_kernel_http(b, tmp_path, 8000)
+            reply = await http_get(b, 8000, "/index.html")
+            assert reply.status == 200
+            assert reply.body == b"<h1>served by the kernel</h1>\n"
+            lport = reply.local[1]
+            # http.server (HTTP/1.0) closes first: the kernel waits in TIME-WAIT ...
+            socks = await b.wait_kernel(
+                lambda s: (x := _tuple_socket(s, 8000, lport)) is not None
+                and x.state == "TIME-WAIT", 5, "the kernel's socket in TIME-WAIT")
+            tw = _tuple_socket(socks, 8000, lport)
+            assert tw is not None and tw.timer == "time-wait" and tw.expires_ms > 50_000
+            # ... and tcplab, the passive closer, went LAST-ACK -> CLOSED.
+            key = (b.addr, lport, b.kernel_addr, 8000)
+            assert key not in b.host.conns and not b.host.in_time_wait(key)
+            mine = [e["to"] for e in b.trace.of_kind("state")
+                    if e["host"] == "tcplab" and e["conn"].startswith(f"{b.addr}:{lport}-")]
+            assert mine[-3:] == ["CLOSE-WAIT", "LAST-ACK", "CLOSED"]
+
+    run(scenario())
+
+
+def test_kernel_closes_first_seen_by_the_state_watcher() -> None:
+    """A kernel socket closes first; the merged trace shows the kernel's FIN-WAIT and TIME-WAIT."""
+
+    async def scenario() -> None:
+        async with TunBackend(poll_interval=0.01) as b:
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+
+            class Echo(asyncio.Protocol):
+                def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                    self.t = transport
+
+                def eof_received(self) -> bool | None:
+                    return True  # keep our side open for a moment: the kernel waits in FIN-WAIT-2
+
+                def connection_lost(self, exc: Exception | None) -> None:
+                    if not done.done():
+                        done.set_result(None)
+
+            from tcplab import aio
+            protos: list[Echo] = []
+
+            def factory() -> asyncio.Protocol:
+                protos.append(Echo())
+                return protos[-1]
+
+            await aio.start_server(b.host, factory, port=7, kick=b.kick)
+            sock = b.ns.call(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.setblocking(False)
+            await asyncio.wait_for(loop.sock_connect(sock, (b.addr, 7)), 5)
+            kport = sock.getsockname()[1]
+            sock.close()  # the kernel sends FIN first
+            await b.wait_kernel(lambda s: (x := _tuple_socket(s, kport, 7)) is not None
+                                and x.state == "FIN-WAIT-2", 5, "FIN-WAIT-2")
+            await asyncio.sleep(0.05)
+            protos[0].t.close()  # now tcplab's FIN
+            await asyncio.wait_for(done, 5)
+            await b.wait_kernel(lambda s: (x := _tuple_socket(s, kport, 7)) is not None
+                                and x.state == "TIME-WAIT", 5, "TIME-WAIT")
+            await asyncio.sleep(0.05)
+            conn = protos[0].t.get_extra_info("connection")
+            assert conn.current_state() is State.CLOSED
+            kernel = b.trace.states("kernel")
+            assert "FIN-WAIT-2" in kernel and kernel[-1] == "TIME-WAIT"
+            assert b.trace.states("tcplab")[-1] == "CLOSED"
+
+    run(scenario())
+
+
+# ------------------------------------------------------------------ 64 MiB each way
+
+
+@pytest.mark.parametrize("mtu", [1500])
+def test_64mib_each_direction_byte_exact(mtu: int) -> None:
+    n = 64 * MiB
+    data = payload(n)
+    digest = hashlib.sha256(data).hexdigest()
+
+    async def scenario() -> None:
+        async with TunBackend(mtu=mtu, config=bulk_config(mtu),
+                              trace=Trace(enabled=False)) as b:
+            got = await kernel_to_tcplab(b, n, timeout=40)
+            assert got.nbytes == n
+            assert got.sha256 == digest == got.peer["sha256"]
+            sent = await tcplab_to_kernel(b, data, timeout=40)
+            assert sent.peer["bytes"] == n
+            assert sent.peer["sha256"] == digest
+
+    run(scenario(), timeout=55)
