@@ -1,0 +1,46 @@
+"""`tcplab http serve` start-up errors: one clear explanation, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+
+from click.testing import CliRunner
+
+from tcplab.cli.http import http as http_command
+from tcplab.http.server import explain_port_in_use
+from tcplab.kernel.sockets import TcpSocket
+
+
+def test_taken_port_names_the_live_listener_and_its_process() -> None:
+    with socket.socket() as live:
+        live.bind(("127.0.0.1", 0))
+        live.listen()
+        port = live.getsockname()[1]
+        result = CliRunner().invoke(http_command, ["serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"port {port} is already in use" in result.output
+    assert "A live listener holds it" in result.output and "pid" in result.output
+    assert "Traceback" not in result.output
+
+
+def _tw(port: int, left_ms: int) -> TcpSocket:
+    return TcpSocket(4, "TIME-WAIT", "127.0.0.1", port, "127.0.0.1", 40000, 0, 0,
+                     "time-wait", left_ms, 0, 0, 0)
+
+
+def test_time_wait_explanation_lists_time_left_and_the_options() -> None:
+    text = explain_port_in_use("127.0.0.1", 8080, False, [_tw(8080, 41_000), _tw(8080, 12_000)])
+    assert "2 socket(s) in TIME-WAIT" in text
+    assert "41.0s left" in text and "wait 41.0s" in text
+    assert "--reuseaddr" in text and "--port N" in text
+
+
+def test_time_wait_explanation_with_reuseaddr_says_the_old_socket_lacked_it() -> None:
+    text = explain_port_in_use("127.0.0.1", 8080, True, [_tw(8080, 5_000)])
+    assert "old server's sockets did not have it" in text
+
+
+def test_address_not_on_this_machine_is_one_clear_line() -> None:
+    result = CliRunner().invoke(http_command, ["serve", "--host", "192.0.2.1", "--port", "0"])
+    assert result.exit_code == 1
+    assert "not an address of this machine" in result.output
