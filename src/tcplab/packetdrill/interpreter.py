@@ -60,7 +60,7 @@ from tcplab.packetdrill.script import (
 from tcplab.packetdrill.sockets import O_NONBLOCK, O_RDWR, PORT, SocketLayer, SysError, WouldBlock
 from tcplab.trace import Trace
 from tcplab.wire.ip import parse_ip_tcp
-from tcplab.wire.tcp import SYN, TcpSegment
+from tcplab.wire.tcp import ACK, SYN, TcpSegment
 
 LOCAL4, REMOTE4 = "192.168.0.1", "192.0.2.1"
 LOCAL6, REMOTE6 = "fd3d:fa7b:d17d::1", "2001:db8::1"
@@ -174,6 +174,10 @@ class Runner:
                 else:
                     at = base + t.start if t.kind == "relative" else t.start
                     lo, hi = at - self.tolerance, at + self.tolerance
+                if self.profile.adapt and act.flags == ACK and not act.length:
+                    # RFC 9293 3.8.6.3 lets an ACK wait (< 0.5 s); FreeBSD ACKs every
+                    # second segment at once, the engine after its delayed-ACK timer.
+                    hi += self.host.config.delayed_ack
                 base = self._outbound(act, lo, hi)
                 continue
             if t.kind == "any":
@@ -214,6 +218,10 @@ class Runner:
         if not self.sent:
             raise Fail("expected packet not sent", f"nothing sent by {hi:.3f}")
         s = self.sent.pop(0)
+        if s.t > hi - self.host.config.delayed_ack + self.tolerance + _EPS and \
+                self.profile.adapt and spec.flags == ACK:
+            self.notes.append("a pure ACK came after the engine's delayed-ACK timer where "
+                              "FreeBSD ACKs at once (RFC 9293 3.8.6.3 allows the delay)")
         if s.t < lo - _EPS or s.t > hi + _EPS:
             raise Fail(f"packet sent at {s.t:.3f}, expected in [{lo:.3f}, {hi:.3f}]",
                        self._describe(s))
@@ -227,7 +235,7 @@ class Runner:
         conn = self.socks.conns.get(key)
         ctx = Context(tup.isn, self.profile.adapt, tup.peer_syn, tup.engine_syn,
                       tup.fb_shift, conn.rcv_wscale if conn is not None else 0,
-                      self.fb_rcvbuf, conn.rcv_buf if conn is not None
+                      self._fb_rcvbuf(conn), conn.rcv_buf if conn is not None
                       else self.host.config.rcv_buf)
         notes: list[str] = []
         why = match(spec, s.seg, ctx, notes)
@@ -252,11 +260,42 @@ class Runner:
             tup.peer_syn = names
             if tup.fb_syn_ws is not None and "wscale" in names:
                 tup.fb_shift = tup.fb_syn_ws
+        seq = spec.seq_start & MASK
+        conn = self.socks.conns.get((lport, rport))
+        if self.profile.adapt and conn is not None and conn.state.synchronized \
+                and not spec.absolute:
+            seq = self._map_right_edge(conn, seq)
         ack = (spec.ack + isn) & MASK if spec.ack is not None else 0
         window = spec.window if spec.window is not None else 65535
-        seg = TcpSegment(rport, lport, spec.seq_start & MASK, ack, spec.flags, window, 0, opts,
+        seg = TcpSegment(rport, lport, seq, ack, spec.flags, window, 0, opts,
                          b"\0" * spec.length)
         self.host.receive_segment(self.remote, self.local, seg, self.now)
+
+    def _fb_rcvbuf(self, conn: Connection | None) -> int:
+        """FreeBSD's receive buffer: once synchronized, rounded up to a multiple of the MSS."""
+        buf = self.fb_rcvbuf
+        if conn is not None and conn.state.synchronized and conn.snd_mss > 0:
+            buf = -(-buf // conn.snd_mss) * conn.snd_mss
+        return buf
+
+    def _map_right_edge(self, conn: Connection, seq: int) -> int:
+        """Keep a sequence number's distance from the right window edge (portable).
+
+        FreeBSD's receive window comes from its buffer (65700 octets); the
+        engine's is smaller.  A segment the script places at or beyond
+        FreeBSD's right edge is moved by the difference, so that "right
+        edge" and "outside right" tests probe the engine's own edges.
+        """
+        nxt = int(conn.rcv_nxt)
+        wnd_eng = max(conn.rcv_wnd, int(conn.rcv_adv) - nxt)
+        wnd_fb = self._fb_rcvbuf(conn) - conn.readable_bytes
+        off = (seq - nxt) & MASK
+        if wnd_fb > wnd_eng and wnd_eng <= off < 1 << 31:
+            self.notes.append("a sequence number beyond the engine's right window edge was "
+                              "moved by the difference between FreeBSD's receive window and "
+                              "the engine's (buffer policy)")
+            return (seq - (wnd_fb - wnd_eng)) & MASK
+        return seq
 
     # ------------------------------------------------------------------ system calls
 
@@ -442,7 +481,7 @@ class Runner:
             return
         drop = parse_tcpdrop(command)
         if drop == "TIME_WAIT":
-            for key in list(self.host.time_wait.by_key):
+            for key in self.host.time_wait.keys():
                 self.host.time_wait.remove(key)
             return
         first = command.split()[0] if command.split() else command
