@@ -1,41 +1,52 @@
 """TIME-WAIT in compact form, as Linux keeps ``tcp_timewait_sock`` mini-sockets.
 
 A connection that enters TIME-WAIT leaves the host's connection table and
-becomes a :class:`TimeWaitEntry`: the 4-tuple (as the table key), SND.NXT,
-RCV.NXT, the window, the SO_REUSEADDR flag and a deadline.  Nothing else of
-the connection is kept.
+becomes one entry here: the 4-tuple, SND.NXT, RCV.NXT, the window, the
+SO_REUSEADDR flag and a deadline.  Nothing else of the connection is kept.
+
+Storage: a million entries must fit in about 200 bytes each, so an entry is
+not an object.  The 4-tuple is packed into one integer (the dictionary key)
+and the rest into another (the value):
+
+    value = deadline_us << 122 | queue_index << 82 | reuse << 81
+            | rcv_wnd << 64 | rcv_nxt << 32 | snd_nxt
+
+(see :func:`_pack`).  :meth:`TimeWaitTable.get` unpacks a value into a
+short-lived :class:`TimeWaitEntry` for the code that processes a segment.
 
 Expiry: every entry lives exactly ``time_wait_length``, so entries expire in
-the order they were created; a FIFO queue gives O(1) expiry per entry and no
-per-tick cost that grows with the table.  An entry whose timer was restarted
-(a retransmitted FIN) is simply re-queued; its old queue item is skipped
-when it comes up, because the deadline no longer matches.
+the order they entered; a FIFO queue of keys gives O(1) expiry per entry and
+no per-tick cost that grows with the table.  A restarted entry (a
+retransmitted FIN) is queued again; the value remembers the index of its
+latest queue item, so an older item is recognised as stale when it reaches
+the head and is skipped, exactly and in O(1).
 
-Behaviour (RFC 9293 3.10.7.4 for TIME-WAIT, RFC 1337, RFC 6191, RFC 5961):
-
-* a retransmitted FIN is ACKed again and restarts the 2MSL timer;
-* a RST is ignored (RFC 1337) unless ``rfc1337`` is off;
-* a SYN whose sequence number is beyond RCV.NXT may reopen the 4-tuple
-  (RFC 1122 4.2.2.13 / RFC 6191 without timestamps); any other SYN gets a
-  challenge ACK (RFC 5961 4);
-* any other segment is answered with an ACK when it is not acceptable, and
-  otherwise dropped.
+Behaviour (in :mod:`tcplab.engine.host`, RFC 9293 3.10.7.4, RFC 1337,
+RFC 6191, RFC 5961): a retransmitted FIN is ACKed again and restarts the 2MSL
+timer; a RST is ignored (RFC 1337); a SYN beyond RCV.NXT may reopen the
+4-tuple; anything else unacceptable gets an ACK.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import deque
+from functools import lru_cache
+
+from tcplab.wire.checksum import addr_bytes, addr_str
 
 Key = tuple[str, int, str, int]
 
+_M32 = 0xFFFFFFFF
+
 
 class TimeWaitEntry:
-    """One connection in TIME-WAIT.  ``__slots__`` keeps it small."""
+    """An unpacked view of one TIME-WAIT entry (not what is stored)."""
 
     __slots__ = ("deadline", "name", "rcv_nxt", "rcv_wnd", "reuse", "snd_nxt")
 
     def __init__(self, snd_nxt: int, rcv_nxt: int, rcv_wnd: int, reuse: bool,
-                 deadline: float, name: str | None) -> None:
+                 deadline: float, name: str | None = None) -> None:
         self.snd_nxt = snd_nxt
         self.rcv_nxt = rcv_nxt
         self.rcv_wnd = rcv_wnd
@@ -44,82 +55,166 @@ class TimeWaitEntry:
         self.name = name  # kept only when tracing, for the trace's "conn" field
 
 
+@lru_cache(maxsize=65536)
+def _addr_int(addr: str) -> int:
+    b = addr_bytes(addr)
+    return int.from_bytes(b, "big") | (1 << 128 if len(b) == 16 else 0)
+
+
+def _addr_of(value: int) -> str:
+    if value >> 128:
+        return addr_str((value & ((1 << 128) - 1)).to_bytes(16, "big"))
+    return addr_str(value.to_bytes(4, "big"))
+
+
+def pack_key(key: Key) -> int:
+    """The 4-tuple as one integer: laddr | raddr | lport | rport."""
+    laddr, lport, raddr, rport = key
+    return (_addr_int(laddr) << 161) | (_addr_int(raddr) << 32) | (lport << 16) | rport
+
+
+def unpack_key(k: int) -> Key:
+    rport = k & 0xFFFF
+    lport = (k >> 16) & 0xFFFF
+    raddr = (k >> 32) & ((1 << 129) - 1)
+    laddr = k >> 161
+    return (_addr_of(laddr), lport, _addr_of(raddr), rport)
+
+
+# value layout, low to high: snd_nxt 32 | rcv_nxt 32 | window 17 | reuse 1 |
+# queue index 40 | deadline.  The deadline is stored as the bits of the IEEE
+# double: exact, and for non-negative values the bits order like the numbers.
+_QSHIFT = 82
+_DSHIFT = 122
+_QMASK = (1 << 40) - 1
+
+
+_DOUBLE = struct.Struct(">d")
+
+
+def _dbits(t: float) -> int:
+    return int.from_bytes(_DOUBLE.pack(max(t, 0.0)), "big")
+
+
+def _pack(snd_nxt: int, rcv_nxt: int, rcv_wnd: int, reuse: bool, deadline: float,
+          qindex: int) -> int:
+    return ((_dbits(deadline) << _DSHIFT) | ((qindex & _QMASK) << _QSHIFT)
+            | (int(reuse) << 81) | (min(rcv_wnd, 0x1FFFF) << 64) | ((rcv_nxt & _M32) << 32)
+            | (snd_nxt & _M32))
+
+
+def _deadline(v: int) -> float:
+    return float(_DOUBLE.unpack((v >> _DSHIFT).to_bytes(8, "big"))[0])
+
+
+def _unpack(v: int, name: str | None) -> TimeWaitEntry:
+    return TimeWaitEntry(v & _M32, (v >> 32) & _M32, (v >> 64) & 0x1FFFF, bool((v >> 81) & 1),
+                         _deadline(v), name)
+
+
 class TimeWaitTable:
     """The host's TIME-WAIT entries with FIFO expiry."""
 
-    __slots__ = ("by_key", "port_count", "port_noreuse", "queue")
+    __slots__ = ("_head", "_names", "_tab", "port_count", "port_noreuse", "queue")
 
     def __init__(self) -> None:
-        self.by_key: dict[Key, TimeWaitEntry] = {}
-        self.queue: deque[tuple[float, Key]] = deque()
+        self._tab: dict[int, int] = {}
+        self._names: dict[int, str] = {}  # only when tracing
+        self.queue: deque[int] = deque()
+        self._head = 0  # queue index of queue[0]: how many items were ever popped
         # (local addr, local port) -> entries, and entries without SO_REUSEADDR
         self.port_count: dict[tuple[str, int], int] = {}
         self.port_noreuse: dict[tuple[str, int], int] = {}
 
     def __len__(self) -> int:
-        return len(self.by_key)
+        return len(self._tab)
 
     def __contains__(self, key: Key) -> bool:
-        return key in self.by_key
+        return bool(self._tab) and pack_key(key) in self._tab
 
     def get(self, key: Key) -> TimeWaitEntry | None:
-        return self.by_key.get(key)
+        k = pack_key(key)
+        v = self._tab.get(k)
+        if v is None:
+            return None
+        return _unpack(v, self._names.get(k))
 
     def add(self, key: Key, entry: TimeWaitEntry) -> None:
-        old = self.by_key.get(key)
-        if old is not None:
+        k = pack_key(key)
+        if k in self._tab:
             self.remove(key)
-        self.by_key[key] = entry
-        self.queue.append((entry.deadline, key))
+        self._tab[k] = _pack(entry.snd_nxt, entry.rcv_nxt, entry.rcv_wnd, entry.reuse,
+                             entry.deadline, self._head + len(self.queue))
+        if entry.name is not None:
+            self._names[k] = entry.name
+        self.queue.append(k)
         lp = (key[0], key[1])
         self.port_count[lp] = self.port_count.get(lp, 0) + 1
         if not entry.reuse:
             self.port_noreuse[lp] = self.port_noreuse.get(lp, 0) + 1
 
     def restart(self, key: Key, deadline: float) -> None:
-        entry = self.by_key[key]
-        entry.deadline = deadline
-        self.queue.append((deadline, key))
+        """Move the entry's deadline later (a retransmitted FIN) and queue it again."""
+        k = pack_key(key)
+        v = self._tab[k]
+        qindex = self._head + len(self.queue)
+        self._tab[k] = ((v & ((1 << _QSHIFT) - 1)) | ((qindex & _QMASK) << _QSHIFT)
+                        | (_dbits(deadline) << _DSHIFT))
+        self.queue.append(k)
 
     def remove(self, key: Key) -> TimeWaitEntry | None:
-        entry = self.by_key.pop(key, None)
+        entry = self.get(key)
         if entry is None:
             return None
+        self._drop(pack_key(key), key, entry.reuse)
+        return entry
+
+    def _drop(self, k: int, key: Key, reuse: bool) -> None:
+        del self._tab[k]
+        self._names.pop(k, None)
         lp = (key[0], key[1])
         n = self.port_count[lp] - 1
         if n:
             self.port_count[lp] = n
         else:
             del self.port_count[lp]
-        if not entry.reuse:
+        if not reuse:
             m = self.port_noreuse[lp] - 1
             if m:
                 self.port_noreuse[lp] = m
             else:
                 del self.port_noreuse[lp]
-        return entry
 
-    def next_deadline(self) -> float | None:
+    def _head_live(self) -> int | None:
+        """The value of the entry at the queue's head, dropping stale items."""
         q = self.queue
+        tab = self._tab
         while q:
-            deadline, key = q[0]
-            entry = self.by_key.get(key)
-            if entry is not None and entry.deadline == deadline:
-                return deadline
-            q.popleft()  # stale: removed or restarted
+            v = tab.get(q[0])
+            if v is not None and (v >> _QSHIFT) & _QMASK == self._head & _QMASK:
+                return v
+            q.popleft()  # removed, or queued again later (restarted)
+            self._head += 1
         return None
 
+    def next_deadline(self) -> float | None:
+        v = self._head_live()
+        return None if v is None else _deadline(v)
+
     def pop_expired(self, now: float) -> list[tuple[Key, TimeWaitEntry]]:
+        """Remove and return every entry whose deadline is ``<= now``."""
         out: list[tuple[Key, TimeWaitEntry]] = []
-        q = self.queue
-        while q and q[0][0] <= now:
-            deadline, key = q.popleft()
-            entry = self.by_key.get(key)
-            if entry is None or entry.deadline != deadline:
-                continue
-            self.remove(key)
+        limit = _dbits(now)
+        while True:
+            v = self._head_live()
+            if v is None or v >> _DSHIFT > limit:
+                return out
+            k = self.queue.popleft()
+            self._head += 1
+            key = unpack_key(k)
+            entry = _unpack(v, self._names.get(k))
+            self._drop(k, key, entry.reuse)
             out.append((key, entry))
-        return out
 
     def holders(self, addr: str, port: int) -> tuple[int, int]:
         """(entries, entries without SO_REUSEADDR) on a local address and port."""
@@ -127,3 +222,6 @@ class TimeWaitTable:
 
     def addrs_on_port(self, port: int) -> list[str]:
         return [a for (a, p) in self.port_count if p == port]
+
+    def keys(self) -> list[Key]:
+        return [unpack_key(k) for k in self._tab]
