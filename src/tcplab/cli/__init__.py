@@ -21,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "One whole connection life, simulated and explained (start here)."),
     "sockets": ("tcplab.cli.sockets", "sockets", "Inspect the kernel's TCP sockets: states, queues, timers, owners"),
     "http": ("tcplab.cli.http", "http", "A small, fast HTTP/1.1 server on kernel sockets"),
+    "pcap": ("tcplab.cli.pcap", "pcap", "Draw the TCP connections of a pcap/pcapng capture, with both ends' states"),
     "packetdrill": ("tcplab.cli.packetdrill", "packetdrill", "Run packetdrill scripts against the engine, in virtual time"),
+    "tun": ("tcplab.cli.tun", "tun",
+            "tcplab's TCP on a TUN device, talking to the Linux kernel's TCP (needs root)"),
     "lab": ("tcplab.cli.lab", "lab", "Practice labs on kernel sockets: TIME-WAIT, SO_REUSEADDR, close storms"),
 }
 

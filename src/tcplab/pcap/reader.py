@@ -224,7 +224,7 @@ def read_packets(path: str | os.PathLike[str]) -> tuple[list[Packet], list[Event
     try:
         fp = open(path, "rb")  # noqa: SIM115 (closed in finally)
     except OSError as exc:
-        return packets, notes, CaptureError(f"cannot open {os.fspath(path)}: {exc.strerror}")
+        return packets, notes, CaptureError(f"cannot open: {exc.strerror}")
     try:
         tracked = _Tracked(fp)
         magic = fp.read(4)
@@ -238,9 +238,9 @@ def read_packets(path: str | os.PathLike[str]) -> tuple[list[Packet], list[Event
                 reader = dpkt.pcap.Reader(tracked)
             else:
                 return packets, notes, CaptureError(
-                    f"{os.fspath(path)}: not a pcap or pcapng file (starts with {magic.hex()})")
+                    f"not a pcap or pcapng file (starts with {magic.hex() or 'nothing'})")
         except (ValueError, dpkt.UnpackError, struct.error) as exc:
-            return packets, notes, CaptureError(f"{os.fspath(path)}: bad file header: {exc}")
+            return packets, notes, CaptureError(f"bad file header: {exc}")
         linktype = int(reader.datalink())
         tracked.counting = True
         number = 0
@@ -305,6 +305,6 @@ def read_capture(path: str | os.PathLike[str]) -> list[Event]:
                            f"packets"}
     events = [head, *sorted([*events, *notes], key=lambda e: float(e["t"]))]
     if error is not None:
-        error.events = events
+        error.events = events if packets else []
         raise error
     return events

@@ -85,7 +85,7 @@ def _steps(evs: list[Event]) -> tuple[list[str], list[dict[str, Any]]]:
                 hosts.append(h)
             tcb[h] = [str(snap.get("state", "?"))] + [snap.get(k) for k in _TCB_KEYS]
         elif isinstance(h, str) and e.get("kind") == "state" and h in tcb:
-            tcb[h] = [str(e.get("to"))] + tcb[h][1:]
+            tcb[h] = [str(e.get("to")), *tcb[h][1:]]
         step = _step_of(e)
         if step is None:
             continue
