@@ -109,6 +109,7 @@ class Peer:
         self.una = iss
         self.nxt = iss + 1
         self.fin: int | None = None
+        self.window = min(self.config.rcv_buf, WINDOW)  # what our SYN-ACK and ACKs offer
 
     # ---------------------------------------------------------------- time
 
@@ -206,7 +207,7 @@ def syn_received(config: TcpConfig | None = None) -> Peer:
     """Passive open: the peer's SYN arrived, our SYN-ACK is out."""
     p = listen(config)
     p.inject(incoming("S", REMOTE_ISS, options=(Mss(1460),)))
-    p.expect([outgoing("SA", p.iss, REMOTE_ISS + 1, options=SYN_OPTIONS)])
+    p.expect([outgoing("SA", p.iss, REMOTE_ISS + 1, window=p.window, options=SYN_OPTIONS)])
     p.seq, p.una, p.nxt, p.ack = REMOTE_ISS + 1, p.iss, p.iss + 1, p.iss + 1
     return p
 
@@ -237,7 +238,7 @@ def fin_wait_1(config: TcpConfig | None = None) -> Peer:
     p = established(config)
     assert p.conn is not None
     p.conn.shutdown(p.now)
-    p.expect([outgoing("FA", p.iss + 1, p.seq)])
+    p.expect([outgoing("FA", p.iss + 1, p.seq, window=p.window)])
     p.una, p.nxt, p.ack = p.iss + 1, p.iss + 2, p.iss + 1
     return p
 
@@ -256,7 +257,7 @@ def close_wait(config: TcpConfig | None = None) -> Peer:
     p.inject(incoming("FA", p.seq, p.iss + 1), at=p.now + 0.1)
     p.expect_nothing()
     p.advance(p.now + p.config.delayed_ack)
-    p.expect([outgoing("A", p.iss + 1, p.seq + 1)])
+    p.expect([outgoing("A", p.iss + 1, p.seq + 1, window=p.window)])
     p.fin, p.seq = p.seq, p.seq + 1
     return p
 
@@ -265,7 +266,7 @@ def closing(config: TcpConfig | None = None) -> Peer:
     """Simultaneous close: our FIN is out and unacknowledged when the peer's arrives."""
     p = fin_wait_1(config)
     p.inject(incoming("FA", p.seq, p.iss + 1))
-    p.expect([outgoing("A", p.iss + 2, p.seq + 1)])
+    p.expect([outgoing("A", p.iss + 2, p.seq + 1, window=p.window)])
     p.fin, p.seq = p.seq, p.seq + 1
     return p
 
@@ -274,7 +275,7 @@ def last_ack(config: TcpConfig | None = None) -> Peer:
     p = close_wait(config)
     assert p.conn is not None
     p.conn.close(p.now)
-    p.expect([outgoing("FA", p.iss + 1, p.seq)])
+    p.expect([outgoing("FA", p.iss + 1, p.seq, window=p.window)])
     p.una, p.nxt, p.ack = p.iss + 1, p.iss + 2, p.iss + 1
     return p
 
@@ -282,7 +283,7 @@ def last_ack(config: TcpConfig | None = None) -> Peer:
 def time_wait(config: TcpConfig | None = None) -> Peer:
     p = fin_wait_2(config)
     p.inject(incoming("FA", p.seq, p.iss + 2), at=p.now + 0.1)
-    p.expect([outgoing("A", p.iss + 2, p.seq + 1)])
+    p.expect([outgoing("A", p.iss + 2, p.seq + 1, window=p.window)])
     p.fin, p.seq = p.seq, p.seq + 1
     return p
 

@@ -493,8 +493,12 @@ class Connection:
 
     # ============================================================ output
 
-    def output(self, now: float) -> None:
-        """Send what the windows, Nagle and the state allow (RFC 9293 3.8.6, RFC 5681)."""
+    def output(self, now: float, force: bool = False) -> None:
+        """Send what the windows, Nagle and the state allow (RFC 9293 3.8.6, RFC 5681).
+
+        ``force``: the persist timer's override of sender SWS avoidance
+        (RFC 9293 3.8.6.2.1 (4)): send what the window allows, however small.
+        """
         st = self.state
         if st in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED,
                   State.TIME_WAIT):
@@ -521,7 +525,7 @@ class Connection:
                 # Nagle (RFC 9293 3.7.4): hold a small segment while data is
                 # unacknowledged, unless NODELAY.  Also hold if the window
                 # limits the segment but more data waits (sender SWS avoidance).
-                if size < avail and size < self.max_snd_wnd // 2:
+                if size < avail and size < self.max_snd_wnd // 2 and not force:
                     break
                 if not self.nodelay and flight > 0 and size == avail:
                     break
@@ -545,8 +549,13 @@ class Connection:
                 self._arm_rtx(now)
             if fin_now:
                 break
-        if not sent_any and self.snd_nxt == self.snd_una and self.snd_wnd == 0 \
-                and self.sndbuf and self.persist_at is None and self.rtx_at is None:
+        # Data waits and nothing is in flight, so no ACK will come to release
+        # it: a zero window (probe it, RFC 9293 3.8.6.1) or a window too small
+        # for sender SWS avoidance (the override timeout of 3.8.6.2.1).  The
+        # persist timer covers both.
+        if not sent_any and self.snd_nxt == self.snd_una \
+                and len(self.sndbuf) > self.snd_nxt - self.sndbuf_seq \
+                and self.persist_at is None and self.rtx_at is None:
             self.persist_at = now + self.rto
             self.host.schedule(self, self.persist_at)
             self._timer_trace(now, "persist", "armed", self.persist_at)
@@ -593,7 +602,7 @@ class Connection:
         """Zero-window probe (RFC 9293 3.8.6.1): one octet beyond the window."""
         self._timer_trace(now, "persist", "fired", None)
         if self.snd_wnd > 0 or not self.sndbuf or not self.state.synchronized:
-            self.output(now)
+            self.output(now, force=True)
             return
         off = self.snd_nxt - self.sndbuf_seq
         if off >= len(self.sndbuf):
@@ -852,8 +861,10 @@ class Connection:
         if ack > self.snd_una:
             self._ack_advance(ack, now)
         elif ack == self.snd_una and not seg.payload and not seg.flags & FIN \
-                and (seg.window << self.snd_wscale) == self.snd_wnd \
+                and (seg.window << self.snd_wscale) == self.snd_wnd != 0 \
                 and self.snd_max != self.snd_una:
+            # A duplicate ACK (RFC 5681 2).  The answer to a zero-window probe
+            # is not one: the probe octet was outside the window, nothing is lost.
             self._dupack(now)
         # Window update (RFC 9293 3.10.7.4): only from a newer segment.
         seq = Seq(seg.seq)
