@@ -24,6 +24,7 @@ from tcplab.http.app import hello_handler
 from tcplab.http.messages import Limits
 from tcplab.http.server import ServerThread
 from tcplab.kernel.sockets import list_sockets
+from tcplab.lab.timewait import free_port
 
 __all__ = ["MAX_REQUESTS", "MODES", "Sample", "StormResult", "run_close_storm"]
 
@@ -107,7 +108,8 @@ def run_close_storm(n: int = 200, modes: tuple[str, ...] = MODES, samples: int =
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
         limits = Limits(max_connections=max(64, n + 16), keepalive_timeout=30)
-        with ServerThread(handler=hello_handler, limits=limits) as srv:
+        # A port without old TIME-WAIT sockets, so that the counts are this run's only.
+        with ServerThread(handler=hello_handler, limits=limits, port=free_port()) as srv:
             result = StormResult(mode, srv.port)
             start = time.monotonic()
             keep: socket.socket | None = None

@@ -107,12 +107,16 @@ class TimeWaitResult:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing holds now (the kernel's pick for bind(0); it never connected)."""
+    """A port no socket uses at either end (bind(0) may pick one with TIME-WAIT sockets)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    port = 0
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if not list_sockets(port=port).sockets:
+            return int(port)
+    return port
 
 
 def try_restart(host: str, port: int, reuseaddr: bool) -> tuple[bool, str | None, str | None]:
