@@ -25,8 +25,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "packetdrill": ("tcplab.cli.packetdrill", "packetdrill", "Run packetdrill scripts against the engine, in virtual time"),
     "tun": ("tcplab.cli.tun", "tun",
             "tcplab's TCP on a TUN device, talking to the Linux kernel's TCP (needs root)"),
-    "tun": ("tcplab.cli.tun", "tun",
-            "tcplab's TCP on a TUN device, talking to the Linux kernel's TCP (needs root)"),
     "lab": ("tcplab.cli.lab", "lab", "Practice labs on kernel sockets: TIME-WAIT, SO_REUSEADDR, close storms"),
 }
 
