@@ -218,7 +218,7 @@ class Runner:
         if not self.sent:
             raise Fail("expected packet not sent", f"nothing sent by {hi:.3f}")
         s = self.sent.pop(0)
-        if s.t > hi - self.host.config.delayed_ack + self.tolerance + _EPS and \
+        if s.t > hi - self.host.config.delayed_ack + _EPS and \
                 self.profile.adapt and spec.flags == ACK:
             self.notes.append("a pure ACK came after the engine's delayed-ACK timer where "
                               "FreeBSD ACKs at once (RFC 9293 3.8.6.3 allows the delay)")
@@ -573,6 +573,8 @@ def run_script(path: str | Path, profile: Profile | str = "portable",
         res.status, res.reason = SKIP, exc.reason
     except Fail as exc:
         res.status, res.reason, res.actual = FAIL, exc.reason, exc.actual
+    except SysError as exc:
+        res.status, res.reason = FAIL, f"{E.errorcode.get(exc.errno, exc.errno)}: {exc}"
     except (TcpError, ValueError) as exc:
         res.status, res.reason = FAIL, f"{type(exc).__name__}: {exc}"
     if runner is not None:
