@@ -481,7 +481,7 @@ class Runner:
             return
         drop = parse_tcpdrop(command)
         if drop == "TIME_WAIT":
-            for key in self.host.time_wait.keys():
+            for key in self.host.time_wait.keys():  # noqa: SIM118 (a list, not a dict)
                 self.host.time_wait.remove(key)
             return
         first = command.split()[0] if command.split() else command

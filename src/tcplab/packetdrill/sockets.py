@@ -231,7 +231,7 @@ class SocketLayer:
         """How many TCBs on the host are in ``rfc_state`` (sockstat)."""
         n = 0
         if rfc_state == "TIME-WAIT":
-            return sum(1 for key in self.host.time_wait.keys()
+            return sum(1 for key in self.host.time_wait.keys()  # noqa: SIM118
                        if port is None or key[1] == port)
         if rfc_state == "LISTEN":
             return sum(1 for lst in self.host.listeners.values()
