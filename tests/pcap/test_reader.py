@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tcplab.cli.pcap import pcap as pcap_cli
 from tcplab.pcap.reader import CaptureError, read_capture
 from tcplab.pcap.writer import pcap_bytes, wire_events, write_pcap
-from tcplab.render.sample import engine_trace
+from tcplab.render.sample import engine_trace, lose_first_fin
 
 
 def _states(events: list[dict[str, Any]], host: str) -> list[str]:
@@ -66,16 +66,9 @@ def test_read_link_types_and_infer_both_sides(tmp_path: Path, linktype: int, wra
 
 
 def test_lost_fin_retransmission_is_flagged(tmp_path: Path) -> None:
-    lost = {"done": False}
-
-    def drop(e: dict[str, Any], n: int) -> bool:
-        if not lost["done"] and "F" in e["flags"] and e["host"] == "server":
-            lost["done"] = True
-            return True
-        return False
     # A capture at the server sees the lost FIN too (it left the server).
     path = tmp_path / "lossy.pcap"
-    write_pcap(engine_trace(drop=drop), path)
+    write_pcap(engine_trace(drop=lose_first_fin("server")), path)
     events = read_capture(path)
     fins = [e for e in events if e["kind"] == "segment" and e["src"] == SERVER
             and "F" in e["flags"]]

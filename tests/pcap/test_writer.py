@@ -10,7 +10,7 @@ from typing import Any
 import dpkt
 
 from tcplab.pcap.writer import LINKTYPE_RAW, write_pcap
-from tcplab.render.sample import engine_trace
+from tcplab.render.sample import engine_trace, lose_first_fin
 from tcplab.trace import to_json_event
 
 
@@ -24,14 +24,7 @@ def _ones(data: bytes) -> int:
 
 
 def _lossy() -> list[dict[str, Any]]:
-    lost = {"done": False}
-
-    def drop(e: dict[str, Any], n: int) -> bool:
-        if not lost["done"] and "F" in e["flags"] and e["host"] == "server":
-            lost["done"] = True
-            return True
-        return False
-    return engine_trace(drop=drop)
+    return engine_trace(drop=lose_first_fin("server"))
 
 
 def _check(events: list[dict[str, Any]], path: Path, verify_payload: bool) -> None:

@@ -8,21 +8,14 @@ from typing import Any
 import pytest
 
 from tcplab.render.model import TimeAxis, flag_words, ordered
-from tcplab.render.sample import engine_trace, synthetic_trace
+from tcplab.render.sample import engine_trace, lose_first_fin, synthetic_trace
 from tcplab.render.svg import sequence_svg, state_diagram_svg
 
 NS = "{http://www.w3.org/2000/svg}"
 
 
 def _lose_first_server_fin() -> list[dict[str, Any]]:
-    lost = {"done": False}
-
-    def drop(e: dict[str, Any], n: int) -> bool:
-        if not lost["done"] and "F" in e["flags"] and e["host"] == "server":
-            lost["done"] = True
-            return True
-        return False
-    return engine_trace(drop=drop)
+    return engine_trace(drop=lose_first_fin("server"))
 
 
 def _texts(svg: str) -> list[str]:

@@ -160,3 +160,15 @@ def synthetic_trace(n_segments: int, *, rtt: float = 0.002) -> list[Event]:
                "action": "fired", "deadline": None})
     state("client", "TIME-WAIT", "CLOSED")
     return ev
+
+
+def lose_first_fin(host: str = "server") -> Callable[[Event, int], bool]:
+    """A ``drop`` predicate for :func:`engine_trace`: lose ``host``'s first FIN, once."""
+    lost = {"done": False}
+
+    def drop(e: Event, n: int) -> bool:
+        if not lost["done"] and "F" in str(e.get("flags", "")) and e.get("host") == host:
+            lost["done"] = True
+            return True
+        return False
+    return drop
