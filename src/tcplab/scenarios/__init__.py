@@ -1,0 +1,40 @@
+"""The catalogue of scenarios: every "why" of opening, closing and TIME-WAIT, runnable.
+
+``tcplab scenario list`` shows them; ``tcplab scenario run NAME`` runs one,
+with the switches that remove the mechanism it demonstrates.  Each entry is
+a :class:`~tcplab.scenarios.base.Scenario`; its texts (en, zh) are in
+``tcplab/data/scenarios.json``.
+"""
+
+from __future__ import annotations
+
+from tcplab.scenarios.base import DEFAULT, Result, Scenario, Switches, execute
+from tcplab.scenarios.closing import SCENARIOS as _CLOSING
+from tcplab.scenarios.opening import SCENARIOS as _OPENING
+from tcplab.scenarios.timewait import SCENARIOS as _TIMEWAIT
+
+CATALOGUE: dict[str, Scenario] = {s.name: s for s in [*_OPENING, *_CLOSING, *_TIMEWAIT]}
+
+
+class UnknownScenario(KeyError):
+    def __str__(self) -> str:
+        return f"unknown scenario {self.args[0]!r}; known: {', '.join(CATALOGUE)}"
+
+
+def names() -> list[str]:
+    return list(CATALOGUE)
+
+
+def get(name: str) -> Scenario:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise UnknownScenario(name) from None
+
+
+def run(name: str, seed: int = 1, switches: Switches = DEFAULT) -> Result:
+    return execute(get(name), seed, switches)
+
+
+__all__ = ["CATALOGUE", "DEFAULT", "Result", "Scenario", "Switches", "UnknownScenario", "get",
+           "names", "run"]

@@ -1,0 +1,277 @@
+"""What every scenario is made of: switches, a registry entry, a result, helpers.
+
+Theory of operation
+-------------------
+A scenario is a function ``run(seed, switches) -> Network`` that builds a
+small simulated network, lets a story happen in virtual time and returns the
+network; its trace holds everything.  A second function ``outcome(events)``
+computes the facts the scenario demonstrates *from the trace alone* (the
+JSON form, as ``tcplab scenario run NAME --json`` prints it), so the tests
+and the printed report can never disagree with what happened on the wire.
+
+Facts that live above TCP (what an application read, whether ``bind()``
+failed) are written into the trace as ``note`` events with a ``fact`` field
+(``app-recv``, ``accepted``, ``connect``, ...), or come from the socket
+layer's own ``app`` events.
+
+Switches are the experiment knobs of :class:`~tcplab.engine.TcpConfig`
+(``two_way_handshake``, ``time_wait``, ``syn_cookies``, ``rfc1337``) plus a
+few that belong to one scenario (``reuseaddr``, ``four_segment``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from tcplab.engine.config import TcpConfig
+from tcplab.engine.host import Host
+from tcplab.engine.isn import IsnGenerator
+from tcplab.sim.network import LinkSpec, Network
+from tcplab.sim.socket import SimSocket
+from tcplab.sockets import TcpSocket
+from tcplab.trace import Event
+
+MSL = 30.0              #: Linux's TIME-WAIT is a fixed 60 s; here 2 * MSL = 60 s as well
+DELAY = 0.05            #: one-way delay of the scenario links (s)
+CLIENT, SERVER = "192.0.2.1", "192.0.2.2"
+REQUEST = b"GET / HTTP/1.1\r\nHost: 192.0.2.2\r\n\r\n"
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, TCP!\r\n"
+
+REUSE_MODES = ("both", "new-only", "none")
+
+
+@dataclass(frozen=True)
+class Switches:
+    """The experiment switches of one run (defaults: the mechanism is in place)."""
+
+    two_way_handshake: bool = False  #: passive side ESTABLISHED as soon as it sends SYN-ACK
+    time_wait: float | None = None   #: TIME-WAIT length; None = 2 * MSL, 0 = none
+    syn_cookies: bool = False        #: listener answers with SYN cookies when its queue is full
+    rfc1337: bool = True             #: TIME-WAIT ignores RST (RFC 1337)
+    reuseaddr: str = "both"          #: port-reuse: SO_REUSEADDR on "both" sockets, "new-only", "none"
+    four_segment: bool = False       #: isn-sync: the server sends its SYN and its ACK separately
+
+    def __post_init__(self) -> None:
+        if self.reuseaddr not in REUSE_MODES:
+            raise ValueError(f"reuseaddr must be one of {', '.join(REUSE_MODES)}")
+
+    def config(self, **kw: Any) -> TcpConfig:
+        """The host configuration these switches ask for."""
+        cfg = TcpConfig(msl=MSL, time_wait=self.time_wait, rfc1337=self.rfc1337,
+                        syn_cookies="auto" if self.syn_cookies else "never",
+                        two_way_handshake=self.two_way_handshake)
+        for key, value in kw.items():
+            setattr(cfg, key, value)
+        return cfg
+
+    def flags(self) -> list[str]:
+        """The command-line switches that differ from the defaults."""
+        out: list[str] = []
+        if self.two_way_handshake:
+            out.append("--two-way-handshake")
+        if self.time_wait is not None:
+            out.append(f"--time-wait {self.time_wait:g}")
+        if self.syn_cookies:
+            out.append("--syn-cookies")
+        if not self.rfc1337:
+            out.append("--no-rfc1337")
+        if self.reuseaddr == "none":
+            out.append("--no-reuseaddr")
+        elif self.reuseaddr == "new-only":
+            out.append("--reuseaddr-new-only")
+        if self.four_segment:
+            out.append("--four-segment")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+DEFAULT = Switches()
+
+RunFn = Callable[[int, Switches], Network]
+OutcomeFn = Callable[[list[Event]], dict[str, Any]]
+ReportFn = Callable[[list[Event], dict[str, Any], str], list[str]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One entry of the catalogue.  Its texts live in ``data/scenarios.json``."""
+
+    name: str
+    run: RunFn
+    outcome: OutcomeFn
+    #: the switch that removes the mechanism (the catalogue runs with and without it)
+    counterfactual: Switches | None = None
+    #: extra lines after the diagram (tables, bytes side by side), from the trace
+    report: ReportFn | None = None
+    #: False: the trace is too long to draw; the report is the picture
+    diagram: bool = True
+    #: outcome keys shown in the catalogue's compact table
+    headline: tuple[str, ...] = ()
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    seed: int
+    switches: Switches
+    net: Network
+    events: list[Event]
+    outcome: dict[str, Any]
+    wall: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def execute(scenario: Scenario, seed: int = 1, switches: Switches = DEFAULT) -> Result:
+    """Run a scenario; its outcome is computed from the JSON form of the trace."""
+    t0 = time.perf_counter()
+    net = scenario.run(seed, switches)
+    events = net.trace.to_json_list()
+    outcome = scenario.outcome(events)
+    wall = time.perf_counter() - t0
+    meta = {"command": "scenario", "scenario": scenario.name, "seed": seed,
+            "switches": switches.to_json(), "virtual_seconds": round(net.now, 6),
+            "outcome": outcome}
+    return Result(scenario, seed, switches, net, events, outcome, wall, meta)
+
+
+def with_switch(base: Switches | None, **kw: Any) -> Switches:
+    return replace(base or DEFAULT, **kw)
+
+
+# ---------------------------------------------------------------- building networks
+
+
+def two_hosts(seed: int, sw: Switches, *, delay: float = DELAY,
+              **cfg: Any) -> tuple[Network, Host, Host]:
+    """"client" 192.0.2.1 and "server" 192.0.2.2, one link, MSL enforced by the network."""
+    net = Network(seed, msl=MSL)
+    c = net.add_host("client", CLIENT, sw.config(**cfg))
+    s = net.add_host("server", SERVER, sw.config(**cfg))
+    net.link(c, s, LinkSpec(delay=delay))
+    return net, c, s
+
+
+def listen(net: Network, host: Host, port: int, *, reuse: bool = False,
+           backlog: int = 128) -> SimSocket:
+    sock = SimSocket(net, host)
+    if reuse:
+        sock.setsockopt(1, 2, 1)  # SOL_SOCKET, SO_REUSEADDR (Linux values)
+    sock.bind(("0.0.0.0", port))
+    sock.listen(backlog)
+    return sock
+
+
+class ChosenIsn(IsnGenerator):
+    """ISNs chosen by the scenario, one per call, then the RFC 6528 generator's.
+
+    Scenarios use it where an overlap of sequence numbers must really happen
+    (and say so in their text); real stacks pick ISNs from a clock plus a
+    keyed hash, which makes such overlaps rare, not impossible.
+    """
+
+    __slots__ = ("_fallback", "_values")
+
+    def __init__(self, values: list[int], fallback: IsnGenerator) -> None:
+        super().__init__(b"chosen")
+        self._values = list(values)
+        self._fallback = fallback
+
+    def isn(self, now: float, laddr: str, lport: int, raddr: str, rport: int) -> int:
+        if self._values:
+            return self._values.pop(0) & 0xFFFFFFFF
+        return self._fallback.isn(now, laddr, lport, raddr, rport)
+
+
+def note(net: Network, text: str, **fact: Any) -> None:
+    """A free-text line in the diagram, with structured fields for the outcome."""
+    net.trace.note(net.now, text, **fact)
+
+
+def text_of(data: bytes) -> str:
+    """Bytes as a JSON-safe string (latin-1 keeps every byte)."""
+    return data.decode("latin-1")
+
+
+def recv_exactly(sock: TcpSocket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+# ---------------------------------------------------------------- reading the trace
+
+
+def conn_paths(events: list[Event], host: str) -> dict[str, list[str]]:
+    """Per connection of ``host``: the states it went through, first ``from`` included."""
+    paths: dict[str, list[str]] = {}
+    for e in events:
+        if e["kind"] == "state" and e["host"] == host:
+            path = paths.setdefault(e["conn"], [e["from"]])
+            if path[-1] != e["from"]:
+                path.append(e["from"])
+            path.append(e["to"])
+    return paths
+
+
+def path_text(path: list[str]) -> str:
+    return " > ".join(path)
+
+
+def sent(events: list[Event], host: str | None = None, *, wire_only: bool = True) -> list[Event]:
+    """Segments put on the wire (in order), optionally by one host."""
+    return [e for e in events if e["kind"] == "segment" and e["event"] == "send"
+            and (host is None or e["host"] == host)
+            and (not wire_only or "copy_of" not in e)]
+
+
+def drops(events: list[Event], host: str | None = None) -> list[Event]:
+    """Segments a host discarded (or acted on) on arrival: ``event`` drop/accept."""
+    return [e for e in events if e["kind"] == "segment" and e["event"] in ("drop", "accept")
+            and (host is None or e["host"] == host)]
+
+
+def facts(events: list[Event], fact: str, host: str | None = None) -> list[Event]:
+    return [e for e in events if e["kind"] == "note" and e.get("fact") == fact
+            and (host is None or e.get("host") == host)]
+
+
+def app_calls(events: list[Event], call: str, host: str | None = None) -> list[Event]:
+    return [e for e in events if e["kind"] == "app" and e["call"] == call
+            and (host is None or e["host"] == host)]
+
+
+def time_wait_spans(events: list[Event], host: str) -> list[dict[str, Any]]:
+    """Each TIME-WAIT of ``host``: entered, left (None: still there), cause, timer arms."""
+    spans: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if e.get("host") != host:
+            continue
+        if e["kind"] == "state" and e["to"] == "TIME-WAIT":
+            span = {"conn": e["conn"], "entered": e["t"], "left": None, "cause": None,
+                    "arms": []}
+            spans[e["conn"]] = span
+            out.append(span)
+        elif e["kind"] == "state" and e["from"] == "TIME-WAIT" and e["conn"] in spans:
+            span = spans.pop(e["conn"])
+            span["left"] = e["t"]
+            span["cause"] = e["cause"]
+        elif (e["kind"] == "timer" and e["timer"] == "time-wait" and e["action"] == "armed"
+              and e["conn"] in spans):
+            spans[e["conn"]]["arms"].append({"t": e["t"], "deadline": e["deadline"]})
+    return out
+
+
+def count_at(spans: list[dict[str, Any]], t: float) -> int:
+    """How many TIME-WAIT spans cover time ``t``."""
+    return sum(1 for s in spans
+               if s["entered"] <= t and (s["left"] is None or s["left"] > t))
