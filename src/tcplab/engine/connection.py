@@ -635,7 +635,9 @@ class Connection:
         self.rtt_seq = None  # Karn's rule: no RTT sample from a retransmission
         if st is State.SYN_SENT:
             self._send_syn(now, with_ack=False)
-        elif st is State.SYN_RECEIVED:
+        elif st is State.SYN_RECEIVED or (self.passive and self.snd_una == self.iss):
+            # (The second case: the two-way-handshake switch made us ESTABLISHED
+            # before our SYN was acknowledged.)
             self._send_syn(now, with_ack=True)
         elif self.snd_una == self.snd_max and self.fin_seq is None:
             return  # nothing outstanding
@@ -836,6 +838,14 @@ class Connection:
         ack = Seq(seg.ack)
         st = self.state
         if st is State.SYN_RECEIVED:
+            lst = self.listener
+            if self.passive and lst is not None and not lst.closed \
+                    and len(lst.accept_queue) >= lst.backlog:
+                # The accept queue is full: like Linux (tcp_abort_on_overflow
+                # off), drop the ACK and stay half-open; the SYN-ACK's
+                # retransmission invites the peer to ACK again later.
+                self.host.drop(seg, self, now, "accept queue full: ACK dropped")
+                return False
             if self.snd_una < ack <= self.snd_max:
                 self.snd_wnd = seg.window << self.snd_wscale
                 self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)

@@ -407,7 +407,11 @@ class Host:
         if self._cookie_hash(key, peer_isn, slot) != cookie & 0xFFFFFF:
             return False
         if len(lst.accept_queue) >= lst.backlog:
-            return False
+            # A valid cookie but no room: drop it, as Linux does (listen
+            # overflow); the peer's retransmission may find room later.
+            self._trace_drop(key[2], key[0], seg, now, "valid SYN cookie, accept queue full",
+                             f"{key[0]}:{key[1]}-{key[2]}:{key[3]}")
+            return True
         conn = Connection(self, key[0], key[1], key[2], key[3], cookie, self.config)
         conn.binding = lst.binding
         conn.reuseaddr = lst.binding.reuse
