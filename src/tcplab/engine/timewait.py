@@ -122,8 +122,8 @@ class TimeWaitTable:
         self._names: dict[int, str] = {}  # only when tracing
         self.queue: deque[int] = deque()
         self._head = 0  # queue index of queue[0]: how many items were ever popped
-        # (local addr, local port) -> entries, and entries without SO_REUSEADDR
-        self.port_count: dict[tuple[str, int], int] = {}
+        # local port -> {local addr: entries}, and (addr, port) -> entries without SO_REUSEADDR
+        self.port_count: dict[int, dict[str, int]] = {}
         self.port_noreuse: dict[tuple[str, int], int] = {}
 
     def __len__(self) -> int:
@@ -149,7 +149,8 @@ class TimeWaitTable:
             self._names[k] = entry.name
         self.queue.append(k)
         lp = (key[0], key[1])
-        self.port_count[lp] = self.port_count.get(lp, 0) + 1
+        addrs = self.port_count.setdefault(key[1], {})
+        addrs[key[0]] = addrs.get(key[0], 0) + 1
         if not entry.reuse:
             self.port_noreuse[lp] = self.port_noreuse.get(lp, 0) + 1
 
@@ -173,11 +174,14 @@ class TimeWaitTable:
         del self._tab[k]
         self._names.pop(k, None)
         lp = (key[0], key[1])
-        n = self.port_count[lp] - 1
+        addrs = self.port_count[key[1]]
+        n = addrs[key[0]] - 1
         if n:
-            self.port_count[lp] = n
+            addrs[key[0]] = n
         else:
-            del self.port_count[lp]
+            del addrs[key[0]]
+            if not addrs:
+                del self.port_count[key[1]]
         if not reuse:
             m = self.port_noreuse[lp] - 1
             if m:
@@ -218,10 +222,11 @@ class TimeWaitTable:
 
     def holders(self, addr: str, port: int) -> tuple[int, int]:
         """(entries, entries without SO_REUSEADDR) on a local address and port."""
-        return self.port_count.get((addr, port), 0), self.port_noreuse.get((addr, port), 0)
+        return (self.port_count.get(port, {}).get(addr, 0),
+                self.port_noreuse.get((addr, port), 0))
 
     def addrs_on_port(self, port: int) -> list[str]:
-        return [a for (a, p) in self.port_count if p == port]
+        return list(self.port_count.get(port, ()))
 
     def keys(self) -> list[Key]:
         return [unpack_key(k) for k in self._tab]
