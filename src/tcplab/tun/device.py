@@ -8,7 +8,7 @@ closing the last descriptor removes it, so even a ``kill -9`` leaves no device.
 
 Configuration is the minimum: the kernel's address on the device (192.0.2.1/24,
 which gives the connected route to tcplab's 192.0.2.2 and nothing else), the
-MTU, the link up, ``lo`` up.  IPv6 is disabled in the namespace before the device
+MTU, a transmit queue long enough for a whole window, the link up, ``lo`` up.  IPv6 is disabled in the namespace before the device
 exists, so the kernel's router solicitations and MLD reports do not reach the
 wire.
 """
@@ -31,6 +31,11 @@ PREFIX_LEN = 24
 DEVICE = "tcplab0"
 
 TUNSETIFF = 0x400454CA
+# Packets the kernel may queue for tcplab to read.  TUN's default (500) is less than
+# a 4 MiB window of 1460-byte segments: a slow moment in Python would then drop
+# segments at the device (tx_dropped), which tcplab would have to recover from
+# without SACK.  With 10,000 the window, not the queue, is the limit.
+TXQUEUELEN = 10_000
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 
@@ -73,7 +78,8 @@ class TunDevice:
         dev = cls(ns, fd, name, mtu)
         try:
             ns.ip("addr", "add", f"{KERNEL_ADDR}/{PREFIX_LEN}", "dev", name)
-            ns.ip("link", "set", "dev", name, "mtu", str(mtu), "up")
+            ns.ip("link", "set", "dev", name, "mtu", str(mtu), "txqueuelen", str(TXQUEUELEN),
+                  "up")
             ns.ip("link", "set", "dev", "lo", "up")
         except BaseException:
             dev.close()
