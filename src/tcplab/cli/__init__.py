@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tun": ("tcplab.cli.tun", "tun",
             "tcplab's TCP on a TUN device, talking to the Linux kernel's TCP (needs root)"),
     "lab": ("tcplab.cli.lab", "lab", "Practice labs on kernel sockets: TIME-WAIT, SO_REUSEADDR, close storms"),
+    "scenario": ("tcplab.cli.scenario", "scenario",
+                 "Why three segments to open, four to close, and TIME-WAIT: run it, break it"),
 }
 
 
