@@ -134,6 +134,7 @@ def run_stale_segment(seed: int, sw: Switches) -> Network:
     got = recv_exactly(cli, len(RESPONSE))
     note(net, "client: read the response", fact="app-recv", host="client", data=text_of(got))
     cli.close()
+    assert conn.recv(100) == b""
     conn.close()
     net.run()
     return net
@@ -171,11 +172,12 @@ def outcome_stale_segment(events: list[Event]) -> dict[str, Any]:
 def report_stale_segment(events: list[Event], outcome: dict[str, Any], lang: str) -> list[str]:
     head = ("server sent", "client received") if lang == "en" else ("服务器发送", "客户端收到")
     a, b = outcome["server_sent"], outcome["client_received"]
-    lines = [f"  {head[0]:<20} | {head[1]}"]
-    for i in range(0, max(len(a), len(b)), 20):
-        x, y = a[i:i + 20], b[i:i + 20]
-        mark = "  " if x == y else " *"
-        lines.append(f"  {x!r:<20} |{mark} {y!r}")
+    rows = [(repr(a[i:i + 16]), repr(b[i:i + 16]), a[i:i + 16] == b[i:i + 16])
+            for i in range(0, max(len(a), len(b)), 16)]
+    w = max(len(head[0]), *(len(x) for x, _y, _same in rows))
+    lines = [f"  {head[0]:<{w}} | {head[1]}"]
+    for x, y, same in rows:
+        lines.append(f"  {x:<{w}} |{'  ' if same else ' *'} {y}")
     return lines
 
 
