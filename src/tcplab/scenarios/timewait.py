@@ -355,7 +355,7 @@ def report_server_close_storm(events: list[Event], outcome: dict[str, Any],
     lines = [title, "  t (s) | " + " | ".join(f"{m:>15}" for m in cols)]
     for row in outcome["table"]:
         cells = [f"{row[m]:>6} / {row[f'{m} (client)']:<6}" for m in cols]
-        lines.append(f"  {row['t']:5.0f} | " + " | ".join(f"{c:>15}" for c in cells))
+        lines.append((f"  {row['t']:5.0f} | " + " | ".join(f"{c:>15}" for c in cells)).rstrip())
     return lines
 
 
