@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from tun_helpers import check_output, run
 
+from tcplab import aio
 from tcplab.engine.state import State
 from tcplab.kernel.sockets import TcpSocket
 from tcplab.trace import Trace
@@ -102,7 +103,7 @@ def test_curl_keepalive_two_requests_on_one_connection() -> None:
     run(scenario())
 
 
-def test_curl_connection_close_then_tcplab_in_time_wait_and_kernel_closed() -> None:
+def test_curl_connection_close_server_closes_first() -> None:
     curl = _need_curl()
 
     async def scenario() -> None:
@@ -114,15 +115,52 @@ def test_curl_connection_close_then_tcplab_in_time_wait_and_kernel_closed() -> N
             assert rc == 0, err
             assert out.startswith("HTTP/1.1 200")
             assert "connection: close" in out.lower()
-            # tcplab's server closed first: tcplab is the one in TIME-WAIT ...
+            # tcplab's server sent the first FIN and waits in TIME-WAIT.  (curl closes
+            # as soon as it has the whole body, so its FIN may cross ours: a
+            # simultaneous close, after which both sides are in TIME-WAIT.)
+            fins = [e for e in b.trace.of_kind("segment")
+                    if e["event"] in ("send", "recv") and "F" in e["flags"]]
+            assert fins[0]["event"] == "send" and fins[0]["host"] == "tcplab"
             syn = next(e for e in b.trace.segments("recv") if e["flags"] == "S")
             cport = int(syn["src"].rsplit(":", 1)[1])
             assert b.host.in_time_wait((b.addr, 80, b.kernel_addr, cport))
-            assert b.trace.states("tcplab")[-1] == "TIME-WAIT"
-            # ... and the kernel's socket went through LAST-ACK to CLOSED (gone).
-            await b.wait_kernel(lambda socks: _tuple_socket(socks, cport, 80) is None,
-                                5, "curl's socket to close")
             server.close()
+
+    run(scenario())
+
+
+def test_tcplab_closes_first_tcplab_in_time_wait_and_kernel_closed() -> None:
+    async def scenario() -> None:
+        async with TunBackend() as b:
+            loop = asyncio.get_running_loop()
+            accepted: list[asyncio.Transport] = []
+
+            class Closer(asyncio.Protocol):
+                def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                    assert isinstance(transport, asyncio.Transport)
+                    accepted.append(transport)
+
+            await aio.start_server(b.host, Closer, port=7, kick=b.kick)
+            sock = b.ns.call(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.setblocking(False)
+            try:
+                await asyncio.wait_for(loop.sock_connect(sock, (b.addr, 7)), 5)
+                kport = sock.getsockname()[1]
+                for _ in range(100):
+                    if accepted:
+                        break
+                    await asyncio.sleep(0.01)
+                accepted[0].close()  # tcplab's FIN first
+                assert await asyncio.wait_for(loop.sock_recv(sock, 10), 5) == b""  # EOF
+                await b.wait_kernel(lambda s: (x := _tuple_socket(s, kport, 7)) is not None
+                                    and x.state == "CLOSE-WAIT", 5, "CLOSE-WAIT")
+            finally:
+                sock.close()  # the kernel's FIN: LAST-ACK, then CLOSED on tcplab's ACK
+            await b.wait_kernel(lambda s: _tuple_socket(s, kport, 7) is None, 5,
+                                "the kernel's socket to be CLOSED")
+            key = (b.addr, 7, b.kernel_addr, kport)
+            assert b.host.in_time_wait(key)
+            assert b.trace.states("tcplab")[-3:] == ["FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]
 
     run(scenario())
 
@@ -176,7 +214,6 @@ def test_kernel_closes_first_seen_by_the_state_watcher() -> None:
                     if not done.done():
                         done.set_result(None)
 
-            from tcplab import aio
             protos: list[Echo] = []
 
             def factory() -> asyncio.Protocol:
@@ -209,7 +246,7 @@ def test_kernel_closes_first_seen_by_the_state_watcher() -> None:
 # ------------------------------------------------------------------ 64 MiB each way
 
 
-@pytest.mark.parametrize("mtu", [1500])
+@pytest.mark.parametrize("mtu", [1500, 65535])
 def test_64mib_each_direction_byte_exact(mtu: int) -> None:
     n = 64 * MiB
     data = payload(n)

@@ -56,6 +56,13 @@ def _display_events(events: list[Event], t0: float) -> list[Event]:
 
 
 def _for_diagram(events: list[Event]) -> list[Event]:
+    """The kernel's packets as the kernel's sends, for the pictures.
+
+    The trace records them as ``event: "recv"`` with host "kernel" (the sender);
+    the terminal diagram draws only sends, and the SVG/HTML model reads a recv's
+    host as the receiver.  As sends of the "kernel" lifeline they are drawn as
+    arrows from the kernel to tcplab in every picture.  The JSON keeps "recv".
+    """
     out: list[Event] = []
     for e in events:
         if e["kind"] == "segment" and e.get("event") == "recv":
@@ -81,7 +88,7 @@ def _report(backend: TunBackend, t0: float, meta: dict[str, Any], *, title: str,
                           width=width, title=title)
         else:
             click.echo(f"{nseg} segments: too many to draw here; use --svg, --html or --pcap.")
-    emit_outputs(events, meta, svg=svg, html=html, pcap=pcap, title=title)
+    emit_outputs(_for_diagram(events), meta, svg=svg, html=html, pcap=pcap, title=title)
 
 
 def _exit_on_sigterm() -> None:
