@@ -1,8 +1,8 @@
 """TUN tests: skipped where TUN or namespaces are missing, required with TCPLAB_REQUIRE_TUN=1.
 
-A session finalizer checks that no ``tcplab-<this pid>-*`` namespace and no child
-process is left behind, also when a test failed (it removes what it finds, then
-fails the session).
+A session finalizer checks that no ``tcplab-<this pid>-*`` namespace and no process
+that these tests started is left behind, also when a test failed (it removes what
+it finds, then fails the session).
 """
 
 from __future__ import annotations
@@ -52,9 +52,15 @@ def _need_tun() -> None:
     pytest.skip(f"TUN backend unavailable: {reason}")
 
 
-def _children() -> list[int]:
+def _tun_descendants() -> list[int]:
+    """Live descendants of this process that the TUN tests started.
+
+    Those are the ones inside another network namespace (the kernel's HTTP server,
+    the bulk peers, curl) or running ``tcplab tun``; other suites' helpers in the
+    root namespace are not this suite's to judge.
+    """
     me = os.getpid()
-    out = []
+    parent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -63,8 +69,24 @@ def _children() -> list[int]:
                 fields = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == me and fields[0] != "Z":
-            out.append(int(entry))
+        if fields[0] != "Z":
+            parent[int(entry)] = int(fields[1])
+    my_ns = os.readlink("/proc/self/ns/net")
+    out = []
+    for pid in parent:
+        p, depth = parent.get(pid, 0), 0
+        while p not in (0, 1, me) and depth < 64:
+            p, depth = parent.get(p, 0), depth + 1
+        if p != me:
+            continue
+        try:
+            ns = os.readlink(f"/proc/{pid}/ns/net")
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if ns != my_ns or b"tcplab tun" in cmd or b"tcplab.tun" in cmd:
+            out.append(pid)
     return out
 
 
@@ -75,12 +97,12 @@ def _nothing_left_behind() -> Iterator[None]:
     left = [n for n in list_tcplab_namespaces() if n.startswith(mine)]
     for name in left:
         subprocess.run(["ip", "netns", "delete", name], check=False, timeout=10)
-    kids = _children()
-    for pid in kids:  # our own children only, by pid
+    kids = _tun_descendants()
+    for pid in kids:  # what this suite started, by pid
         try:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
-            pass
+            pass  # already gone, or a grandchild that its own parent reaps
     assert not left, f"namespaces left behind: {left}"
     assert not kids, f"child processes left behind: {kids}"
