@@ -92,24 +92,26 @@ class Peer:
     """The scripted remote end of one connection to the host under test."""
 
     def __init__(self, config: TcpConfig | None = None, *, iss: int = LOCAL_ISS,
-                 seed: int = 1) -> None:
+                 riss: int = REMOTE_ISS, seed: int = 1) -> None:
         self.config = config if config is not None else TcpConfig()
         self.trace = Trace()
         self.host = Host("local", LOCAL, config=self.config, rng=random.Random(seed),
                          trace=self.trace)
         self.host.isn = FixedIsn(iss)  # type: ignore[assignment]
         self.iss = iss
+        self.riss = riss  # the peer's ISN
         self.now = 0.0
         self.conn: Connection | None = None
         self.listener: Listener | None = None
         self.pending: list[TcpSegment] = []
         # What the peer has seen (set by the fixtures, see the module docstring).
-        self.seq = REMOTE_ISS
+        self.seq = riss
         self.ack = iss + 1
         self.una = iss
         self.nxt = iss + 1
         self.fin: int | None = None
         self.window = min(self.config.rcv_buf, WINDOW)  # what our SYN-ACK and ACKs offer
+        self.syn_options: tuple[TcpOption, ...] = (Mss(self.config.mss),)  # on our SYN
 
     # ---------------------------------------------------------------- time
 
@@ -192,39 +194,44 @@ class Peer:
 # checks that exchange on the way.  The conftest turns them into fixtures.
 
 
-def closed(config: TcpConfig | None = None) -> Peer:
+def closed(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+           riss: int = REMOTE_ISS) -> Peer:
     """No socket at all on port 80."""
-    return Peer(config)
+    return Peer(config, iss=iss, riss=riss)
 
 
-def listen(config: TcpConfig | None = None, backlog: int = 8) -> Peer:
-    p = Peer(config)
+def listen(config: TcpConfig | None = None, backlog: int = 8, iss: int = LOCAL_ISS,
+           riss: int = REMOTE_ISS) -> Peer:
+    p = Peer(config, iss=iss, riss=riss)
     p.listener = p.host.listen(p.host.bind("0.0.0.0", LOCAL_PORT), backlog)
     return p
 
 
-def syn_received(config: TcpConfig | None = None) -> Peer:
+def syn_received(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+                 riss: int = REMOTE_ISS) -> Peer:
     """Passive open: the peer's SYN arrived, our SYN-ACK is out."""
-    p = listen(config)
-    p.inject(incoming("S", REMOTE_ISS, options=(Mss(1460),)))
-    p.expect([outgoing("SA", p.iss, REMOTE_ISS + 1, window=p.window, options=SYN_OPTIONS)])
-    p.seq, p.una, p.nxt, p.ack = REMOTE_ISS + 1, p.iss, p.iss + 1, p.iss + 1
+    p = listen(config, iss=iss, riss=riss)
+    p.inject(incoming("S", p.riss, options=(Mss(1460),)))
+    p.expect([outgoing("SA", p.iss, p.riss + 1, window=p.window, options=p.syn_options)])
+    p.seq, p.una, p.nxt, p.ack = p.riss + 1, p.iss, p.iss + 1, p.iss + 1
     return p
 
 
-def syn_sent(config: TcpConfig | None = None) -> Peer:
+def syn_sent(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+             riss: int = REMOTE_ISS) -> Peer:
     """Active open from port 80 to the peer: our SYN is out."""
-    p = Peer(config)
+    p = Peer(config, iss=iss, riss=riss)
     p.conn = p.host.connect(REMOTE, REMOTE_PORT, p.now,
                             binding=p.host.bind(LOCAL, LOCAL_PORT))
-    p.expect([outgoing("S", p.iss, options=SYN_OPTIONS)])
-    p.seq, p.una, p.nxt, p.ack = REMOTE_ISS, p.iss, p.iss + 1, p.iss + 1
+    p.expect([outgoing("S", p.iss, window=p.window, options=p.syn_options)])
+    p.seq, p.una, p.nxt, p.ack = p.riss, p.iss, p.iss + 1, p.iss + 1
     return p
 
 
-def established(config: TcpConfig | None = None) -> Peer:
-    p = syn_received(config)
-    p.inject(incoming("A", REMOTE_ISS + 1, p.iss + 1), at=0.1)
+def established(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+                riss: int = REMOTE_ISS) -> Peer:
+    p = syn_received(config, iss=iss, riss=riss)
+    p.inject(incoming("A", p.riss + 1, p.iss + 1), at=0.1)
     p.expect_nothing()
     assert p.listener is not None
     conn = p.listener.accept()
@@ -233,9 +240,10 @@ def established(config: TcpConfig | None = None) -> Peer:
     return p
 
 
-def fin_wait_1(config: TcpConfig | None = None) -> Peer:
+def fin_wait_1(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+               riss: int = REMOTE_ISS) -> Peer:
     """ESTABLISHED, then shutdown(SHUT_WR): the RFC's CLOSE, we still receive."""
-    p = established(config)
+    p = established(config, iss=iss, riss=riss)
     assert p.conn is not None
     p.conn.shutdown(p.now)
     p.expect([outgoing("FA", p.iss + 1, p.seq, window=p.window)])
@@ -243,36 +251,41 @@ def fin_wait_1(config: TcpConfig | None = None) -> Peer:
     return p
 
 
-def fin_wait_2(config: TcpConfig | None = None) -> Peer:
-    p = fin_wait_1(config)
+def fin_wait_2(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+               riss: int = REMOTE_ISS) -> Peer:
+    p = fin_wait_1(config, iss=iss, riss=riss)
     p.inject(incoming("A", p.seq, p.iss + 2), at=p.now + 0.1)
     p.expect_nothing()
     p.una = p.nxt = p.ack = p.iss + 2
     return p
 
 
-def close_wait(config: TcpConfig | None = None) -> Peer:
+def close_wait(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+               riss: int = REMOTE_ISS) -> Peer:
     """The peer closed first.  Our ACK of its FIN is delayed (Linux), then sent."""
-    p = established(config)
+    p = established(config, iss=iss, riss=riss)
     p.inject(incoming("FA", p.seq, p.iss + 1), at=p.now + 0.1)
-    p.expect_nothing()
-    p.advance(p.now + p.config.delayed_ack)
+    if p.config.delayed_ack > 0:
+        p.expect_nothing()
+        p.advance(p.now + p.config.delayed_ack)
     p.expect([outgoing("A", p.iss + 1, p.seq + 1, window=p.window)])
     p.fin, p.seq = p.seq, p.seq + 1
     return p
 
 
-def closing(config: TcpConfig | None = None) -> Peer:
+def closing(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+            riss: int = REMOTE_ISS) -> Peer:
     """Simultaneous close: our FIN is out and unacknowledged when the peer's arrives."""
-    p = fin_wait_1(config)
+    p = fin_wait_1(config, iss=iss, riss=riss)
     p.inject(incoming("FA", p.seq, p.iss + 1))
     p.expect([outgoing("A", p.iss + 2, p.seq + 1, window=p.window)])
     p.fin, p.seq = p.seq, p.seq + 1
     return p
 
 
-def last_ack(config: TcpConfig | None = None) -> Peer:
-    p = close_wait(config)
+def last_ack(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+             riss: int = REMOTE_ISS) -> Peer:
+    p = close_wait(config, iss=iss, riss=riss)
     assert p.conn is not None
     p.conn.close(p.now)
     p.expect([outgoing("FA", p.iss + 1, p.seq, window=p.window)])
@@ -280,8 +293,9 @@ def last_ack(config: TcpConfig | None = None) -> Peer:
     return p
 
 
-def time_wait(config: TcpConfig | None = None) -> Peer:
-    p = fin_wait_2(config)
+def time_wait(config: TcpConfig | None = None, iss: int = LOCAL_ISS,
+              riss: int = REMOTE_ISS) -> Peer:
+    p = fin_wait_2(config, iss=iss, riss=riss)
     p.inject(incoming("FA", p.seq, p.iss + 2), at=p.now + 0.1)
     p.expect([outgoing("A", p.iss + 2, p.seq + 1, window=p.window)])
     p.fin, p.seq = p.seq, p.seq + 1

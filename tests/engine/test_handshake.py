@@ -108,6 +108,22 @@ def test_syn_received_data_on_the_syn_is_queued(socket_listen: Peer) -> None:
     assert p.conn.recv(100, p.now) == b"early"
 
 
+def test_syn_sent_syn_ack_text_trimmed_to_window() -> None:
+    """Text on a SYN-ACK is processed as in the seventh step: only what fits the window."""
+    p = harness.syn_sent(TcpConfig(rcv_buf=1000))
+    p.inject(incoming("SA", R, L + 1, payload=bytes(1460)), at=0.1)
+    p.expect([outgoing("A", L + 1, R + 1001, window=0)])
+    assert p.conn is not None and p.conn.readable_bytes == 1000
+
+
+def test_listen_syn_text_trimmed_to_window() -> None:
+    p = harness.listen(TcpConfig(rcv_buf=1000))
+    p.inject(incoming("S", R, payload=bytes(1460)))
+    p.take()
+    p.inject(incoming("A", R + 1, L + 1), at=0.1)
+    assert p.conn is not None and p.conn.readable_bytes == 1000
+
+
 def test_syn_sent_rst_refused(socket_syn_sent: Peer) -> None:
     p = socket_syn_sent
     p.inject(incoming("RA", 0, L + 1), at=0.1)

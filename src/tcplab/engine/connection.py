@@ -366,7 +366,9 @@ class Connection:
         self.snd_wl1 = self.irs
         self._apply_peer_syn_options(seg, seg.wscale is not None)
         if seg.payload:
-            self.syn_data = seg.payload  # RFC 9293: queue it until ESTABLISHED
+            # RFC 9293 3.10.7.2: queue it until ESTABLISHED; like any text, only
+            # what fits in the window we offer.
+            self.syn_data = seg.payload[:self.rcv_wnd]
         self.snd_una = self.iss
         self.snd_nxt = self.iss + 1
         self.snd_max = self.snd_nxt
@@ -1122,7 +1124,8 @@ class Connection:
             self.rtx_count = 0
             self.set_state(State.ESTABLISHED, "SYN-ACK received", now)
             if seg.payload:
-                self._accept_in_order(seg.payload)
+                # Text on the SYN-ACK goes through the seventh step: trimmed to the window.
+                self._accept_in_order(seg.payload[:self.rcv_wnd])
             self._event(EV_CONNECTED)
             if self.fin_queued:
                 self.set_state(State.FIN_WAIT_1, "queued close", now)
@@ -1142,7 +1145,7 @@ class Connection:
             self.max_snd_wnd = self.snd_wnd
             self.snd_wl1 = self.irs
             if seg.payload:
-                self.syn_data = seg.payload
+                self.syn_data = seg.payload[:self.rcv_wnd]
             self.set_state(State.SYN_RECEIVED, "SYN received in SYN-SENT (simultaneous open)",
                            now)
             self._send_syn(now, with_ack=True)
