@@ -29,6 +29,7 @@ class TcpConfig:
     rfc5961: bool = True             #: blind-attack mitigations (challenge ACKs)
     challenge_ack_limit: int = 1000  #: challenge ACKs per second per host (Linux default)
     rfc1337: bool = True             #: ignore RST in TIME-WAIT (RFC 1337)
+    time_wait_reopen: bool = True    #: a SYN beyond RCV.NXT reopens a TIME-WAIT 4-tuple (RFC 6191)
     drop_synfin: bool = False        #: drop SYN+FIN segments (FreeBSD net.inet.tcp.drop_synfin)
     syn_cookies: str = "auto"        #: "never" | "auto" (when the SYN queue is full) | "always"
     two_way_handshake: bool = False  #: experiment switch: passive side ESTABLISHED after SYN-ACK

@@ -115,7 +115,11 @@ class Listener:
         if self.closed:
             return
         self.closed = True
-        for conn in list(self.syn_queue.values()) + list(self.accept_queue):
+        # Like Linux and FreeBSD: half-open connections are forgotten silently,
+        # completed but unaccepted ones are reset.
+        for conn in list(self.syn_queue.values()):
+            self.host.drop_embryonic(conn, now, "listener closed")
+        for conn in list(self.accept_queue):
             conn.abort(now, cause="listener closed")
         self.syn_queue.clear()
         self.accept_queue.clear()
@@ -506,9 +510,18 @@ class Host:
             else:
                 self._trace_drop(src, dst, seg, now, "RST in TIME-WAIT out of sequence", name)
             return False
-        if flags & SYN and not flags & ACK:
-            if Seq(seg.seq) > Seq(entry.rcv_nxt):
-                # RFC 1122 4.2.2.13 / RFC 6191: a new incarnation may start.
+        seg_len = seg.seg_len
+        in_window = (seq_in_window(seg.seq, entry.rcv_nxt, entry.rcv_wnd) if seg_len == 0 else
+                     seq_in_window(seg.seq, entry.rcv_nxt, entry.rcv_wnd) or
+                     seq_in_window((seg.seq + seg_len - 1) & 0xFFFFFFFF, entry.rcv_nxt,
+                                   entry.rcv_wnd))
+        if flags & SYN:
+            if not flags & ACK and self.config.time_wait_reopen \
+                    and Seq(seg.seq) > Seq(entry.rcv_nxt):
+                # RFC 1122 4.2.2.13 / RFC 6191 section 2 (no timestamps): a new
+                # incarnation may start when its SYN is beyond RCV.NXT (Linux
+                # and FreeBSD do this).  RFC 9293 3.10.7.4 allows it only with
+                # timestamps; time_wait_reopen=False gives that strict reading.
                 self._trace_drop(src, dst, seg, now,
                                  "SYN beyond RCV.NXT in TIME-WAIT: entry closed, SYN reopens",
                                  name, accepted=True)
@@ -518,15 +531,38 @@ class Host:
                                     "from": "TIME-WAIT", "to": "CLOSED",
                                     "cause": "new SYN with higher sequence number"})
                 return True
+            if not self.config.rfc5961 and seq_in_window(seg.seq, entry.rcv_nxt,
+                                                         entry.rcv_wnd):
+                # RFC 793: a SYN in the window is an error: reset, and the entry goes.
+                self._emit(key[0], key[2], TcpSegment(key[1], key[3], entry.snd_nxt,
+                                                      entry.rcv_nxt, RST | ACK, 0), now)
+                self._trace_drop(src, dst, seg, now, "SYN in window in TIME-WAIT (RFC 793): "
+                                 "reset", name, accepted=True)
+                self.time_wait.remove(key)
+                if self.trace.enabled:
+                    self.trace.add({"t": now, "kind": "state", "host": self.name, "conn": name,
+                                    "from": "TIME-WAIT", "to": "CLOSED",
+                                    "cause": "SYN in window (RFC 793)"})
+                return False
+            if not self.config.rfc5961:
+                self._tw_ack(key, entry, now)
+                self._trace_drop(src, dst, seg, now, "SYN outside window in TIME-WAIT: ACK",
+                                 name)
+                return False
+            # RFC 5961 4.2 / RFC 9293 3.10.7.4 fourth step: a challenge ACK.
             if self.challenge_ack_allowed(now):
                 self._tw_ack(key, entry, now)
-                self._trace_drop(src, dst, seg, now, "old SYN in TIME-WAIT: challenge ACK", name)
+                self._trace_drop(src, dst, seg, now, "SYN in TIME-WAIT: challenge ACK", name)
             else:
-                self._trace_drop(src, dst, seg, now, "old SYN in TIME-WAIT: rate-limited", name)
+                self._trace_drop(src, dst, seg, now, "SYN in TIME-WAIT: rate-limited", name)
             return False
-        if flags & FIN and (seg.seq + seg.seg_len) & 0xFFFFFFFF == entry.rcv_nxt:
-            # A retransmitted FIN: ACK it again and restart the 2MSL timer
-            # (RFC 9293 3.10.7.4 eighth step, TIME-WAIT).
+        if in_window and not flags & ACK:
+            # RFC 9293 3.10.7.4 fifth step: "if the ACK bit is off, drop the segment".
+            self._trace_drop(src, dst, seg, now, "no ACK bit (TIME-WAIT)", name)
+            return False
+        if flags & FIN and (in_window or (seg.seq + seg_len) & 0xFFFFFFFF == entry.rcv_nxt):
+            # The peer's FIN again (or a FIN in the window): ACK it and restart
+            # the 2MSL timer (RFC 9293 3.10.7.4 eighth step, TIME-WAIT).
             self._tw_ack(key, entry, now)
             deadline = now + self.config.time_wait_length
             self.time_wait.restart(key, deadline)
@@ -536,23 +572,18 @@ class Host:
                 self.trace.add({"t": now, "kind": "timer", "host": self.name, "conn": name,
                                 "timer": "time-wait", "action": "armed", "deadline": deadline})
             return False
-        seg_len = seg.seg_len
-        ok = (seq_in_window(seg.seq, entry.rcv_nxt, entry.rcv_wnd) if seg_len == 0 else
-              seq_in_window(seg.seq, entry.rcv_nxt, entry.rcv_wnd) or
-              seq_in_window((seg.seq + seg_len - 1) & 0xFFFFFFFF, entry.rcv_nxt, entry.rcv_wnd))
-        if not ok:
+        if not in_window:
             self._tw_ack(key, entry, now)
             self._trace_drop(src, dst, seg, now, "outside window in TIME-WAIT: ACK sent", name)
-        elif flags & SYN:
-            # A SYN-ACK in the window: RFC 9293 3.10.7.4 fourth step (RFC 5961
-            # 4.2) answers any SYN in a synchronized state with a challenge ACK.
-            if self.challenge_ack_allowed(now):
-                self._tw_ack(key, entry, now)
-                self._trace_drop(src, dst, seg, now, "SYN in TIME-WAIT: challenge ACK", name)
-            else:
-                self._trace_drop(src, dst, seg, now, "SYN in TIME-WAIT: rate-limited", name)
+        elif flags == ACK and not seg.payload and seg.seq == entry.rcv_nxt \
+                and seg.ack == entry.snd_nxt:
+            self._trace_drop(src, dst, seg, now, "duplicate ACK in TIME-WAIT ignored", name)
         else:
-            self._trace_drop(src, dst, seg, now, "segment in TIME-WAIT ignored", name)
+            # Anything else new in the window (data, an ACK of something else):
+            # answer with an ACK so the peer learns the state, as FreeBSD
+            # (tcp_twcheck) and Linux (tcp_timewait_state_process) do.
+            self._tw_ack(key, entry, now)
+            self._trace_drop(src, dst, seg, now, "segment in TIME-WAIT: ACK sent", name)
         return False
 
     # ============================================================ connection life
