@@ -318,12 +318,19 @@ def test_listen_accept_queue_bounded_by_backlog() -> None:
     assert len(p.listener.accept_queue) == 2
 
 
-def test_listen_close_resets_pending_connections() -> None:
+def test_listen_close_forgets_half_open_resets_unaccepted() -> None:
+    """Like Linux and FreeBSD: half-open connections go silently, completed ones get a RST."""
     p = harness.syn_received()
     assert p.listener is not None
+    p.inject(_from(50001, incoming("S", R, options=(Mss(1460),))), at=0.1)
+    p.inject(_from(50001, incoming("A", R + 1, L + 1)), at=0.2)
+    p.take()
     p.listener.close(0.5)
-    p.expect([outgoing("R", L + 1)])
+    p.expect([_to(50001, outgoing("R", L + 1))])
     assert p.host.conns == {}
+    assert p.state == "LISTEN"  # (the trace's last word on the half-open one)
+    p.inject(incoming("A", R + 1, L + 1), at=0.6)  # its ACK now meets no one: RST
+    p.expect([outgoing("R", L + 1)])
 
 
 # ---------------------------------------------------------------- experiment switches

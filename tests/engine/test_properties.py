@@ -26,10 +26,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from . import harness
-from .harness import LOCAL, REMOTE, Peer
 from tcplab.engine import ALL_STATES, Connection, TcpConfig, TcpError
 from tcplab.wire import RST, SYN, Mss, TcpSegment, WindowScale, emit_ip_tcp, emit_ipv4
+
+from . import harness
+from .harness import LOCAL, REMOTE, Peer
 
 MAX_WSCALED = 0xFFFF << 14
 
@@ -127,7 +128,7 @@ def _check_conn(c: Connection, rcv_seen: dict[int, int]) -> None:
     assert c.snd_una <= c.snd_nxt <= c.snd_max, c.tcb()
     in_flight = c.snd_max - c.snd_una
     assert 0 <= in_flight <= len(c.sndbuf) + 2, c.tcb()  # + SYN + FIN
-    assert 0 <= c.snd_wnd <= MAX_WSCALED and c.snd_wnd <= c.max_snd_wnd or c.snd_wnd == 0
+    assert (0 <= c.snd_wnd <= MAX_WSCALED and c.snd_wnd <= c.max_snd_wnd) or c.snd_wnd == 0
     assert 0 <= c.rcv_wnd <= c.rcv_buf
     assert len(c.rcvbuf) <= c.rcv_buf, (len(c.rcvbuf), c.rcv_buf)
     assert len(c.sndbuf) <= c.config.snd_buf
