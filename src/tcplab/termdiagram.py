@@ -87,7 +87,8 @@ def render(events: Iterable[Event], *, width: int = 100, relative: bool = True,
     lanes = [_Lane(h, left + (span * i) // max(n - 1, 1), set()) for i, h in enumerate(hosts)]
     by_name = {ln.name: ln for ln in lanes}
     for e in evs:
-        if e["kind"] == "segment" and e.get("event") == "send" and e.get("host") in by_name:
+        if e["kind"] == "segment" and e.get("event") in ("send", "recv") \
+                and e.get("host") in by_name:
             by_name[e["host"]].addrs.add(_addr(e["src"]))
     by_addr: dict[str, _Lane] = {}
     for ln in lanes:
@@ -95,7 +96,8 @@ def render(events: Iterable[Event], *, width: int = 100, relative: bool = True,
             by_addr.setdefault(address, ln)
     isn: dict[str, int] = {}
     for e in evs:
-        if e["kind"] == "segment" and e.get("event") == "send" and "S" in e.get("flags", ""):
+        if e["kind"] == "segment" and e.get("event") in ("send", "recv") \
+                and "S" in e.get("flags", ""):
             isn.setdefault(e["src"], e["seq"])
 
     def rel(ep: str, value: int) -> int:
@@ -142,7 +144,7 @@ def render(events: Iterable[Event], *, width: int = 100, relative: bool = True,
                 put(row, lane.x + 2, label)
             else:
                 put(row, max(lane.x - len(label) - 1, tcol), label)
-        elif kind == "segment" and e.get("event") == "send":
+        elif kind == "segment" and e.get("event") in ("send", "recv"):
             a = by_name.get(e.get("host", ""))
             b = by_addr.get(_addr(e.get("dst", "")))
             if a is None or b is None or a is b:

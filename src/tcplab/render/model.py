@@ -91,9 +91,10 @@ class Lifelines:
                 continue
             if kind == "segment":
                 ev = e.get("event")
-                if ev == "send" and "src" in e:
+                if ev in ("send", "recv") and "src" in e:
+                    # "recv": a packet from outside the trace's hosts; host names its sender
                     lines._own(e["src"], host)
-                elif ev in ("recv", "accept", "drop") and "dst" in e:
+                elif ev in ("accept", "drop") and "dst" in e:
                     lines._own(e["dst"], host)
                 else:
                     lines._add(host)
