@@ -65,6 +65,17 @@ def test_syn_sent_simultaneous_open_completed_by_ack(socket_syn_sent: Peer) -> N
     assert p.state == "ESTABLISHED"
 
 
+def test_syn_received_active_rst_is_refused(socket_syn_sent: Peer) -> None:
+    """RFC 9293 3.10.7.4 second: in an active open's SYN-RECEIVED, RST means "refused"."""
+    p = socket_syn_sent
+    p.inject(incoming("S", R, options=(Mss(1460),)))
+    p.take()
+    p.inject(incoming("R", R + 1), at=0.1)
+    p.expect_nothing()
+    assert p.state == "CLOSED"
+    assert p.conn is not None and p.conn.error == "refused"
+
+
 def test_syn_sent_simultaneous_open_retransmits_syn_ack(socket_syn_sent: Peer) -> None:
     p = socket_syn_sent
     p.inject(incoming("S", R, options=(Mss(1460),)), at=0.5)
