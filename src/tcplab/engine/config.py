@@ -28,6 +28,7 @@ class TcpConfig:
     fin_wait_2_timeout: float = 60.0  #: orphaned FIN-WAIT-2 (Linux tcp_fin_timeout); 0 = never
     rfc5961: bool = True             #: blind-attack mitigations (challenge ACKs)
     challenge_ack_limit: int = 1000  #: challenge ACKs per second per host (Linux default)
+    oow_ack_interval: float = 0.5    #: min gap between ACKs to bare out-of-window segments (Linux)
     rfc1337: bool = True             #: ignore RST in TIME-WAIT (RFC 1337)
     time_wait_reopen: bool = True    #: a SYN beyond RCV.NXT reopens a TIME-WAIT 4-tuple (RFC 6191)
     drop_synfin: bool = False        #: drop SYN+FIN segments (FreeBSD net.inet.tcp.drop_synfin)

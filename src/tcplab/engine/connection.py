@@ -87,6 +87,7 @@ class Connection:
         "iss",
         "key",
         "laddr",
+        "last_oow_ack",
         "listener",
         "lport",
         "max_snd_wnd",
@@ -196,6 +197,7 @@ class Connection:
         self.delack_at: float | None = None
         self.fw2_at: float | None = None
         self.ack_pending = 0
+        self.last_oow_ack: float | None = None
 
     # ================================================================ helpers
 
@@ -744,8 +746,7 @@ class Connection:
             if flags & SYN and self.config.rfc5961:
                 self._challenge_ack(seg, now, "SYN outside window (RFC 5961 4.2)")
                 return
-            self.send_ack(now)
-            self.host.drop(seg, self, now, "outside window")
+            self._oow_ack(seg, now, "outside window")
             return
         # ---- second: the RST bit
         if flags & RST:
@@ -797,6 +798,25 @@ class Connection:
             return seq == nxt
         return ((seq - nxt) & 0xFFFFFFFF) < wnd or \
             ((seq + seg_len - 1 - nxt) & 0xFFFFFFFF) < wnd
+
+    def _oow_ack(self, seg: TcpSegment, now: float, reason: str) -> None:
+        """Answer an unacceptable segment with an ACK (RFC 9293 3.10.7.4).
+
+        Like Linux (tcp_oow_rate_limited, net.ipv4.tcp_invalid_ratelimit), the
+        answer to a segment without data or SYN/FIN is rate-limited per
+        connection: two ends whose sequence numbers disagree would otherwise
+        answer each other's ACKs forever (an ACK war).  Segments that carry
+        data or FIN are always answered, so a lost ACK is always repaired.
+        """
+        limit = self.config.oow_ack_interval
+        if seg.seg_len == 0 and limit > 0 and self.last_oow_ack is not None \
+                and now - self.last_oow_ack < limit:
+            self.host.drop(seg, self, now, f"{reason}: ACK rate-limited")
+            return
+        if seg.seg_len == 0:
+            self.last_oow_ack = now
+        self.send_ack(now)
+        self.host.drop(seg, self, now, reason)
 
     def _challenge_ack(self, seg: TcpSegment, now: float, reason: str) -> None:
         """RFC 5961 3.2/4.2/5.2: answer with an ACK, rate-limited per host."""
@@ -864,8 +884,7 @@ class Connection:
             return True
         # RFC 5961 5.2: (SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT, else drop and ACK.
         if ack > self.snd_max:
-            self.send_ack(now)
-            self.host.drop(seg, self, now, "ACK of data not yet sent")
+            self._oow_ack(seg, now, "ACK of data not yet sent")
             return False
         if self.config.rfc5961 and ack < self.snd_una - max(self.max_snd_wnd, 1):
             self._challenge_ack(seg, now, "ACK too old (RFC 5961 5.2)")
