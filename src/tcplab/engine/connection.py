@@ -115,6 +115,7 @@ class Connection:
         "rttvar",
         "rtx_at",
         "rtx_count",
+        "sched_at",
         "snd_max",
         "snd_mss",
         "snd_nxt",
@@ -197,6 +198,7 @@ class Connection:
         self.delack_at: float | None = None
         self.fw2_at: float | None = None
         self.ack_pending = 0
+        self.sched_at: float | None = None  # earliest deadline the host has queued
         self.last_oow_ack: float | None = None
 
     # ================================================================ helpers
@@ -1035,24 +1037,47 @@ class Connection:
         self._event(EV_DATA)
 
     def _insert_ooo(self, seq: Seq, data: bytes) -> None:
-        """Keep an out-of-order piece, trimming overlaps with what is held."""
-        end = seq + len(data)
-        merged: list[tuple[Seq, bytes]] = []
-        for s, d in self.ooo:
-            e = s + len(d)
-            if e <= seq or s >= end:
-                merged.append((s, d))
+        """Keep an out-of-order piece, trimming overlaps with what is held.
+
+        Pieces stay sorted by their distance from RCV.NXT.  The common case,
+        a piece beyond everything held (segments arriving in order after a
+        hole), is an append; otherwise one pass merges overlaps, the bytes
+        already held winning.
+        """
+        ooo = self.ooo
+        base = int(self.rcv_nxt)
+        off = (int(seq) - base) & 0xFFFFFFFF
+        if not ooo:
+            ooo.append((seq, data))
+            return
+        last_s, last_d = ooo[-1]
+        if off >= ((int(last_s) - base) & 0xFFFFFFFF) + len(last_d):
+            ooo.append((seq, data))
+            return
+        end = off + len(data)
+        out: list[tuple[Seq, bytes]] = []
+        placed = False
+        for s, d in ooo:
+            o = (int(s) - base) & 0xFFFFFFFF
+            e = o + len(d)
+            if e <= off:
+                out.append((s, d))
                 continue
-            # Overlap: keep the held bytes, extend with the new ones.
-            lo = s if s < seq else seq
+            if o >= end:
+                if not placed:
+                    out.append((Seq(base + off), data))
+                    placed = True
+                out.append((s, d))
+                continue
+            lo = o if o < off else off
             hi = e if e > end else end
             buf = bytearray(hi - lo)
-            buf[seq - lo: seq - lo + len(data)] = data
-            buf[s - lo: s - lo + len(d)] = d
-            seq, data, end = lo, bytes(buf), hi
-        merged.append((seq, data))
-        merged.sort(key=lambda p: p[0] - self.rcv_nxt)
-        self.ooo = merged
+            buf[off - lo: off - lo + len(data)] = data
+            buf[o - lo: o - lo + len(d)] = d
+            off, end, data = lo, hi, bytes(buf)
+        if not placed:
+            out.append((Seq(base + off), data))
+        self.ooo = out
 
     def _pull_ooo(self) -> None:
         while self.ooo:

@@ -196,36 +196,44 @@ class Host:
         heap = self._heap
         while heap:
             deadline, _n, conn = heap[0]
+            if conn.sched_at != deadline or not self._live(conn):
+                heapq.heappop(heap)  # superseded by an earlier entry, or the connection is gone
+                continue
             nd = conn.next_deadline()
-            if nd is not None and nd <= deadline and conn.state is not State.CLOSED \
-                    and self.conns.get(conn.key) is conn:
-                if nd < deadline:
-                    heapq.heapreplace(heap, (nd, self._next_seq(), conn))
-                    continue
-                break
-            heapq.heappop(heap)
-            if nd is not None and conn.state is not State.CLOSED \
-                    and self.conns.get(conn.key) is conn:
-                heapq.heappush(heap, (nd, self._next_seq(), conn))
+            if nd is None:
+                heapq.heappop(heap)
+                conn.sched_at = None
+                continue
+            if nd != deadline:  # a timer moved (restarted later, or cancelled)
+                conn.sched_at = nd
+                heapq.heapreplace(heap, (nd, self._next_seq(), conn))
+                continue
+            break
         best = heap[0][0] if heap else None
         tw = self.time_wait.next_deadline()
         if tw is not None and (best is None or tw < best):
             best = tw
         return best
 
+    def _live(self, conn: Connection) -> bool:
+        return conn.state is not State.CLOSED and self.conns.get(conn.key) is conn
+
     def handle_timers(self, now: float) -> None:
         """Fire every timer due at ``now``."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _d, _n, conn = heapq.heappop(heap)
+            d, _n, conn = heapq.heappop(heap)
+            if conn.sched_at != d or not self._live(conn):
+                continue
+            conn.sched_at = None
             nd = conn.next_deadline()
-            if nd is None or self.conns.get(conn.key) is not conn:
+            if nd is None:
                 continue
             if nd <= now:
                 conn.on_timer(now)
                 nd = conn.next_deadline()
-            if nd is not None and self.conns.get(conn.key) is conn:
-                heapq.heappush(heap, (nd, self._next_seq(), conn))
+            if nd is not None and self._live(conn):
+                self.schedule(conn, nd)
         for key, entry in self.time_wait.pop_expired(now):
             self._time_wait_expired(key, entry, now)
 
@@ -234,7 +242,16 @@ class Host:
         return self._heap_seq
 
     def schedule(self, conn: Connection, deadline: float) -> None:
-        """A connection armed a timer: make sure the heap will wake it."""
+        """A connection armed a timer: make sure the heap will wake it.
+
+        One heap entry per connection at a time, at its earliest deadline: a
+        timer restarted later (the retransmission timer on every ACK) pushes
+        nothing; the entry is moved when it comes up.
+        """
+        at = conn.sched_at
+        if at is not None and at <= deadline:
+            return
+        conn.sched_at = deadline
         heapq.heappush(self._heap, (deadline, self._next_seq(), conn))
 
     # ============================================================ output
