@@ -29,7 +29,6 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from tcplab.engine.config import TcpConfig
@@ -48,14 +47,31 @@ WILDCARDS = ("0.0.0.0", "::")
 _COOKIE_MSS = (536, 1220, 1440, 1460, 4312, 8960, 16384, 65495)
 
 
-@dataclass(slots=True)
 class Outgoing:
-    """An IP packet to send, with its trace event (``None`` when not tracing)."""
+    """A segment to send, with its trace event (``None`` when not tracing).
 
-    data: bytes
-    event: Event | None
-    src: str
-    dst: str
+    ``data`` is the whole IP packet; it is built on first use (at once when
+    tracing, since the trace keeps it for pcap), so a backend that delivers
+    the checked segment itself, like the simulator, never pays for bytes it
+    does not need.
+    """
+
+    __slots__ = ("_data", "dst", "event", "seg", "src")
+
+    def __init__(self, seg: TcpSegment, src: str, dst: str, event: Event | None,
+                 data: bytes | None = None) -> None:
+        self.seg = seg
+        self.src = src
+        self.dst = dst
+        self.event = event
+        self._data = data
+
+    @property
+    def data(self) -> bytes:
+        d = self._data
+        if d is None:
+            d = self._data = emit_ip_tcp(self.src, self.dst, self.seg)
+        return d
 
 
 class Binding:
@@ -261,7 +277,7 @@ class Host:
 
     def _emit(self, src: str, dst: str, seg: TcpSegment, now: float,
               conn: Connection | None = None) -> None:
-        data = emit_ip_tcp(src, dst, seg)
+        data: bytes | None = None
         ev: Event | None = None
         tr = self.trace
         if seg.flags & RST:
@@ -272,12 +288,12 @@ class Host:
                   "dst": f"{dst}:{seg.dst_port}", "flags": flags_str(seg.flags),
                   "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
                   "opts": [_opt_text(o) for o in seg.options], "fate": "delivered",
-                  "raw": data}
+                  "raw": (data := emit_ip_tcp(src, dst, seg))}
             if conn is not None:
                 ev["conn"] = conn.name
                 ev["tcb"] = conn.tcb()
             tr.add(ev)
-        self.outbox.append(Outgoing(data, ev, src, dst))
+        self.outbox.append(Outgoing(seg, src, dst, ev, data))
 
     def drop(self, seg: TcpSegment, conn: Connection | None, now: float, reason: str,
              accepted: bool = False) -> None:

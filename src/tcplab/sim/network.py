@@ -118,7 +118,7 @@ class Network:
         self._by_addr: dict[str, Host] = {}
         self.links: dict[tuple[str, str], tuple[LinkSpec, random.Random]] = {}
         self.faults: list[Fault] = []
-        self._heap: list[tuple[float, int, Host, bytes, Event | None, float]] = []
+        self._heap: list[tuple[float, int, Host, bytes | Outgoing, Event | None, float]] = []
         self._seq = 0
         self._sent_count: dict[str, int] = {}
         self.events_processed = 0
@@ -181,7 +181,8 @@ class Network:
             return
         self._push(self.now + delay, dst, packet, ev, self.now)
 
-    def _push(self, at: float, dst: Host, data: bytes, ev: Event | None, sent: float) -> None:
+    def _push(self, at: float, dst: Host, data: bytes | Outgoing, ev: Event | None,
+              sent: float) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (at, self._seq, dst, data, ev, sent))
 
@@ -200,16 +201,14 @@ class Network:
                 ev["reason"] = "no link"
             return
         spec, rng = link
-        data = out.data
+        data = out.data if (spec.corrupt or self.faults) else b""
         n = self._sent_count.get(src.name, 0) + 1
         self._sent_count[src.name] = n
         extra = 0.0
         duplicate = False
+        corrupted = False
         if self.faults:
-            try:
-                _ip, seg = parse_ip_tcp(data)
-            except WireError:
-                seg = None
+            seg = out.seg
             if seg is not None:
                 pkt = Packet(src.name, dst.name, seg, data, self.now, n)
                 for fault in self.faults:
@@ -228,6 +227,7 @@ class Network:
                             duplicate = True
                         elif fault.action == "corrupt":
                             data = _corrupt(data, rng)
+                            corrupted = True
                             if ev is not None:
                                 ev["fate"] = "corrupted"
                                 ev["reason"] = f"fault: {fault.name}"
@@ -239,6 +239,7 @@ class Network:
             return
         if spec.corrupt and rng.random() < spec.corrupt:
             data = _corrupt(data, rng)
+            corrupted = True
             if ev is not None:
                 ev["fate"] = "corrupted"
         if spec.duplicate and rng.random() < spec.duplicate:
@@ -249,11 +250,14 @@ class Network:
         if spec.reorder and rng.random() < spec.reorder:
             delay += spec.delay * (1.0 + rng.random() * 2.0)
         if spec.bandwidth:
-            delay += len(data) / spec.bandwidth
+            delay += len(out.data) / spec.bandwidth
+        # What travels: the corrupted bytes, or the checked segment itself (the
+        # receiver would parse exactly that from the emitted bytes).
+        cargo: bytes | Outgoing = data if corrupted else out
         at = self.now + delay
         if ev is not None:
             ev["t_arrive"] = at
-        self._push(at, dst, data, ev, self.now)
+        self._push(at, dst, cargo, ev, self.now)
         if duplicate:
             at2 = at + spec.delay * 0.25 + (rng.random() * spec.jitter if spec.jitter else 0.0)
             ev2: Event | None = None
@@ -263,7 +267,7 @@ class Network:
                 ev2 = {**ev, "id": self.trace.next_id(), "copy_of": ev["id"], "t_arrive": at2,
                        "fate": "delivered" if ev["fate"] != "corrupted" else "corrupted"}
                 self.trace.add(ev2)
-            self._push(at2, dst, data, ev2, self.now)
+            self._push(at2, dst, cargo, ev2, self.now)
 
     def flush(self) -> None:
         """Move every packet the hosts produced onto the wire."""
@@ -302,7 +306,13 @@ class Network:
                     ev["fate"] = "dropped"
                     ev["reason"] = "exceeded MSL in the network"
                 continue
-            dst.receive(data, now, ev["id"] if ev is not None else None)
+            pid = ev["id"] if ev is not None else None
+            if type(data) is bytes:
+                dst.receive(data, now, pid)
+            else:
+                assert isinstance(data, Outgoing)
+                dst.current_packet_id = pid
+                dst.receive_segment(data.src, data.dst, data.seg, now)
             self.flush()
         for host in self.hosts.values():
             d = host.next_deadline()
