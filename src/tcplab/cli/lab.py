@@ -97,12 +97,27 @@ def timewait(port: int, second_port: int | None, wait_expiry: bool, as_json: boo
 @click.option("--mode", "modes", multiple=True, type=click.Choice(MODES),
               help="Run only this mode (repeatable; default: all three).")
 @click.option("--json", "as_json", is_flag=True, help="Print the samples as JSON.")
-def close_storm(n: int, samples: int, modes: tuple[str, ...], as_json: bool) -> None:
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also write TIME_WAIT sockets at the server over the run as an SVG chart.")
+def close_storm(n: int, samples: int, modes: tuple[str, ...], as_json: bool,
+                plot: str | None) -> None:
     """N short requests: server closes vs client closes vs keep-alive; who gets TIME-WAIT?"""
     try:
         results = run_close_storm(n, modes or MODES, samples)
     except OSError as exc:
         raise click.ClickException(f"close storm failed: {exc}") from None
+    if plot:
+        from tcplab.render.chart import line_chart_svg
+
+        series = {f"{r.mode} (server)": [(float(s.requests), float(s.server_time_wait))
+                                         for s in r.samples] for r in results}
+        try:
+            with open(plot, "w", encoding="utf-8") as fp:
+                fp.write(line_chart_svg(series, title="TIME-WAIT sockets at the server",
+                                        xlabel="requests done", ylabel="TIME_WAIT sockets"))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {plot}: {exc}") from None
+        click.echo(f"wrote {plot}", err=True)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results], indent=1))
         return

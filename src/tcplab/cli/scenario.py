@@ -65,11 +65,13 @@ def _get(name: str) -> Scenario:
               help="port-reuse: SO_REUSEADDR on the restarted socket only.")
 @click.option("--four-segment", is_flag=True,
               help="isn-sync: the server sends its SYN and its ACK separately.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="server-close-storm: also write TIME-WAIT entries over time as an SVG chart.")
 @trace_options
 def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | None,
             syn_cookies: bool, no_rfc1337: bool, no_reuseaddr: bool, reuseaddr_new_only: bool,
-            four_segment: bool, json_out: bool, lang: str, absolute: bool, width: int,
-            svg: str | None, html: str | None, pcap: str | None) -> None:
+            four_segment: bool, plot: str | None, json_out: bool, lang: str, absolute: bool,
+            width: int, svg: str | None, html: str | None, pcap: str | None) -> None:
     """Run one scenario: a sequence diagram with explanations (or --json)."""
     sc = _get(name)
     if time_wait is not None and time_wait < 0:
@@ -89,6 +91,26 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
     emit_outputs(result.net.trace.events, result.meta, svg=svg, html=html, pcap=pcap,
                  title=f"tcplab scenario {name}",
                  explanation=scenario_text(name, "demonstrates", lang) or "")
+    if plot:
+        _write_plot(name, result, plot)
+
+
+def _write_plot(name: str, result: Result, path: str) -> None:
+    """TIME-WAIT entries over time, from the outcome's table, as an SVG chart."""
+    table = result.outcome.get("table")
+    if not isinstance(table, list) or not table:
+        raise click.ClickException(f"--plot: scenario {name} has no time series to plot")
+    from tcplab.render.chart import line_chart_svg
+
+    keys = [k for k in table[0] if k != "t"]
+    series = {k: [(float(row["t"]), float(row[k])) for row in table] for k in keys}
+    try:
+        with open(path, "w", encoding="utf-8") as fp:
+            fp.write(line_chart_svg(series, title=f"TIME-WAIT entries over time ({name})",
+                                    xlabel="virtual time (s)", ylabel="TIME-WAIT entries"))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc}") from None
+    click.echo(f"wrote {path}", err=True)
 
 
 # ---------------------------------------------------------------- printing
