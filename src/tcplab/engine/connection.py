@@ -415,12 +415,15 @@ class Connection:
         data = bytes(self.rcvbuf[:max_bytes])
         del self.rcvbuf[:max_bytes]
         # Window update, with receiver-side SWS avoidance (RFC 9293 3.8.6.2.2):
-        # announce the opened window once it has grown by min(RCV.BUFF/2, MSS).
+        # the right edge moves only by at least min(RCV.BUFF/2, MSS); an ACK
+        # announces it at once when it opens by two segments or half the
+        # buffer (BSD's tcp_output rule), so a reader of small pieces does not
+        # send an ACK per read.
         if self.state.synchronized and self.state is not State.TIME_WAIT:
             adv_now = self.rcv_adv - self.rcv_nxt if old_wnd else 0
             grow = self.rcv_wnd - max(adv_now, 0)
             if grow >= min(self.rcv_buf // 2, self.rcv_mss) and (
-                    old_wnd < self.rcv_mss or grow >= self.rcv_buf // 2):
+                    grow >= 2 * self.rcv_mss or 2 * grow >= self.rcv_buf):
                 self.send_ack(now)
         return data
 

@@ -112,6 +112,7 @@ class Runner:
     local: str = LOCAL4
     remote: str = REMOTE4
     rfc_ack_due: tuple[int, int] | None = None  #: an RFC 9293 ACK may answer the last segment
+    rfc_rst_due: tuple[int, int, int] | None = None  #: ... or an RFC 9293 RST (no connection)
 
     def __post_init__(self) -> None:
         opts = self.script.options
@@ -225,18 +226,26 @@ class Runner:
         silence.  The extra ACK is consumed (and recorded) only when the
         script's last inbound segment was unacceptable by the RFC's own test.
         """
-        due = self.rfc_ack_due
-        if not self.profile.adapt or due is None:
-            return False
         seg = s.seg
-        if seg.flags != ACK or seg.payload or (seg.src_port, seg.dst_port) != due:
+        if not self.profile.adapt or seg.payload:
             return False
-        self.rfc_ack_due = None
-        self.sent.remove(s)
-        self.notes.append("an ACK answering a segment outside the receive window (RFC 9293 "
-                          "3.10.7.4 requires it; FreeBSD processes such a segment's ACK "
-                          "field instead) was accepted")
-        return True
+        due = self.rfc_ack_due
+        if due is not None and seg.flags == ACK and (seg.src_port, seg.dst_port) == due:
+            self.rfc_ack_due = None
+            self.sent.remove(s)
+            self.notes.append("an ACK answering a segment outside the receive window (RFC "
+                              "9293 3.10.7.4 requires it; FreeBSD processes such a segment's "
+                              "ACK field instead) was accepted")
+            return True
+        rst = self.rfc_rst_due
+        if rst is not None and seg.flags == RST and (seg.src_port, seg.dst_port, seg.seq) == rst:
+            self.rfc_rst_due = None
+            self.sent.remove(s)
+            self.notes.append("a RST answering an ACK that reached no connection (RFC 9293 "
+                              "3.10.7.1/3.10.7.2 require <SEQ=SEG.ACK><CTL=RST>; FreeBSD drops "
+                              "a SYN-ACK to a listener silently) was accepted")
+            return True
+        return False
 
     def _describe(self, s: _Sent) -> str:
         isn = self.tuples.get((s.seg.src_port, s.seg.dst_port), _Tuple()).isn
@@ -294,7 +303,7 @@ class Runner:
                 tup.fb_shift = tup.fb_syn_ws
         seq = spec.seq_start & MASK
         conn = self.socks.conns.get((lport, rport))
-        if self.profile.adapt and conn is not None and conn.state.synchronized \
+        if self.profile.adapt and conn is not None and _has_window(conn) \
                 and not spec.absolute:
             seq = self._map_right_edge(conn, seq, tup.fb_shift)
         ack = (spec.ack + isn) & MASK if spec.ack is not None else 0
@@ -302,14 +311,19 @@ class Runner:
         seg = TcpSegment(rport, lport, seq, ack, spec.flags, window, 0, opts,
                          b"\0" * spec.length)
         self.rfc_ack_due = None
+        self.rfc_rst_due = None
         if conn is not None and not seg.flags & RST and not _rfc_acceptable(conn, seg):
             self.rfc_ack_due = (lport, rport)
+        live = conn is not None and conn.state is not State.CLOSED \
+            and self.host.conns.get(conn.key) is conn
+        if not live and seg.flags & ACK and not seg.flags & RST:
+            self.rfc_rst_due = (lport, rport, seg.ack)
         self.host.receive_segment(self.remote, self.local, seg, self.now)
 
     def _fb_rcvbuf(self, conn: Connection | None) -> int:
         """FreeBSD's receive buffer: once synchronized, rounded up to a multiple of the MSS."""
         buf = self.fb_rcvbuf
-        if conn is not None and conn.state.synchronized and conn.snd_mss > 0:
+        if conn is not None and _has_window(conn) and conn.snd_mss > 0:
             buf = -(-buf // conn.snd_mss) * conn.snd_mss
         return buf
 
@@ -324,9 +338,10 @@ class Runner:
         nxt = int(conn.rcv_nxt)
         wnd_eng = max(conn.rcv_wnd, int(conn.rcv_adv) - nxt)
         wnd_fb = self._fb_rcvbuf(conn) - conn.readable_bytes
-        if conn.state is State.TIME_WAIT:
-            # A FreeBSD timewait entry keeps only the last advertised window,
-            # which the 16-bit field caps at the negotiated scale.
+        if conn.state is State.TIME_WAIT or (conn.state is State.SYN_RECEIVED and conn.passive):
+            # A FreeBSD timewait entry, like a syncache entry (SYN-RECEIVED via
+            # LISTEN), keeps only the advertised window, which the 16-bit field
+            # caps at the negotiated scale.
             wnd_fb = min(wnd_fb, 0xFFFF << fb_shift)
         off = (seq - nxt) & MASK
         if wnd_fb > wnd_eng and wnd_eng <= off < 1 << 31:
@@ -640,3 +655,8 @@ def _rfc_acceptable(conn: Connection, seg: TcpSegment) -> bool:
     if wnd == 0:
         return False
     return seq_in_window(seg.seq, nxt, wnd) or seq_in_window((seg.seq + n - 1) & MASK, nxt, wnd)
+
+
+def _has_window(conn: Connection) -> bool:
+    """A receive window exists once the peer's SYN is in: SYN-RECEIVED and later."""
+    return conn.state.synchronized or conn.state is State.SYN_RECEIVED
