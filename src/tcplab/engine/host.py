@@ -41,7 +41,7 @@ from tcplab.trace import Event, Trace
 from tcplab.wire.errors import WireError
 from tcplab.wire.ip import emit_ip_tcp, parse_ip_tcp
 from tcplab.wire.seq import Seq, seq_in_window
-from tcplab.wire.tcp import ACK, FIN, RST, SYN, Mss, TcpSegment, flags_str
+from tcplab.wire.tcp import ACK, FIN, RST, SYN, Mss, TcpSegment, flags_str, option_text
 
 WILDCARDS = ("0.0.0.0", "::")
 _COOKIE_MSS = (536, 1220, 1440, 1460, 4312, 8960, 16384, 65495)
@@ -287,7 +287,7 @@ class Host:
                   "host": self.name, "src": f"{src}:{seg.src_port}",
                   "dst": f"{dst}:{seg.dst_port}", "flags": flags_str(seg.flags),
                   "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
-                  "opts": [_opt_text(o) for o in seg.options], "fate": "delivered",
+                  "opts": [option_text(o) for o in seg.options], "fate": "delivered",
                   "raw": (data := emit_ip_tcp(src, dst, seg))}
             if conn is not None:
                 ev["conn"] = conn.name
@@ -804,32 +804,3 @@ def _overlap(a: str, b: str) -> bool:
     if a in WILDCARDS or b in WILDCARDS:
         return (":" in a) == (":" in b) or a == "::" or b == "::"
     return False
-
-
-def _opt_text(opt: object) -> str:
-    from tcplab.wire.tcp import (
-        Eol,
-        Nop,
-        Sack,
-        SackPermitted,
-        Timestamps,
-        UnknownOption,
-        WindowScale,
-    )
-    if isinstance(opt, Mss):
-        return f"mss {opt.value}"
-    if isinstance(opt, WindowScale):
-        return f"wscale {opt.shift}"
-    if isinstance(opt, SackPermitted):
-        return "sackOK"
-    if isinstance(opt, Timestamps):
-        return f"TS val {opt.tsval} ecr {opt.tsecr}"
-    if isinstance(opt, Sack):
-        return "sack " + " ".join(f"{a}:{b}" for a, b in opt.blocks)
-    if isinstance(opt, Nop):
-        return "nop"
-    if isinstance(opt, Eol):
-        return "eol"
-    if isinstance(opt, UnknownOption):
-        return f"opt-{opt.kind}"
-    return "?"

@@ -37,17 +37,7 @@ from typing import IO, Any
 import dpkt
 
 from tcplab.wire.errors import WireError
-from tcplab.wire.tcp import (
-    Mss,
-    Sack,
-    SackPermitted,
-    TcpOption,
-    Timestamps,
-    UnknownOption,
-    WindowScale,
-    flags_str,
-    parse_options,
-)
+from tcplab.wire.tcp import Eol, Nop, WindowScale, flags_str, option_text, parse_options
 
 Event = dict[str, Any]
 
@@ -138,23 +128,6 @@ def _ip_offset(linktype: int, buf: bytes) -> int | None:
     raise CaptureError(f"unsupported link type {linktype}")
 
 
-def _opt_text(o: TcpOption) -> str:
-    """Options as the engine writes them in traces ("mss 1460", "wscale 7", "sackOK")."""
-    if isinstance(o, Mss):
-        return f"mss {o.value}"
-    if isinstance(o, WindowScale):
-        return f"wscale {o.shift}"
-    if isinstance(o, SackPermitted):
-        return "sackOK"
-    if isinstance(o, Timestamps):
-        return f"TS val {o.tsval} ecr {o.tsecr}"
-    if isinstance(o, Sack):
-        return "sack " + " ".join(f"{a}:{b}" for a, b in o.blocks)
-    if isinstance(o, UnknownOption):
-        return f"opt-{o.kind}"
-    return ""
-
-
 def _addr(raw: bytes) -> str:
     import ipaddress
     return str(ipaddress.ip_address(raw))
@@ -205,7 +178,7 @@ def decode_ip_tcp(number: int, t: float, ip: bytes) -> Packet | None:
             for o in parse_options(bytes(tcp[20:doff])):
                 if isinstance(o, WindowScale):
                     wscale = o.shift
-                text = _opt_text(o)
+                text = "" if isinstance(o, (Nop, Eol)) else option_text(o)
                 if text:
                     opts.append(text)
         except (WireError, ValueError):

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tcplab.engine.config import TcpConfig
-from tcplab.engine.host import Host, _opt_text
+from tcplab.engine.host import Host
 from tcplab.kernel.sockets import TcpSocket, netlink_list
 from tcplab.trace import Event, Trace
 from tcplab.tun.device import KERNEL_ADDR, STACK_ADDR, TunDevice
@@ -50,7 +50,7 @@ from tcplab.tun.kernelstate import KernelStateWatcher
 from tcplab.tun.netns import Namespace
 from tcplab.wire.errors import WireError
 from tcplab.wire.ip import parse_ip_tcp
-from tcplab.wire.tcp import flags_str
+from tcplab.wire.tcp import flags_str, option_text
 
 __all__ = ["KERNEL_ADDR", "STACK_ADDR", "TunBackend", "bulk_config"]
 
@@ -249,7 +249,7 @@ class TunBackend:
                      "host": self.kernel_name, "src": f"{ip.src}:{seg.src_port}",
                      "dst": f"{ip.dst}:{seg.dst_port}", "flags": flags_str(seg.flags),
                      "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload),
-                     "win": seg.window, "opts": [_opt_text(o) for o in seg.options],
+                     "win": seg.window, "opts": [option_text(o) for o in seg.options],
                      "fate": "delivered", "raw": pkt}
         tr.add(ev)
         return pid

@@ -131,6 +131,25 @@ class UnknownOption:
 TcpOption = Eol | Nop | Mss | WindowScale | SackPermitted | Sack | Timestamps | UnknownOption
 
 
+def option_text(opt: TcpOption) -> str:
+    """An option as traces write it: "mss 1460", "wscale 7", "sackOK", "nop"."""
+    if isinstance(opt, Mss):
+        return f"mss {opt.value}"
+    if isinstance(opt, WindowScale):
+        return f"wscale {opt.shift}"
+    if isinstance(opt, SackPermitted):
+        return "sackOK"
+    if isinstance(opt, Timestamps):
+        return f"TS val {opt.tsval} ecr {opt.tsecr}"
+    if isinstance(opt, Sack):
+        return "sack " + " ".join(f"{a}:{b}" for a, b in opt.blocks)
+    if isinstance(opt, Nop):
+        return "nop"
+    if isinstance(opt, Eol):
+        return "eol"
+    return f"opt-{opt.kind}"
+
+
 def parse_options(raw: bytes) -> tuple[TcpOption, ...]:
     """Parse the option bytes of a header; raise WireError on bad lengths."""
     out: list[TcpOption] = []
