@@ -1,6 +1,6 @@
 """The HTML report in a real browser: headless Chromium driven by selenium.
 
-Uses Debian's chromium and chromium-driver (tools/install-browser.sh installs
+Uses Debian's chromium and chromium-driver (tools/install-system-deps.sh installs
 them); never downloads a browser.  Without them the test skips, or fails
 when TCPLAB_REQUIRE_BROWSER=1 (CI).
 """
@@ -27,7 +27,7 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("TCPLAB_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"TCPLAB_REQUIRE_BROWSER=1 but {reason}; run tools/install-browser.sh")
+        pytest.fail(f"TCPLAB_REQUIRE_BROWSER=1 but {reason}; run tools/install-system-deps.sh")
     pytest.skip(reason)
 
 

@@ -38,7 +38,7 @@ def spoofed_syns(dst: str, port: int, n: int, seed: int = 9) -> list[bytes]:
 def test_spoofed_syn_flood_fills_the_queue_but_curl_gets_its_page() -> None:
     curl = shutil.which("curl")
     if curl is None:
-        pytest.fail("curl is not installed: run tools/install-tun-deps.sh")
+        pytest.fail("curl is not installed: run tools/install-system-deps.sh")
 
     async def scenario() -> None:
         cfg = TcpConfig(mss=1460, syn_cookies="auto")

@@ -34,7 +34,7 @@ MiB = 1 << 20
 def _need_curl() -> str:
     curl = shutil.which("curl")
     if curl is None:
-        pytest.fail("curl is not installed: run tools/install-tun-deps.sh")
+        pytest.fail("curl is not installed: run tools/install-system-deps.sh")
     return curl
 
 
