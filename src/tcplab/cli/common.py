@@ -64,18 +64,19 @@ def _optional(module: str, attr: str, what: str) -> Callable[..., Any]:
 
 def emit_outputs(events: list[Event], meta: dict[str, Any], *, svg: str | None,
                  html: str | None, pcap: str | None, title: str,
-                 explanation: str = "") -> None:
+                 explanation: str = "", relative: bool = True) -> None:
     """Write the SVG, HTML and pcap files asked for."""
     try:
         if svg:
             sequence_svg = _optional("tcplab.render.svg", "sequence_svg", "SVG output")
             with open(svg, "w", encoding="utf-8") as fp:
-                fp.write(sequence_svg(events, title=title))
+                fp.write(sequence_svg(events, title=title, relative=relative))
             click.echo(f"wrote {svg}", err=True)
         if html:
             report_html = _optional("tcplab.render.html", "report_html", "HTML output")
             with open(html, "w", encoding="utf-8") as fp:
-                fp.write(report_html(events, title=title, explanation=explanation, meta=meta))
+                fp.write(report_html(events, title=title, explanation=explanation, meta=meta,
+                                     relative=relative))
             click.echo(f"wrote {html}", err=True)
         if pcap:
             write_pcap = _optional("tcplab.pcap.writer", "write_pcap", "pcap output")

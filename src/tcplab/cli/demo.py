@@ -48,4 +48,5 @@ def demo(seed: int, delay: float, msl: float, run_all: bool, json_out: bool, lan
         click.echo(f"\n{net.now:.2f} s of virtual time in {wall * 1000:.0f} ms of wall time. "
                    "Try: tcplab demo --json | tcplab scenario list")
     emit_outputs(events, meta, svg=svg, html=html, pcap=pcap,
-                 title="tcplab demo", explanation=(run_demo.__doc__ or ""))
+                 title="tcplab demo: one connection life (simulated, 50 ms one-way delay)",
+                 explanation=(run_demo.__doc__ or ""), relative=not absolute)
