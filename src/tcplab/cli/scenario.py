@@ -90,7 +90,8 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
         print_result(result, lang=lang, relative=not absolute, width=width)
     emit_outputs(result.net.trace.events, result.meta, svg=svg, html=html, pcap=pcap,
                  title=f"tcplab scenario {name}",
-                 explanation=scenario_text(name, "demonstrates", lang) or "")
+                 explanation=scenario_text(name, "demonstrates", lang) or "",
+                 relative=not absolute)
     if plot:
         _write_plot(name, result, plot)
 

@@ -88,7 +88,8 @@ def _report(backend: TunBackend, t0: float, meta: dict[str, Any], *, title: str,
                           width=width, title=title)
         else:
             click.echo(f"{nseg} segments: too many to draw here; use --svg, --html or --pcap.")
-    emit_outputs(_for_diagram(events), meta, svg=svg, html=html, pcap=pcap, title=title)
+    emit_outputs(_for_diagram(events), meta, svg=svg, html=html, pcap=pcap, title=title,
+                 relative=not absolute)
 
 
 def _exit_on_sigterm() -> None:
