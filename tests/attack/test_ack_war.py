@@ -10,7 +10,7 @@ segments as Linux does (net.ipv4.tcp_invalid_ratelimit, 0.5 s).
 from __future__ import annotations
 
 from tcplab.engine.config import TcpConfig
-from tcplab.sim import LinkSpec, Network, SimSocket
+from tcplab.sim import LinkSpec, Network, connected, listening
 from tcplab.wire import ACK, PSH, TcpSegment, emit_ip_tcp
 
 
@@ -22,12 +22,7 @@ def desynchronized(oow_interval: float) -> Network:
     net.add_host("attacker", "203.0.113.9")
     net.link(c, s, LinkSpec(delay=0.005))
     net.link("attacker", c, LinkSpec(delay=0.001))
-    srv = SimSocket(net, s)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
-    cli = SimSocket(net, c)
-    cli.connect(("192.0.2.2", 80))
-    srv.accept()
+    cli, _peer = connected(net, listening(net, s))
     conn = cli.conn
     assert conn is not None
     spoof = TcpSegment(80, conn.lport, int(conn.rcv_nxt), int(conn.snd_nxt), ACK | PSH, 65535,

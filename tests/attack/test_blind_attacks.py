@@ -15,7 +15,7 @@ import random
 import pytest
 
 from tcplab.engine.config import TcpConfig
-from tcplab.sim import LinkSpec, Network, SimSocket
+from tcplab.sim import LinkSpec, Network, connected, listening
 from tcplab.sockets import TcpSocket
 from tcplab.wire import ACK, RST, SYN, TcpSegment, emit_ip_tcp
 
@@ -31,12 +31,7 @@ def established(rfc5961: bool = True, limit: int = 1000
     net.link(c, s, LinkSpec(delay=0.01))
     net.link("attacker", s, LinkSpec(delay=0.001))
     net.link("attacker", c, LinkSpec(delay=0.001))
-    srv = SimSocket(net, s)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
-    cli = SimSocket(net, c)
-    cli.connect(("192.0.2.2", 80))
-    peer, _ = srv.accept()
+    cli, peer = connected(net, listening(net, s))
     cli.sendall(b"hello")
     assert peer.recv(10) == b"hello"
     return net, cli, peer

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tcplab.engine.config import TcpConfig
-from tcplab.sim import Fault, LinkSpec, Network, SimSocket, pair
+from tcplab.sim import Fault, LinkSpec, Network, SimSocket, connected, listening, pair
 from tcplab.sim.workloads import bidirectional_transfer
 
 FAULTY = LinkSpec(delay=0.01, jitter=0.005, loss=0.10, reorder=0.10, duplicate=0.05,
@@ -27,13 +27,8 @@ def test_one_mib_each_way_arrives_byte_exact_under_faults(seed: int) -> None:
 
 
 def test_corrupted_segments_fail_the_checksum_and_are_traced() -> None:
-    net, c, s = pair(seed=7, delay=0.01, corrupt=0.3)
-    srv = SimSocket(net, s)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
-    cli = SimSocket(net, c)
-    cli.connect(("192.0.2.2", 80))
-    peer, _ = srv.accept()
+    net, _c, s = pair(seed=7, delay=0.01, corrupt=0.3)
+    cli, peer = connected(net, listening(net, s))
     cli.sendall(b"x" * 20000)
     got = b""
     while len(got) < 20000:
@@ -48,17 +43,12 @@ def test_corrupted_segments_fail_the_checksum_and_are_traced() -> None:
 
 
 def _close_run(drop_last_ack: bool) -> Network:
-    net, c, s = pair(seed=3, delay=0.05)
+    net, _c, s = pair(seed=3, delay=0.05)
     if drop_last_ack:
         # Lose the client's ACK of the server's FIN: the last segment of the close.
         net.add_fault(Fault("drop", lambda p: p.src_host == "client" and p.flags == "A"
                             and p.seg.ack != 0 and _acks_fin(net, p.seg.ack), name="last ACK"))
-    srv = SimSocket(net, s)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
-    cli = SimSocket(net, c)
-    cli.connect(("192.0.2.2", 80))
-    peer, _ = srv.accept()
+    cli, peer = connected(net, listening(net, s))
     cli.close()
     assert peer.recv(10) == b""
     peer.close()
@@ -113,12 +103,7 @@ def test_same_seed_same_trace_byte_for_byte() -> None:
         c = net.add_host("client", "192.0.2.1")
         s = net.add_host("server", "192.0.2.2")
         net.link(c, s, LinkSpec(delay=0.02, jitter=0.01, loss=0.2, duplicate=0.1, reorder=0.1))
-        srv = SimSocket(net, s)
-        srv.bind(("0.0.0.0", 80))
-        srv.listen()
-        cli = SimSocket(net, c)
-        cli.connect(("192.0.2.2", 80))
-        peer, _ = srv.accept()
+        cli, peer = connected(net, listening(net, s))
         cli.sendall(b"abc" * 3000)
         cli.close()
         got = b""
@@ -193,13 +178,8 @@ def test_sixty_second_time_wait_costs_milliseconds() -> None:
 
 def test_host_config_msl_drives_time_wait_length() -> None:
     cfg = TcpConfig(msl=2.0)
-    net, c, s = pair(seed=5, delay=0.01, client_config=cfg, server_config=TcpConfig(msl=2.0))
-    srv = SimSocket(net, s)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
-    cli = SimSocket(net, c)
-    cli.connect(("192.0.2.2", 80))
-    peer, _ = srv.accept()
+    net, _c, s = pair(seed=5, delay=0.01, client_config=cfg, server_config=TcpConfig(msl=2.0))
+    cli, peer = connected(net, listening(net, s))
     cli.close()
     peer.recv(1)
     peer.close()

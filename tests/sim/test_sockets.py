@@ -11,17 +11,13 @@ import pytest
 
 from tcplab import aio
 from tcplab.sim import Network, SimSocket, SimulationStuck, pair
+from tcplab.sim import listening as sim_listening
 from tcplab.sim.aio import run_async
 
 
 def listening(net: Network, host: str = "server", port: int = 80,
               reuse: bool = False) -> SimSocket:
-    s = SimSocket(net, host)
-    if reuse:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
-    s.listen()
-    return s
+    return sim_listening(net, host, port, reuse=reuse)
 
 
 def test_blocking_connect_takes_one_round_trip_of_virtual_time() -> None:

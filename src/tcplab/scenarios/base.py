@@ -30,7 +30,7 @@ from tcplab.engine.config import TcpConfig
 from tcplab.engine.host import Host
 from tcplab.engine.isn import IsnGenerator
 from tcplab.sim.network import LinkSpec, Network
-from tcplab.sim.socket import SimSocket
+from tcplab.sim.socket import listening
 from tcplab.sockets import TcpSocket
 from tcplab.trace import Event
 
@@ -156,14 +156,8 @@ def two_hosts(seed: int, sw: Switches, *, delay: float = DELAY,
     return net, c, s
 
 
-def listen(net: Network, host: Host, port: int, *, reuse: bool = False,
-           backlog: int = 128) -> SimSocket:
-    sock = SimSocket(net, host)
-    if reuse:
-        sock.setsockopt(1, 2, 1)  # SOL_SOCKET, SO_REUSEADDR (Linux values)
-    sock.bind(("0.0.0.0", port))
-    sock.listen(backlog)
-    return sock
+# The scenarios' listen() is the simulator's listening().
+listen = listening
 
 
 class ChosenIsn(IsnGenerator):

@@ -5,7 +5,7 @@ Python's socket API; ``run_async`` runs asyncio code in the same virtual time.
 """
 
 from tcplab.sim.network import Fault, LinkSpec, Network, Packet, SimulationStuck
-from tcplab.sim.socket import SimDriver, SimSocket, pair
+from tcplab.sim.socket import SimDriver, SimSocket, connected, listening, pair
 
 __all__ = ["Fault", "LinkSpec", "Network", "Packet", "SimDriver", "SimSocket",
-           "SimulationStuck", "pair"]
+           "SimulationStuck", "connected", "listening", "pair"]

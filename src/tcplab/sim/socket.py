@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import socket as _pysocket
 from collections.abc import Callable
 
 from tcplab.engine.config import TcpConfig
@@ -51,3 +52,23 @@ def pair(seed: int = 0, *, delay: float = 0.01, client_config: TcpConfig | None 
     s = net.add_host("server", "192.0.2.2", server_config)
     net.link(c, s, LinkSpec(delay=delay, **link))
     return net, c, s
+
+
+def listening(net: Network, host: Host | str, port: int = 80, *, reuse: bool = False,
+              backlog: int = 128) -> SimSocket:
+    """socket(), SO_REUSEADDR if asked, bind(("0.0.0.0", port)), listen(backlog)."""
+    sock = SimSocket(net, host)
+    if reuse:
+        sock.setsockopt(_pysocket.SOL_SOCKET, _pysocket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", port))
+    sock.listen(backlog)
+    return sock
+
+
+def connected(net: Network, listener: SimSocket, client: Host | str = "client",
+              server_addr: str = "192.0.2.2") -> tuple[SimSocket, TcpSocket]:
+    """A client socket connected to ``listener``, and the server's accepted socket."""
+    cli = SimSocket(net, client)
+    cli.connect((server_addr, listener.getsockname()[1]))
+    peer, _addr = listener.accept()
+    return cli, peer
