@@ -78,5 +78,10 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except OSError as exc:
+        # A command that forgot to explain an operating-system error still
+        # prints one line, not a traceback.
+        click.echo(f"Error: {exc.strerror or exc}", err=True)
+        sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

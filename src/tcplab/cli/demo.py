@@ -14,8 +14,10 @@ from tcplab.demo import run_demo
 
 @click.command()
 @click.option("--seed", default=1, show_default=True, help="Seed for ISNs and ports.")
-@click.option("--delay", default=0.05, show_default=True, help="One-way delay of the link (s).")
+@click.option("--delay", default=0.05, show_default=True, type=click.FloatRange(0.0, 60.0),
+              help="One-way delay of the link (s).")
 @click.option("--msl", default=30.0, show_default=True,
+              type=click.FloatRange(0.0, 3600.0, min_open=True),
               help="Maximum segment lifetime (s); TIME-WAIT lasts 2*MSL.")
 @click.option("--all", "run_all", is_flag=True,
               help="Run the whole catalogue of scenarios (tcplab scenario list) instead.")
@@ -34,8 +36,14 @@ def demo(seed: int, delay: float, msl: float, run_all: bool, json_out: bool, lan
         scenario_cli = importlib.import_module("tcplab.cli.scenario")
         scenario_cli.run_catalogue(seed=seed, lang=lang, json_out=json_out, width=width)
         return
+    if msl <= delay:
+        raise click.BadParameter(f"must be longer than the one-way delay ({delay:g} s): "
+                                 "every segment would die in the network", param_hint="--msl")
     t0 = time.perf_counter()
-    net = run_demo(seed=seed, delay=delay, msl=msl)
+    try:
+        net = run_demo(seed=seed, delay=delay, msl=msl)
+    except OSError as exc:
+        raise click.ClickException(f"the demo connection failed: {exc}") from None
     wall = time.perf_counter() - t0
     events = net.trace.events
     meta = {"command": "demo", "seed": seed, "delay": delay, "msl": msl,
