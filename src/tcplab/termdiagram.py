@@ -29,10 +29,17 @@ class _Lane:
 
 
 def _hosts(events: list[Event]) -> list[str]:
+    """Lanes in order of appearance; a listening socket (``addr:port-*:*``) does not
+    put its host first, so the active opener stays on the left, as textbooks draw it."""
     order: list[str] = []
     for e in events:
         h = e.get("host")
-        if isinstance(h, str) and h not in order and e["kind"] in ("segment", "state"):
+        if isinstance(h, str) and h not in order and e["kind"] in ("segment", "state") \
+                and not str(e.get("conn", "")).endswith("-*:*"):
+            order.append(h)
+    for e in events:
+        h = e.get("host")
+        if isinstance(h, str) and h not in order and e["kind"] == "state":
             order.append(h)
     return order
 
@@ -221,11 +228,13 @@ def render(events: Iterable[Event], *, width: int = 100, relative: bool = True,
 
 def summarize(events: Iterable[Event]) -> dict[str, Any]:
     """Counts for a footer: segments by fate, final state per host."""
+    evs = list(events)
     fates: dict[str, int] = {}
     final: dict[str, str] = {}
-    for e in events:
+    for e in evs:
         if e["kind"] == "segment" and e.get("event") == "send":
             fates[e.get("fate", "delivered")] = fates.get(e.get("fate", "delivered"), 0) + 1
         elif e["kind"] == "state":
             final[e["host"]] = e["to"]
-    return {"segments": fates, "final_states": final}
+    return {"segments": fates,
+            "final_states": {h: final[h] for h in _hosts(evs) if h in final}}

@@ -1,75 +1,318 @@
 """One structured trace of everything that happens: the source of every picture.
 
 Diagrams, pcap files, JSON output and tests are all built from a
-:class:`Trace`, a list of plain dictionaries (events).  The schema is
-documented in ``docs/trace.md``; in short, every event has ``t`` (virtual or
-real seconds) and ``kind``:
+:class:`Trace`, a list of events.  An event is a plain dictionary (so it is
+JSON as it stands), and its shape is fixed by the typed vocabulary below:
+one ``TypedDict`` per kind and one constructor per kind, used by every
+emitter (the engine, the simulator, the TUN backend, the pcap reader, the
+kernel watcher, the scenarios).  :func:`validate_event` checks an event
+against the vocabulary; the tests run it over every scenario's trace.
+The schema is documented in ``docs/trace.md``; in short, every event has
+``t`` (virtual or real seconds) and ``kind``:
 
 ``segment``
     one TCP segment.  ``event`` is ``"send"`` (a host put it on the wire; the
     backend then sets ``fate`` to ``delivered | dropped | duplicated |
     corrupted`` and ``t_arrive``), ``"recv"`` (a segment from outside the
-    trace's own hosts, e.g. the kernel on a TUN device) or ``"drop"`` (a host
-    discarded it on arrival; ``reason`` says why).  Fields: ``id``, ``host``,
-    ``src``, ``dst`` ("addr:port"), ``flags`` ("SA", "FA", "R", "PA"),
-    ``seq``, ``ack`` (absolute), ``len`` (payload octets), ``win``, ``opts``,
-    and ``tcb`` (the sender's SND.UNA, SND.NXT, RCV.NXT, SND.WND, RCV.WND).
+    trace's own hosts, e.g. the kernel on a TUN device), ``"drop"`` (a host
+    discarded it on arrival; ``reason`` says why) or ``"accept"`` (a host acted
+    on a control segment).
 ``state``
-    ``host``, ``conn``, ``from``, ``to`` (RFC spellings, "SYN-SENT"), ``cause``.
+    ``host``, ``conn``, ``from``, ``to`` (RFC spellings, "SYN-SENT"), ``cause``,
+    ``tcb``.
 ``timer``
     ``host``, ``conn``, ``timer`` (retransmit, persist, delayed-ack,
-    time-wait, fin-wait-2, syn-ack), ``action`` (armed | fired | cancelled),
+    time-wait, fin-wait-2, keepalive), ``action`` (armed | fired | cancelled),
     ``deadline``.
 ``app``
-    ``host``, ``conn``, ``call`` (connect, listen, accept, send, recv, close,
-    shutdown, abort, bind, event) and ``result``.
+    ``host``, ``conn``, ``call`` and ``result``.
 ``note``
-    free text from a scenario or backend (``text``).
+    narration from a scenario or backend (``text``), with optional facts.
 
 Raw packet bytes travel in the in-memory-only key ``raw`` (for pcap); it is
 left out of JSON.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations" here: TypedDict needs the real NotRequired[...]
+# objects at class creation to know which keys are optional.
 import json
-from collections.abc import Iterable, Iterator
-from typing import IO, Any
+import types
+import typing
+from collections.abc import Iterator
+from typing import (
+    IO,
+    Any,
+    Literal,
+    NotRequired,
+    TypedDict,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
+from tcplab.wire.tcp import TcpSegment, flags_str, option_text
+
+#: An event as stored and passed around (a dictionary of one of the shapes below).
 Event = dict[str, Any]
 
 JSON_OMIT = frozenset({"raw"})
+
+SegmentKind = Literal["send", "recv", "drop", "accept"]
+Fate = Literal["delivered", "dropped", "duplicated", "corrupted"]
+TimerName = Literal["retransmit", "persist", "delayed-ack", "time-wait", "fin-wait-2",
+                    "keepalive", "syn-ack"]
+TimerAction = Literal["armed", "fired", "cancelled"]
+
+
+class Tcb(TypedDict):
+    """A snapshot of a connection's variables (RFC 9293 3.3.1 names, lower case)."""
+
+    state: str
+    snd_una: int
+    snd_nxt: int
+    snd_wnd: int
+    rcv_nxt: int
+    rcv_wnd: int
+    iss: int
+    irs: int
+    cwnd: int
+    rto: float
+
+
+class SegmentEvent(TypedDict):
+    t: float
+    kind: Literal["segment"]
+    event: SegmentKind
+    id: int | None
+    host: str
+    src: NotRequired[str]
+    dst: NotRequired[str]
+    flags: NotRequired[str]
+    seq: NotRequired[int]
+    ack: NotRequired[int]
+    len: int
+    win: NotRequired[int]
+    opts: NotRequired[list[str]]
+    fate: Fate
+    reason: NotRequired[str]
+    t_arrive: NotRequired[float]
+    copy_of: NotRequired[int]
+    conn: NotRequired[str]
+    tcb: NotRequired[Tcb]
+    raw: NotRequired[bytes]
+    injected: NotRequired[bool]
+    delayed: NotRequired[float]
+    tso: NotRequired[int]
+
+
+StateEvent = TypedDict("StateEvent", {
+    "t": float,
+    "kind": Literal["state"],
+    "host": str,
+    "conn": str,
+    "from": str,
+    "to": str,
+    "cause": str,
+    "tcb": NotRequired[Tcb],
+    "source": NotRequired[str],
+})
+
+
+class TimerEvent(TypedDict):
+    t: float
+    kind: Literal["timer"]
+    host: str
+    conn: str
+    timer: TimerName
+    action: TimerAction
+    deadline: float | None
+
+
+class AppEvent(TypedDict):
+    t: float
+    kind: Literal["app"]
+    host: str
+    conn: str | None
+    call: str
+    result: str
+
+
+class NoteEvent(TypedDict):
+    t: float
+    kind: Literal["note"]
+    text: str
+    fact: NotRequired[str]
+    host: NotRequired[str]
+    conn: NotRequired[str]
+    label: NotRequired[str]
+    data: NotRequired[str]
+    result: NotRequired[Any]
+    frame: NotRequired[int]
+    epoch: NotRequired[float]
+
+
+VOCABULARY: dict[str, type] = {
+    "segment": SegmentEvent,
+    "state": StateEvent,
+    "timer": TimerEvent,
+    "app": AppEvent,
+    "note": NoteEvent,
+}
+
+
+# ---------------------------------------------------------------- constructors
+
+
+def segment_event(t: float, event: SegmentKind, host: str, src: str, dst: str,
+                  seg: TcpSegment, pid: int | None, *, fate: Fate = "delivered",
+                  conn: str | None = None, tcb: Tcb | None = None, raw: bytes | None = None,
+                  reason: str | None = None) -> SegmentEvent:
+    """A segment seen by ``host``: sent (``send``), from outside (``recv``), or handled on
+    arrival (``drop``/``accept``); ``src``/``dst`` are addresses, the ports come from ``seg``."""
+    ev: SegmentEvent = {
+        "t": t, "kind": "segment", "event": event, "id": pid, "host": host,
+        "src": f"{src}:{seg.src_port}", "dst": f"{dst}:{seg.dst_port}",
+        "flags": flags_str(seg.flags), "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload),
+        "win": seg.window, "opts": [option_text(o) for o in seg.options], "fate": fate,
+    }
+    if conn is not None:
+        ev["conn"] = conn
+    if tcb is not None:
+        ev["tcb"] = tcb
+    if raw is not None:
+        ev["raw"] = raw
+    if reason is not None:
+        ev["reason"] = reason
+    return ev
+
+
+def undecodable_event(t: float, host: str, pid: int | None, length: int,
+                      reason: str) -> SegmentEvent:
+    """A packet a host could not parse (bad checksum, truncated): dropped with ``reason``."""
+    return {"t": t, "kind": "segment", "event": "drop", "id": pid, "host": host, "len": length,
+            "fate": "dropped", "reason": reason}
+
+
+def state_event(t: float, host: str, conn: str, old: str, new: str, cause: str,
+                tcb: Tcb | None = None, source: str | None = None) -> StateEvent:
+    """``host``'s connection ``conn`` went from state ``old`` to ``new`` because of ``cause``."""
+    ev: StateEvent = {"t": t, "kind": "state", "host": host, "conn": conn, "from": old,
+                      "to": new, "cause": cause}
+    if tcb is not None:
+        ev["tcb"] = tcb
+    if source is not None:
+        ev["source"] = source
+    return ev
+
+
+def timer_event(t: float, host: str, conn: str, timer: TimerName, action: TimerAction,
+                deadline: float | None = None) -> TimerEvent:
+    """A timer of ``host``'s connection was armed (with its ``deadline``), fired or cancelled."""
+    return {"t": t, "kind": "timer", "host": host, "conn": conn, "timer": timer,
+            "action": action, "deadline": deadline}
+
+
+def app_event(t: float, host: str, call: str, result: str, conn: str | None = None) -> AppEvent:
+    """An application call (``bind``, ``connect``, ``accept``, ``close``, ...) and its result."""
+    return {"t": t, "kind": "app", "host": host, "conn": conn, "call": call, "result": result}
+
+
+def note_event(t: float, text: str, **facts: Any) -> NoteEvent:
+    """Narration, with optional structured facts (``fact``, ``host``, ``label``, ...)."""
+    ev: dict[str, Any] = {"t": t, "kind": "note", "text": text}
+    ev.update(facts)
+    return ev  # type: ignore[return-value]  # the keys are checked by validate_event
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Does ``value`` have the type ``hint`` (the subset of typing the vocabulary uses)?"""
+    origin = get_origin(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is Literal:
+        return value in get_args(hint)
+    if origin is types.UnionType or origin is typing.Union:
+        return any(_type_ok(value, a) for a in get_args(hint))
+    if origin is list:
+        (item,) = get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if isinstance(hint, type) and hasattr(hint, "__required_keys__"):
+        return isinstance(value, dict) and not validate_shape(value, hint)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    raise TypeError(f"the vocabulary uses a type validate_event does not know: {hint!r}")
+
+
+def validate_shape(event: dict[str, Any], shape: type) -> list[str]:
+    """Problems of ``event`` against one TypedDict ``shape`` (empty: it conforms)."""
+    hints = get_type_hints(shape)
+    required: frozenset[str] = shape.__required_keys__  # type: ignore[attr-defined]
+    problems = [f"missing {k!r}" for k in sorted(required) if k not in event]
+    for key, value in event.items():
+        if key not in hints:
+            problems.append(f"unknown field {key!r}")
+        elif not _type_ok(value, hints[key]):
+            problems.append(f"{key!r} = {value!r} is not {hints[key]}")
+    return problems
+
+
+def validate_event(event: dict[str, Any]) -> list[str]:
+    """Problems of one event against the vocabulary (empty list: it conforms)."""
+    kind = event.get("kind")
+    shape = VOCABULARY.get(kind) if isinstance(kind, str) else None
+    if shape is None:
+        return [f"unknown kind {kind!r}"]
+    return validate_shape(event, shape)
+
+
+# ---------------------------------------------------------------- the trace
 
 
 class Trace:
     """An append-only list of events with a packet-id counter.
 
     ``enabled=False`` makes every ``add`` a no-op (the hot path checks
-    :attr:`enabled` before building an event at all).
+    :attr:`enabled` before building an event at all).  ``limit`` bounds the
+    trace: past it, the oldest events are discarded (a ring buffer) and
+    counted in :attr:`discarded`.
     """
 
-    __slots__ = ("_next_id", "enabled", "events", "listeners")
+    __slots__ = ("_next_id", "discarded", "enabled", "events", "limit")
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, limit: int | None = None) -> None:
         self.enabled = enabled
+        self.limit = limit
         self.events: list[Event] = []
         self._next_id = 0
-        self.listeners: list[Any] = []
+        self.discarded = 0
 
     def next_id(self) -> int:
         self._next_id += 1
         return self._next_id
 
-    def add(self, event: Event) -> Event:
+    def add(self, event: Any) -> None:
+        """Append one event (a vocabulary TypedDict) when tracing is on."""
         if self.enabled:
-            self.events.append(event)
-            for listener in self.listeners:
-                listener(event)
-        return event
+            events = self.events
+            events.append(event)
+            limit = self.limit
+            if limit is not None and len(events) > limit:
+                drop = len(events) - limit + limit // 4  # amortised: trim a quarter at once
+                del events[:drop]
+                self.discarded += drop
 
-    def note(self, t: float, text: str, **extra: Any) -> None:
+    def note(self, t: float, text: str, **facts: Any) -> None:
         if self.enabled:
-            self.add({"t": t, "kind": "note", "text": text, **extra})
+            self.add(note_event(t, text, **facts))
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
@@ -122,8 +365,9 @@ def load_json(fp: IO[str]) -> list[Event]:
     return list(events)
 
 
-def merge(traces: Iterable[Iterable[Event]]) -> list[Event]:
-    """Events of several traces in time order (stable)."""
-    allev = [e for tr in traces for e in tr]
-    allev.sort(key=lambda e: e["t"])
-    return allev
+__all__ = [
+    "VOCABULARY", "AppEvent", "Event", "NoteEvent", "SegmentEvent", "StateEvent", "Tcb",
+    "TimerEvent", "Trace", "app_event", "load_json", "note_event", "segment_event",
+    "state_event", "timer_event", "to_json_event", "undecodable_event",
+    "validate_event", "validate_shape",
+]

@@ -14,9 +14,9 @@ import random
 
 import pytest
 
+from tcplab.api.sockets import TcpSocket
 from tcplab.engine.config import TcpConfig
 from tcplab.sim import LinkSpec, Network, connected, listening
-from tcplab.sockets import TcpSocket
 from tcplab.wire import ACK, RST, SYN, TcpSegment, emit_ip_tcp
 
 
@@ -62,11 +62,11 @@ def test_in_window_rst_draws_a_challenge_ack_not_a_reset() -> None:
     net, cli, peer = established()
     conn = peer.conn
     assert conn is not None
-    before = net.host_of("192.0.2.2").stats["challenge_acks"]  # type: ignore[union-attr]
+    before = net.host_of("192.0.2.2").counters["TcpExtTCPChallengeACK"]  # type: ignore[union-attr]
     spoof(net, TcpSegment(cli.getsockname()[1], 80, int(conn.rcv_nxt) + 100, 0, RST, 0))
     net.run_for(0.5)
     assert peer.state == "ESTABLISHED"
-    after = net.host_of("192.0.2.2").stats["challenge_acks"]  # type: ignore[union-attr]
+    after = net.host_of("192.0.2.2").counters["TcpExtTCPChallengeACK"]  # type: ignore[union-attr]
     assert after == before + 1
     drops = [e for e in net.trace.of_kind("segment") if e["event"] == "drop"
              and "RFC 5961" in e.get("reason", "")]
@@ -132,13 +132,13 @@ def test_challenge_acks_are_rate_limited_per_second() -> None:
     assert conn is not None
     server = net.host_of("192.0.2.2")
     assert server is not None
-    base = server.stats["challenge_acks"]
+    base = server.counters["TcpExtTCPChallengeACK"]
     cport = cli.getsockname()[1]
     start = net.now
     for i in range(1000):  # 1000 in-window RSTs within 0.5 s
         spoof(net, TcpSegment(cport, 80, int(conn.rcv_nxt) + 1 + i, 0, RST, 0), delay=i * 5e-4)
     net.run_for(0.6)
-    sent = server.stats["challenge_acks"] - base
+    sent = server.counters["TcpExtTCPChallengeACK"] - base
     window_seconds = int(net.now) - int(start) + 1
     assert 0 < sent <= 100 * window_seconds
     limited = [e for e in net.trace.of_kind("segment") if e["event"] == "drop"

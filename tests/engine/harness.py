@@ -25,7 +25,6 @@ the peer acknowledges of ours in its ordinary segments), ``p.una`` and
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from typing import Any
 
@@ -59,7 +58,7 @@ class FixedIsn:
 
 
 def _segment(template: TcpSegment, flags: str, seq: int, ack: int, **kw: Any) -> TcpSegment:
-    return dataclasses.replace(template, flags=parse_flags(flags), seq=seq & MASK,
+    return template.replace(flags=parse_flags(flags), seq=seq & MASK,
                                ack=ack & MASK, **kw)
 
 
@@ -96,8 +95,7 @@ class Peer:
         self.config = config if config is not None else TcpConfig()
         self.trace = Trace()
         self.host = Host("local", LOCAL, config=self.config, rng=random.Random(seed),
-                         trace=self.trace)
-        self.host.isn = FixedIsn(iss)  # type: ignore[assignment]
+                         trace=self.trace, isn=FixedIsn(iss))
         self.iss = iss
         self.riss = riss  # the peer's ISN
         self.now = 0.0

@@ -9,7 +9,7 @@ import pytest
 from tcplab.engine import TcpError
 
 from . import harness
-from .harness import LOCAL_ISS, REMOTE, REMOTE_ISS, Peer, incoming, outgoing
+from .harness import LOCAL_ISS, LOCAL_PORT, NAME, REMOTE, REMOTE_ISS, Peer, incoming, outgoing
 
 L, R = LOCAL_ISS, REMOTE_ISS
 
@@ -136,6 +136,11 @@ def test_status_reports_tcb(socket_established: Peer) -> None:
 
 
 def test_trace_records_state_changes_with_cause(socket_closing: Peer) -> None:
-    states = socket_closing.trace.states()
-    assert states == ["SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "CLOSING"]
+    """The listening socket enters LISTEN, and its connection starts from LISTEN
+    (LISTEN -> SYN-RECEIVED, as RFC 9293 Figure 5 draws it, not CLOSED -> SYN-RECEIVED)."""
+    changes = [(e["conn"], e["from"], e["to"]) for e in socket_closing.trace.of_kind("state")]
+    listener = f"0.0.0.0:{LOCAL_PORT}-*:*"
+    assert changes == [(listener, "CLOSED", "LISTEN"), (NAME, "LISTEN", "SYN-RECEIVED"),
+                       (NAME, "SYN-RECEIVED", "ESTABLISHED"), (NAME, "ESTABLISHED", "FIN-WAIT-1"),
+                       (NAME, "FIN-WAIT-1", "CLOSING")]
     assert all(e["cause"] for e in socket_closing.trace.of_kind("state"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from tcplab.engine import TcpConfig
@@ -146,7 +144,7 @@ def test_time_wait_out_of_window_segment_gets_ack(socket_time_wait: Peer) -> Non
 
 def test_time_wait_other_tuple_unaffected(socket_time_wait: Peer) -> None:
     p = socket_time_wait
-    other = dataclasses.replace(incoming("S", 77, options=(Mss(1460),)), src_port=50000)
+    other = incoming("S", 77, options=(Mss(1460),)).replace(src_port=50000)
     p.inject(other, at=p.now + 1)
-    p.expect([dataclasses.replace(outgoing("SA", L, 78, options=SYN_OPTIONS), dst_port=50000)])
+    p.expect([outgoing("SA", L, 78, options=SYN_OPTIONS).replace(dst_port=50000)])
     assert p.state == "TIME-WAIT"

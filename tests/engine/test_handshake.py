@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from tcplab.engine import TcpConfig, TcpError
@@ -284,6 +282,6 @@ def test_syn_sent_peer_window_is_scaled_after_syn() -> None:
 
 def test_listen_syn_with_ack_from_other_port_gets_rst(socket_listen: Peer) -> None:
     p = socket_listen
-    seg = dataclasses.replace(incoming("A", 5, 77), src_port=1234)
+    seg = incoming("A", 5, 77).replace(src_port=1234)
     p.inject(seg)
-    p.expect([dataclasses.replace(outgoing("R", 77), dst_port=1234)])
+    p.expect([outgoing("R", 77).replace(dst_port=1234)])

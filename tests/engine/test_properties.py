@@ -27,7 +27,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcplab.engine import ALL_STATES, Connection, TcpConfig, TcpError
-from tcplab.wire import RST, SYN, Mss, TcpSegment, WindowScale, emit_ip_tcp, emit_ipv4
+from tcplab.wire import (
+    RST,
+    SYN,
+    Mss,
+    TcpSegment,
+    WindowScale,
+    emit_ip_tcp,
+    emit_ipv4,
+    seq_le,
+    seq_sub,
+)
 
 from . import harness
 from .harness import LOCAL, REMOTE, Peer
@@ -88,8 +98,8 @@ def _segment(p: Peer, a: dict[str, Any]) -> TcpSegment:
                     "snd_nxt": int(conn.snd_nxt), "snd_max": int(conn.snd_max)}[a["ack_base"]]
     else:
         seq_base, ack_base = start_seq, start_ack
-    return dataclasses.replace(
-        harness.PEER_TEMPLATE, flags=a["flags"], seq=(seq_base + a["seq_off"]) & 0xFFFFFFFF,
+    return harness.PEER_TEMPLATE.replace(
+        flags=a["flags"], seq=(seq_base + a["seq_off"]) & 0xFFFFFFFF,
         ack=(ack_base + a["ack_off"]) & 0xFFFFFFFF, window=a["window"],
         options=a["options"], payload=bytes(a["len"]))
 
@@ -125,8 +135,8 @@ def _check(p: Peer, rcv_seen: dict[int, int]) -> None:
 
 def _check_conn(c: Connection, rcv_seen: dict[int, int]) -> None:
     assert c.state in ALL_STATES
-    assert c.snd_una <= c.snd_nxt <= c.snd_max, c.tcb()
-    in_flight = c.snd_max - c.snd_una
+    assert seq_le(c.snd_una, c.snd_nxt) and seq_le(c.snd_nxt, c.snd_max), c.tcb()
+    in_flight = seq_sub(c.snd_max, c.snd_una)
     assert 0 <= in_flight <= len(c.sndbuf) + 2, c.tcb()  # + SYN + FIN
     assert (0 <= c.snd_wnd <= MAX_WSCALED and c.snd_wnd <= c.max_snd_wnd) or c.snd_wnd == 0
     assert 0 <= c.rcv_wnd <= c.rcv_buf
@@ -219,7 +229,7 @@ def test_syn_flood_of_random_segments_leaves_listener_bounded() -> None:
     """A burst of SYNs from many ports: the SYN queue never exceeds the backlog."""
     p = harness.listen(TcpConfig(syn_cookies="never"), backlog=4)
     for port in range(1000, 1200):
-        p.inject(dataclasses.replace(harness.incoming("S", port * 7), src_port=port,
+        p.inject(harness.incoming("S", port * 7).replace(src_port=port,
                                      flags=SYN))
     assert p.listener is not None and len(p.listener.syn_queue) == 4
     assert len(p.take()) == 4

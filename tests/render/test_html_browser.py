@@ -114,7 +114,7 @@ def test_report_steps_through_in_chromium(browser: Any, tmp_path: Path) -> None:
     nxt = browser.find_element(By.ID, "next")
     prev = browser.find_element(By.ID, "prev")
     assert browser.find_element(By.ID, "counter").text.startswith("Step 1 of ")
-    assert "CLOSED → SYN-SENT" in title.text
+    assert "server: CLOSED → LISTEN" in title.text  # listen() comes first
     assert prev.get_attribute("disabled") is not None
 
     seen: list[str] = [title.text]
@@ -128,7 +128,7 @@ def test_report_steps_through_in_chromium(browser: Any, tmp_path: Path) -> None:
     joined = "\n".join(seen)
     assert "192.0.2.1:49002 → 192.0.2.2:80: SYN" in joined or ": SYN" in joined
     assert "SYN, ACK" in joined
-    for arrow in ("SYN-SENT → ESTABLISHED", "ESTABLISHED → FIN-WAIT-1",
+    for arrow in ("CLOSED → SYN-SENT", "LISTEN → SYN-RECEIVED", "SYN-SENT → ESTABLISHED", "ESTABLISHED → FIN-WAIT-1",
                   "ESTABLISHED → CLOSE-WAIT", "FIN-WAIT-2 → TIME-WAIT", "LAST-ACK → CLOSED"):
         assert arrow in joined, arrow
     assert any("SND.UNA" in t and "RCV.NXT" in t and "TIME-WAIT" in t for t in tcb_texts)

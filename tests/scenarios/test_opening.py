@@ -13,7 +13,7 @@ def test_handshake_three_segments_third_carries_data(outcome):
     assert o["synack_acks_client_isn"] and o["third_acks_server_isn"]
     assert o["third_segment_data"] > 0
     assert o["client_path"] == ["CLOSED", "SYN-SENT", "ESTABLISHED"]
-    assert o["server_path"] == ["CLOSED", "SYN-RECEIVED", "ESTABLISHED"]
+    assert o["server_path"] == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED"]  # RFC 9293 Figure 5
     assert not o["server_established_before_third_segment"]
 
 
@@ -28,7 +28,7 @@ def test_handshake_isns_depend_on_seed(outcome):
 def test_old_duplicate_syn_reset_and_back_to_listen(outcome):
     o = outcome("old-duplicate-syn")
     assert o["client_reset_old_synack"]
-    assert o["server_path"][:3] == ["CLOSED", "SYN-RECEIVED", "LISTEN"]
+    assert o["server_path"][:3] == ["LISTEN", "SYN-RECEIVED", "LISTEN"]
     assert o["connections_accepted"] == 1
     assert o["server_app_read"] == ["GET /balance"]
     assert not o["old_data_committed"]

@@ -9,10 +9,10 @@ import struct
 
 import pytest
 
-from tcplab import aio
+from tcplab.api import transports as aio
 from tcplab.sim import Network, SimSocket, SimulationStuck, pair
 from tcplab.sim import listening as sim_listening
-from tcplab.sim.aio import run_async
+from tcplab.sim.eventloop import run_async
 
 
 def listening(net: Network, host: str = "server", port: int = 80,

@@ -16,7 +16,7 @@ import socket
 import pytest
 from tun_helpers import check_output, run
 
-from tcplab import aio
+from tcplab.api import transports as aio
 from tcplab.engine.config import TcpConfig
 from tcplab.tun import TunBackend
 from tcplab.tun.apps import start_http
@@ -63,8 +63,8 @@ def test_spoofed_syn_flood_fills_the_queue_but_curl_gets_its_page() -> None:
                  f"http://{b.addr}/"]))
             assert rc == 0, err
             assert out == "200"
-            assert b.host.stats["syn_cookies_sent"] >= FLOOD - listener.backlog - 50
-            assert b.host.stats["syn_cookies_accepted"] >= 1  # curl's ACK carried a cookie
+            assert b.host.counters["TcpExtSyncookiesSent"] >= FLOOD - listener.backlog - 50
+            assert b.host.counters["TcpExtSyncookiesRecv"] >= 1  # curl's ACK carried a cookie
             assert state.total_connections == 1
             server.close()
 

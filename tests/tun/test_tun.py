@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tun_helpers import check_output, run
 
-from tcplab import aio
+from tcplab.api import transports as aio
 from tcplab.engine.state import State
 from tcplab.kernel.sockets import TcpSocket
 from tcplab.trace import Trace

@@ -21,7 +21,6 @@ from tcplab.wire import (
     Nop,
     Sack,
     SackPermitted,
-    Seq,
     TcpSegment,
     Timestamps,
     UnknownOption,
@@ -35,7 +34,15 @@ from tcplab.wire import (
     parse_ip,
     parse_ip_tcp,
     parse_tcp,
+    seq_add,
+    seq_ge,
+    seq_gt,
     seq_in_window,
+    seq_le,
+    seq_lt,
+    seq_max,
+    seq_min,
+    seq_sub,
 )
 
 A, B = "192.0.2.1", "192.0.2.2"
@@ -152,13 +159,18 @@ def test_flag_letters_in_schema_order() -> None:
 
 
 class TestSeq:
+    """Sequence numbers are plain ints compared modulo 2**32 (RFC 9293 3.4, RFC 1982)."""
+
     def test_comparisons_wrap(self) -> None:
-        a = Seq(0xFFFFFFF0)
-        b = a + 0x20
-        assert int(b) == 0x10
-        assert a < b and b > a and a <= b and b >= a
-        assert b - a == 0x20 and a - b == -0x20
-        assert a + 0x10 == Seq(0)
+        a = 0xFFFFFFF0
+        b = seq_add(a, 0x20)
+        assert b == 0x10
+        assert seq_lt(a, b) and seq_gt(b, a) and seq_le(a, b) and seq_ge(b, a)
+        assert not seq_lt(b, a) and not seq_gt(a, b)
+        assert seq_sub(b, a) == 0x20 and seq_sub(a, b) == -0x20
+        assert seq_add(a, 0x10) == 0
+        assert seq_max(a, b) == b and seq_min(a, b) == a
+        assert seq_le(a, a) and seq_ge(a, a) and not seq_lt(a, a) and not seq_gt(a, a)
 
     def test_in_window_wraps(self) -> None:
         assert seq_in_window(5, 0xFFFFFFF0, 100)
@@ -167,10 +179,31 @@ class TestSeq:
 
     @given(st.integers(0, 2**32 - 1), st.integers(1, 2**31 - 1))
     def test_adding_a_positive_distance_is_greater(self, base: int, d: int) -> None:
-        s = Seq(base)
-        assert s + d > s
-        assert (s + d) - s == d
-        assert not (s + d <= s)
+        assert seq_gt(seq_add(base, d), base)
+        assert seq_sub(seq_add(base, d), base) == d
+        assert not seq_le(seq_add(base, d), base)
+
+    @settings(max_examples=2000, deadline=None)
+    @given(st.integers(-4096, 4096), st.integers(-(2**31) + 1, 2**31 - 1),
+           st.integers(-(2**30), 2**30), st.sampled_from([0, 2**31, 2**32 - 1, 2**32 - 4096]))
+    def test_functions_match_unwrapped_reference(self, near: int, x: int, y_off: int,
+                                                 pivot: int) -> None:
+        """Two numbers less than 2**31 apart, placed near the wrap point: every
+        function must agree with plain integer arithmetic on the unwrapped values."""
+        base = pivot + near  # an unwrapped origin around the wrap (or half-way) point
+        ux = base + x
+        uy = ux + y_off       # |ux - uy| <= 2**30 < 2**31: the order is well defined
+        a, b = ux % 2**32, uy % 2**32
+        assert seq_lt(a, b) == (ux < uy)
+        assert seq_le(a, b) == (ux <= uy)
+        assert seq_gt(a, b) == (ux > uy)
+        assert seq_ge(a, b) == (ux >= uy)
+        assert seq_sub(a, b) == ux - uy
+        assert seq_add(a, uy - ux) == b
+        assert seq_max(a, b) == max(ux, uy) % 2**32
+        assert seq_min(a, b) == min(ux, uy) % 2**32
+        size = abs(y_off) + 1
+        assert seq_in_window(b, a, size) == (ux <= uy < ux + size)
 
 
 @settings(max_examples=400, deadline=None)

@@ -140,7 +140,7 @@ def serve(use_http: bool, port: int | None, root: Path | None, mtu: int, json_ou
         backend = TunBackend(mtu=mtu)
         t0 = loop.time()
         async with backend:
-            from tcplab import aio
+            from tcplab.api import transports as aio
             if use_http:
                 from tcplab.tun.apps import start_http
                 server, state = await start_http(backend, port, root)

@@ -9,6 +9,14 @@ clock or global random state.
 from __future__ import annotations
 
 import hashlib
+import random
+from typing import Protocol
+
+
+class IsnSource(Protocol):
+    """Where a host's initial sequence numbers come from (passed to ``Host(isn=...)``)."""
+
+    def isn(self, now: float, laddr: str, lport: int, raddr: str, rport: int) -> int: ...
 
 
 class IsnGenerator:
@@ -21,8 +29,33 @@ class IsnGenerator:
             raise ValueError("ISN key must be 1..32 bytes")
         self._key = key
 
+    @classmethod
+    def from_rng(cls, rng: random.Random) -> IsnGenerator:
+        """A generator whose secret key is the next 128 bits of ``rng``."""
+        return cls(rng.getrandbits(128).to_bytes(16, "big"))
+
     def isn(self, now: float, laddr: str, lport: int, raddr: str, rport: int) -> int:
         m = int(now * 250_000)  # 4 microsecond ticks
         h = hashlib.blake2s(f"{laddr}|{lport}|{raddr}|{rport}".encode(), key=self._key,
                             digest_size=4).digest()
         return (m + int.from_bytes(h, "big")) & 0xFFFFFFFF
+
+
+class ChosenIsn:
+    """ISNs chosen in advance, one per connection, then another source's.
+
+    Scenarios and exam questions use it where particular numbers matter
+    ("the client's ISN is 1000"); real stacks pick ISNs from a clock plus a
+    keyed hash (:class:`IsnGenerator`).
+    """
+
+    __slots__ = ("_fallback", "_values")
+
+    def __init__(self, values: list[int], fallback: IsnSource) -> None:
+        self._values = list(values)
+        self._fallback = fallback
+
+    def isn(self, now: float, laddr: str, lport: int, raddr: str, rport: int) -> int:
+        if self._values:
+            return self._values.pop(0) & 0xFFFFFFFF
+        return self._fallback.isn(now, laddr, lport, raddr, rport)

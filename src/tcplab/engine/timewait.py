@@ -21,10 +21,13 @@ retransmitted FIN) is queued again; the value remembers the index of its
 latest queue item, so an older item is recognised as stale when it reaches
 the head and is skipped, exactly and in O(1).
 
-Behaviour (in :mod:`tcplab.engine.host`, RFC 9293 3.10.7.4, RFC 1337,
-RFC 6191, RFC 5961): a retransmitted FIN is ACKed again and restarts the 2MSL
-timer; a RST is ignored (RFC 1337); a SYN beyond RCV.NXT may reopen the
-4-tuple; anything else unacceptable gets an ACK.
+Behaviour (:class:`TimeWait`, RFC 9293 3.10.7.4, RFC 1337, RFC 6191, RFC
+5961): a retransmitted FIN is ACKed again and restarts the 2MSL timer; a RST
+is ignored (RFC 1337); a SYN beyond RCV.NXT may reopen the 4-tuple; anything
+else unacceptable gets an ACK.  An entry's state changes (TIME-WAIT ->
+CLOSED) are traced by :meth:`TimeWait.set_closed` with the entry's own
+variables, as :meth:`Connection.set_state <tcplab.engine.connection.Connection.set_state>`
+traces a connection's.
 """
 
 from __future__ import annotations
@@ -33,7 +36,13 @@ import struct
 from collections import deque
 from functools import lru_cache
 
+from tcplab.engine.config import TcpConfig
+from tcplab.engine.connection import Connection
+from tcplab.engine.context import EngineContext
+from tcplab.trace import Tcb, state_event, timer_event
 from tcplab.wire.checksum import addr_bytes, addr_str
+from tcplab.wire.seq import seq_gt, seq_in_window
+from tcplab.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 Key = tuple[str, int, str, int]
 
@@ -115,13 +124,16 @@ def _unpack(v: int, name: str | None) -> TimeWaitEntry:
 class TimeWaitTable:
     """The host's TIME-WAIT entries with FIFO expiry."""
 
-    __slots__ = ("_head", "_names", "_tab", "port_count", "port_noreuse", "queue")
+    __slots__ = ("_head", "_head_deadline", "_head_value", "_names", "_tab", "port_count",
+                 "port_noreuse", "queue")
 
     def __init__(self) -> None:
         self._tab: dict[int, int] = {}
         self._names: dict[int, str] = {}  # only when tracing
         self.queue: deque[int] = deque()
         self._head = 0  # queue index of queue[0]: how many items were ever popped
+        self._head_value = -1  # the packed value whose deadline is cached below
+        self._head_deadline = 0.0
         # local port -> {local addr: entries}, and (addr, port) -> entries without SO_REUSEADDR
         self.port_count: dict[int, dict[str, int]] = {}
         self.port_noreuse: dict[tuple[str, int], int] = {}
@@ -202,8 +214,15 @@ class TimeWaitTable:
         return None
 
     def next_deadline(self) -> float | None:
+        if not self._tab:
+            return None
         v = self._head_live()
-        return None if v is None else _deadline(v)
+        if v is None:
+            return None
+        if v != self._head_value:
+            self._head_value = v
+            self._head_deadline = _deadline(v)
+        return self._head_deadline
 
     def pop_expired(self, now: float) -> list[tuple[Key, TimeWaitEntry]]:
         """Remove and return every entry whose deadline is ``<= now``."""
@@ -230,3 +249,183 @@ class TimeWaitTable:
 
     def keys(self) -> list[Key]:
         return [unpack_key(k) for k in self._tab]
+
+
+class TimeWait:
+    """TIME-WAIT for a host: its compact entries and what they do with segments."""
+
+    __slots__ = ("config", "cx", "table")
+
+    def __init__(self, cx: EngineContext) -> None:
+        self.cx = cx
+        self.config: TcpConfig = cx.config
+        self.table = TimeWaitTable()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and key in self.table
+
+    @staticmethod
+    def entry_name(key: Key, entry: TimeWaitEntry) -> str:
+        return entry.name or f"{key[0]}:{key[1]}-{key[2]}:{key[3]}"
+
+    @staticmethod
+    def tcb(entry: TimeWaitEntry, state: str) -> Tcb:
+        """The variables an entry keeps, in the trace's TCB shape (the rest of the
+        connection's TCB is gone: ISNs, cwnd and RTO are 0)."""
+        return {"state": state, "snd_una": entry.snd_nxt, "snd_nxt": entry.snd_nxt,
+                "snd_wnd": 0, "rcv_nxt": entry.rcv_nxt, "rcv_wnd": entry.rcv_wnd, "iss": 0,
+                "irs": 0, "cwnd": 0, "rto": 0.0}
+
+    # ------------------------------------------------------------ life of an entry
+
+    def enter(self, conn: Connection, now: float) -> None:
+        """Keep ``conn`` (already in TIME-WAIT) as a compact entry for 2MSL."""
+        deadline = now + self.config.time_wait_length
+        tracing = self.cx.trace.enabled
+        entry = TimeWaitEntry(conn.snd_nxt, conn.rcv_nxt, max(conn.rcv_wnd, 1), conn.reuseaddr,
+                              deadline, conn.name if tracing else None)
+        self.table.add(conn.key, entry)
+        conn.time_wait_entries = self
+        if tracing:
+            self.cx.trace.add(timer_event(now, self.cx.name, conn.name, "time-wait", "armed",
+                                          deadline))
+
+    def set_closed(self, key: Key, entry: TimeWaitEntry, now: float, cause: str) -> None:
+        """The entry leaves TIME-WAIT for CLOSED (already removed from the table)."""
+        tr = self.cx.trace
+        if tr.enabled:
+            tr.add(state_event(now, self.cx.name, self.entry_name(key, entry), "TIME-WAIT",
+                               "CLOSED", cause, self.tcb(entry, "CLOSED")))
+
+    def expire(self, now: float) -> None:
+        """2MSL has passed for every entry whose deadline is ``<= now``."""
+        tr = self.cx.trace
+        for key, entry in self.table.pop_expired(now):
+            self.cx.counters.inc("TcpExtTW")
+            if tr.enabled:
+                tr.add(timer_event(now, self.cx.name, self.entry_name(key, entry), "time-wait",
+                                   "fired", None))
+            self.set_closed(key, entry, now, "2MSL timer expired")
+
+    def next_deadline(self) -> float | None:
+        return self.table.next_deadline()
+
+    # ------------------------------------------------------------ segments (3.10.7.4)
+
+    def _ack(self, key: Key, entry: TimeWaitEntry, now: float) -> None:
+        wnd = min(entry.rcv_wnd, 0xFFFF)
+        self.cx.emit(key[0], key[2], TcpSegment(key[1], key[3], entry.snd_nxt, entry.rcv_nxt,
+                                                ACK, wnd), now, self.entry_name(key, entry))
+
+    def _remove(self, key: Key, entry: TimeWaitEntry, now: float, cause: str) -> None:
+        self.table.remove(key)
+        self.set_closed(key, entry, now, cause)
+
+    def on_segment(self, key: Key, seg: TcpSegment, now: float) -> bool:
+        """A segment for a TIME-WAIT entry.  True: it reopens the 4-tuple, hand it on
+        to the listener."""
+        entry = self.table.get(key)
+        if entry is None:
+            return True
+        cx = self.cx
+        config = self.config
+        name = self.entry_name(key, entry)
+        flags = seg.flags
+        src, dst = key[2], key[0]
+
+        def record(reason: str, accepted: bool = False) -> None:
+            cx.record(src, dst, seg, now, reason, name, accepted)
+
+        if flags & RST:
+            if config.rfc1337:
+                record("RST in TIME-WAIT ignored (RFC 1337)")
+                return False
+            if seg.seq == entry.rcv_nxt or (not config.rfc5961 and seq_in_window(
+                    seg.seq, entry.rcv_nxt, entry.rcv_wnd)):
+                record("RST in TIME-WAIT: assassinated", accepted=True)
+                self._remove(key, entry, now, "RST in TIME-WAIT (no RFC 1337 protection)")
+            else:
+                record("RST in TIME-WAIT out of sequence")
+            return False
+        seg_len = seg.seg_len
+        in_window = (seq_in_window(seg.seq, entry.rcv_nxt, entry.rcv_wnd) if seg_len == 0 else
+                     seq_in_window(seg.seq, entry.rcv_nxt, entry.rcv_wnd) or
+                     seq_in_window((seg.seq + seg_len - 1) & 0xFFFFFFFF, entry.rcv_nxt,
+                                   entry.rcv_wnd))
+        if flags & SYN:
+            if not flags & ACK and config.time_wait_reopen \
+                    and seq_gt(seg.seq, entry.rcv_nxt):
+                # RFC 1122 4.2.2.13 / RFC 6191 section 2 (no timestamps): a new
+                # incarnation may start when its SYN is beyond RCV.NXT (Linux
+                # and FreeBSD do this).  RFC 9293 3.10.7.4 allows it only with
+                # timestamps; time_wait_reopen=False gives that strict reading.
+                record("SYN beyond RCV.NXT in TIME-WAIT: entry closed, SYN reopens",
+                       accepted=True)
+                self._remove(key, entry, now, "new SYN with higher sequence number")
+                return True
+            if not config.rfc5961 and seq_in_window(seg.seq, entry.rcv_nxt, entry.rcv_wnd):
+                # RFC 793: a SYN in the window is an error: reset, and the entry goes.
+                cx.emit(key[0], key[2], TcpSegment(key[1], key[3], entry.snd_nxt,
+                                                   entry.rcv_nxt, RST | ACK, 0), now, name)
+                record("SYN in window in TIME-WAIT (RFC 793): reset", accepted=True)
+                self._remove(key, entry, now, "SYN in window (RFC 793)")
+                return False
+            if not config.rfc5961:
+                self._ack(key, entry, now)
+                record("SYN outside window in TIME-WAIT: ACK")
+                return False
+            # RFC 5961 4.2 / RFC 9293 3.10.7.4 fourth step: a challenge ACK.
+            if cx.challenge.allow(now):
+                cx.counters.inc("TcpExtTCPChallengeACK")
+                self._ack(key, entry, now)
+                record("SYN in TIME-WAIT: challenge ACK")
+            else:
+                record("SYN in TIME-WAIT: rate-limited")
+            return False
+        if in_window and not flags & ACK:
+            # RFC 9293 3.10.7.4 fifth step: "if the ACK bit is off, drop the segment".
+            record("no ACK bit (TIME-WAIT)")
+            return False
+        if flags & FIN and (in_window or (seg.seq + seg_len) & 0xFFFFFFFF == entry.rcv_nxt):
+            # The peer's FIN again (or a FIN in the window): ACK it and restart
+            # the 2MSL timer (RFC 9293 3.10.7.4 eighth step, TIME-WAIT).
+            self._ack(key, entry, now)
+            deadline = now + config.time_wait_length
+            self.table.restart(key, deadline)
+            record("FIN again in TIME-WAIT: ACK, restart 2MSL", accepted=True)
+            if cx.trace.enabled:
+                cx.trace.add(timer_event(now, cx.name, name, "time-wait", "armed", deadline))
+            return False
+        if not in_window:
+            self._ack(key, entry, now)
+            record("outside window in TIME-WAIT: ACK sent")
+        elif flags == ACK and not seg.payload and seg.seq == entry.rcv_nxt \
+                and seg.ack == entry.snd_nxt:
+            record("duplicate ACK in TIME-WAIT ignored")
+        else:
+            # Anything else new in the window (data, an ACK of something else):
+            # answer with an ACK so the peer learns the state, as FreeBSD
+            # (tcp_twcheck) and Linux (tcp_timewait_state_process) do.
+            self._ack(key, entry, now)
+            record("segment in TIME-WAIT: ACK sent")
+        return False
+
+    # ------------------------------------------------------------ ports
+
+    def addrs_on_port(self, port: int) -> list[str]:
+        return self.table.addrs_on_port(port)
+
+    def holders(self, addr: str, port: int) -> tuple[int, int]:
+        return self.table.holders(addr, port)
+
+    def keys(self) -> list[Key]:
+        return self.table.keys()
+
+    def get(self, key: Key) -> TimeWaitEntry | None:
+        return self.table.get(key)
+
+    def remove(self, key: Key) -> TimeWaitEntry | None:
+        return self.table.remove(key)

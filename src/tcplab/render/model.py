@@ -99,11 +99,17 @@ class Lifelines:
                 else:
                     lines._add(host)
             elif kind == "state":
-                ends = conn_endpoints(str(e.get("conn") or ""))
+                conn = str(e.get("conn") or "")
+                if conn.endswith("-*:*"):
+                    continue  # a listening socket: its host gets a line from its connections
+                ends = conn_endpoints(conn)
                 if ends is not None:
                     lines._own(ends[0], host)
                 else:
                     lines._add(host)
+        for e in events:  # hosts that only listened
+            if e.get("kind") == "state" and isinstance(e.get("host"), str):
+                lines._add(e["host"])
         # Endpoints that only ever receive (a peer outside the trace): a line of their own.
         for e in events:
             if e.get("kind") == "segment" and e.get("event") == "send" and "dst" in e:

@@ -26,12 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from tcplab.api.sockets import TcpSocket
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.host import Host
-from tcplab.engine.isn import IsnGenerator
+from tcplab.engine.isn import ChosenIsn, IsnGenerator
 from tcplab.sim.network import LinkSpec, Network
 from tcplab.sim.socket import listening
-from tcplab.sockets import TcpSocket
 from tcplab.trace import Event
 
 MSL = 30.0              #: Linux's TIME-WAIT is a fixed 60 s; here 2 * MSL = 60 s as well
@@ -146,39 +146,34 @@ def with_switch(base: Switches | None, **kw: Any) -> Switches:
 # ---------------------------------------------------------------- building networks
 
 
+def chosen_isns(net: Network, host: str, values: list[int] | None) -> ChosenIsn | None:
+    """ISNs chosen by a scenario for ``host``, then the RFC 6528 generator the host
+    would have had anyway (its key comes from the same seeded generator).
+
+    Scenarios use them where an overlap of sequence numbers must really happen
+    (and say so in their text); real stacks pick ISNs from a clock plus a keyed
+    hash, which makes such overlaps rare, not impossible."""
+    if values is None:
+        return None
+    return ChosenIsn(values, IsnGenerator.from_rng(net.host_rng(host)))
+
+
 def two_hosts(seed: int, sw: Switches, *, delay: float = DELAY,
+              client_isns: list[int] | None = None, server_isns: list[int] | None = None,
               **cfg: Any) -> tuple[Network, Host, Host]:
-    """"client" 192.0.2.1 and "server" 192.0.2.2, one link, MSL enforced by the network."""
+    """"client" 192.0.2.1 and "server" 192.0.2.2, one link, MSL enforced by the network;
+    ``client_isns``/``server_isns``: ISNs the scenario chooses (:func:`chosen_isns`)."""
     net = Network(seed, msl=MSL)
-    c = net.add_host("client", CLIENT, sw.config(**cfg))
-    s = net.add_host("server", SERVER, sw.config(**cfg))
+    c = net.add_host("client", CLIENT, sw.config(**cfg),
+                     isn=chosen_isns(net, "client", client_isns))
+    s = net.add_host("server", SERVER, sw.config(**cfg),
+                     isn=chosen_isns(net, "server", server_isns))
     net.link(c, s, LinkSpec(delay=delay))
     return net, c, s
 
 
 # The scenarios' listen() is the simulator's listening().
 listen = listening
-
-
-class ChosenIsn(IsnGenerator):
-    """ISNs chosen by the scenario, one per call, then the RFC 6528 generator's.
-
-    Scenarios use it where an overlap of sequence numbers must really happen
-    (and say so in their text); real stacks pick ISNs from a clock plus a
-    keyed hash, which makes such overlaps rare, not impossible.
-    """
-
-    __slots__ = ("_fallback", "_values")
-
-    def __init__(self, values: list[int], fallback: IsnGenerator) -> None:
-        super().__init__(b"chosen")
-        self._values = list(values)
-        self._fallback = fallback
-
-    def isn(self, now: float, laddr: str, lport: int, raddr: str, rport: int) -> int:
-        if self._values:
-            return self._values.pop(0) & 0xFFFFFFFF
-        return self._fallback.isn(now, laddr, lport, raddr, rport)
 
 
 def note(net: Network, text: str, **fact: Any) -> None:
@@ -205,19 +200,16 @@ def recv_exactly(sock: TcpSocket, n: int) -> bytes:
 
 
 def conn_paths(events: list[Event], host: str) -> dict[str, list[str]]:
-    """Per connection of ``host``: the states it went through, first ``from`` included."""
+    """Per connection of ``host``: the states it went through, first ``from`` included
+    (listening sockets, named ``addr:port-*:*``, are not connections and are left out)."""
     paths: dict[str, list[str]] = {}
     for e in events:
-        if e["kind"] == "state" and e["host"] == host:
+        if e["kind"] == "state" and e["host"] == host and not e["conn"].endswith("-*:*"):
             path = paths.setdefault(e["conn"], [e["from"]])
             if path[-1] != e["from"]:
                 path.append(e["from"])
             path.append(e["to"])
     return paths
-
-
-def path_text(path: list[str]) -> str:
-    return " > ".join(path)
 
 
 def sent(events: list[Event], host: str | None = None, *, wire_only: bool = True) -> list[Event]:

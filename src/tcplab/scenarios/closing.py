@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tcplab.api.sockets import TcpSocket
 from tcplab.scenarios.base import (
     REQUEST,
     RESPONSE,
@@ -27,7 +28,6 @@ from tcplab.scenarios.base import (
 )
 from tcplab.sim.network import Fault, Network
 from tcplab.sim.socket import SimSocket
-from tcplab.sockets import TcpSocket
 from tcplab.trace import Event
 
 

@@ -7,13 +7,16 @@ simultaneous open), RFC 4987 (SYN floods and SYN cookies).
 from __future__ import annotations
 
 import errno
+import itertools
 from typing import Any
 
+from tcplab.engine.config import TcpConfig
 from tcplab.engine.connection import Connection
 from tcplab.engine.host import Host
 from tcplab.scenarios.base import (
     CLIENT,
     DELAY,
+    MSL,
     REQUEST,
     SERVER,
     Scenario,
@@ -171,7 +174,8 @@ def outcome_old_duplicate_syn(events: list[Event]) -> dict[str, Any]:
     return {
         "client_reset_old_synack": bool(rst_old),
         "server_path": path,
-        "server_back_to_listen": "LISTEN" in path,
+        "server_back_to_listen": any(a == "SYN-RECEIVED" and b == "LISTEN"
+                                     for a, b in itertools.pairwise(path)),
         "connections_accepted": len(_accepted(events)),
         "server_app_read": _app_data(events),
         "old_data_committed": text_of(OLD_DATA) in _app_data(events),
@@ -182,35 +186,37 @@ def outcome_old_duplicate_syn(events: list[Event]) -> dict[str, Any]:
 # ---------------------------------------------------------------- isn-sync
 
 
-class ScriptedServer:
+class ScriptedServer(Host):
     """A peer that is not a TCP stack: it answers a SYN exactly as the scenario says.
 
-    Its host is an ordinary simulator host whose ``receive_segment`` is
-    replaced, so the network delivers to it as usual and it sends by
-    injecting crafted packets.
+    It is a simulator host whose segment processing is a script (a subclass
+    overriding :meth:`receive_segment`): the network delivers to it as usual,
+    and it sends by injecting crafted packets.
     """
 
-    def __init__(self, net: Network, host: Host, isn: int) -> None:
+    def __init__(self, net: Network, config: TcpConfig) -> None:
+        super().__init__("server", SERVER, config=config, rng=net.host_rng("server"),
+                         trace=net.trace)
         self.net = net
-        self.host = host
-        self.isn = isn
+        # The ISN an ordinary server would have chosen for this 4-tuple.
+        self.script_isn = self.isn.isn(0.0, SERVER, 80, CLIENT, 40000)
         self.acked = False
-        setattr(host, "receive_segment", self.on_segment)  # noqa: B010 (a deliberate override)
 
     def send(self, seg: TcpSegment) -> None:
-        self.net.inject(self.host.name, emit_ip_tcp(SERVER, CLIENT, seg), delay=DELAY)
+        self.net.inject(self.name, emit_ip_tcp(SERVER, CLIENT, seg), delay=DELAY)
 
-    def on_segment(self, src: str, dst: str, seg: TcpSegment, now: float) -> None:
+    def receive_segment(self, src: str, dst: str, seg: TcpSegment, now: float) -> None:
+        isn = self.script_isn
         if seg.flags == SYN:
             # Four segments: the server's SYN and its ACK of the client's SYN
             # go separately (SYN first: an ACK without SYN in SYN-SENT would
             # be dropped by the client, RFC 9293 3.10.7.3 "fifth").
             note(self.net, "scripted server: sends its SYN and, separately, "
                            "the ACK of the client's SYN")
-            self.send(TcpSegment(80, seg.src_port, self.isn, 0, SYN, 65535, 0, (Mss(1460),)))
-            self.send(TcpSegment(80, seg.src_port, (self.isn + 1) & 0xFFFFFFFF,
+            self.send(TcpSegment(80, seg.src_port, isn, 0, SYN, 65535, 0, (Mss(1460),)))
+            self.send(TcpSegment(80, seg.src_port, (isn + 1) & 0xFFFFFFFF,
                                  (seg.seq + 1) & 0xFFFFFFFF, ACK, 65535))
-        elif seg.flags & SYN and seg.flags & ACK and seg.ack == (self.isn + 1) & 0xFFFFFFFF:
+        elif seg.flags & SYN and seg.flags & ACK and seg.ack == (isn + 1) & 0xFFFFFFFF:
             self.acked = True
             note(self.net, "scripted server: its ISN is acknowledged", fact="server-isn-acked",
                  host="server")
@@ -219,8 +225,11 @@ class ScriptedServer:
 def run_isn_sync(seed: int, sw: Switches) -> Network:
     if not sw.four_segment:
         return run_handshake(seed, sw)
-    net, c, s = two_hosts(seed, sw)
-    script = ScriptedServer(net, s, isn=s.isn.isn(0.0, SERVER, 80, CLIENT, 40000))
+    net = Network(seed, msl=MSL)
+    c = net.add_host("client", CLIENT, sw.config())
+    script = ScriptedServer(net, sw.config())
+    net.add(script)
+    net.link(c, script, LinkSpec(delay=DELAY))
     cli = SimSocket(net, c)
     cli.bind(("0.0.0.0", 40000))
     note(net, "client: connect(); the server side is a script that splits SYN-ACK in two")

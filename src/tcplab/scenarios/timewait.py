@@ -10,13 +10,13 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from tcplab.api.sockets import IPPROTO_TCP, SO_REUSEADDR, SOL_SOCKET, TCP_NODELAY
 from tcplab.scenarios.base import (
     CLIENT,
     DELAY,
     REQUEST,
     RESPONSE,
     SERVER,
-    ChosenIsn,
     Scenario,
     Switches,
     app_calls,
@@ -34,7 +34,6 @@ from tcplab.scenarios.base import (
 )
 from tcplab.sim.network import Fault, LinkSpec, Network
 from tcplab.sim.socket import SimSocket
-from tcplab.sockets import IPPROTO_TCP, SO_REUSEADDR, SOL_SOCKET, TCP_NODELAY
 from tcplab.trace import Event
 
 # ---------------------------------------------------------------- the stale segment
@@ -97,13 +96,12 @@ def _new_connection(net: Network) -> SimSocket:
 
 
 def run_stale_segment(seed: int, sw: Switches) -> Network:
-    net, c, s = two_hosts(seed, sw)
     # Chosen ISNs: the server's new ISN is its old one + 300, so its first
     # byte has exactly the sequence number of the stale segment; the client's
     # new ISN is its old one + 100, so the stale segment's ACK field is less
     # than a window old and passes RFC 5961 5.2's check (as Linux applies it).
-    s.isn = ChosenIsn([OLD_ISN, OLD_ISN + len(FIRST_PART)], s.isn)
-    c.isn = ChosenIsn([OLD_CLIENT_ISN, OLD_CLIENT_ISN + 100], c.isn)
+    net, c, s = two_hosts(seed, sw, server_isns=[OLD_ISN, OLD_ISN + len(FIRST_PART)],
+                          client_isns=[OLD_CLIENT_ISN, OLD_CLIENT_ISN + 100])
     reuse_at = 10.0
     # The new connection: SYN, SYN-ACK, then the request rides with the third
     # segment (t = reuse_at + 2 delays); the response leaves the server at +3
@@ -185,8 +183,7 @@ def report_stale_segment(events: list[Event], outcome: dict[str, Any], lang: str
 
 
 def run_rst_in_time_wait(seed: int, sw: Switches) -> Network:
-    net, _c, s = two_hosts(seed, sw)
-    s.isn = ChosenIsn([OLD_ISN], s.isn)
+    net, _c, _s = two_hosts(seed, sw, server_isns=[OLD_ISN])
     # A delayed duplicate of the old connection reaches the client in TIME-WAIT
     # after 5 s; the client answers with an ACK, the server (which has no
     # connection any more) with a RST: the RST that could kill TIME-WAIT.

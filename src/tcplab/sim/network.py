@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tcplab.engine.config import TcpConfig
-from tcplab.engine.host import Host, Outgoing
-from tcplab.trace import Event, Trace
+from tcplab.engine.context import Outgoing
+from tcplab.engine.host import Host
+from tcplab.engine.isn import IsnSource
+from tcplab.trace import Event, Trace, segment_event
 from tcplab.wire.errors import WireError
 from tcplab.wire.ip import parse_ip_tcp
 from tcplab.wire.tcp import TcpSegment
@@ -126,14 +128,24 @@ class Network:
 
     # ------------------------------------------------------------ building
 
+    def host_rng(self, name: str) -> random.Random:
+        """The random generator of host ``name``, derived from the network seed."""
+        return random.Random(f"{self.seed}:host:{name}")
+
     def add_host(self, name: str, addrs: str | list[str], config: TcpConfig | None = None,
-                 isn_seed: int | None = None) -> Host:
+                 isn: IsnSource | None = None) -> Host:
         """A host whose randomness is derived from the network seed and its name."""
-        if name in self.hosts:
-            raise ValueError(f"host {name!r} exists")
-        rng = random.Random(f"{self.seed}:host:{name}" if isn_seed is None else isn_seed)
-        host = Host(name, addrs, config=config, rng=rng, trace=self.trace)
-        self.hosts[name] = host
+        return self.add(Host(name, addrs, config=config, rng=self.host_rng(name),
+                             trace=self.trace, isn=isn))
+
+    def add(self, host: Host) -> Host:
+        """Attach a host built elsewhere (a subclass: a scripted peer); it must use
+        this network's trace."""
+        if host.name in self.hosts:
+            raise ValueError(f"host {host.name!r} exists")
+        if host.trace is not self.trace:
+            raise ValueError(f"host {host.name!r} must record into the network's trace")
+        self.hosts[host.name] = host
         for a in host.addrs:
             self._by_addr[a] = host
         if self.msl is None:
@@ -167,12 +179,11 @@ class Network:
             ip = None
         ev: Event | None = None
         if self.trace.enabled and ip is not None:
-            ev = {"t": self.now, "kind": "segment", "event": "send", "id": self.trace.next_id(),
-                  "host": src_host, "src": f"{ip.src}:{seg.src_port}",
-                  "dst": f"{ip.dst}:{seg.dst_port}", "flags": seg.flag_letters,
-                  "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
-                  "fate": "delivered", "injected": True, "raw": packet}
-            self.trace.add(ev)
+            sev = segment_event(self.now, "send", src_host, ip.src, ip.dst, seg,
+                                self.trace.next_id(), raw=packet)
+            sev["injected"] = True
+            self.trace.add(sev)
+            ev = sev  # type: ignore[assignment]
         dst = self._by_addr.get(ip.dst) if ip is not None else None
         if dst is None:
             if ev is not None:
@@ -272,7 +283,8 @@ class Network:
     def flush(self) -> None:
         """Move every packet the hosts produced onto the wire."""
         for host in self.hosts.values():
-            if host.outbox:
+            cx = host.cx
+            if cx.outbox or cx.requests:
                 for out in host.transmit():
                     self._send(host, out)
 
@@ -287,9 +299,20 @@ class Network:
         return best
 
     def step(self, until: float | None = None) -> bool:
-        """Let the next event happen (not later than ``until``).  False: nothing to do."""
+        """Let the next event happen (not later than ``until``).  False: nothing to do.
+
+        The next event is the earliest packet arrival or host timer.  Every
+        packet due then is delivered (the receiver's answers go on the wire at
+        once), then every host timer due then fires.
+        """
         self.flush()
-        t = self.next_time()
+        heap = self._heap
+        hosts = list(self.hosts.values())
+        deadlines = [host.next_deadline() for host in hosts]
+        t = heap[0][0] if heap else None
+        for d in deadlines:
+            if d is not None and (t is None or d < t):
+                t = d
         if t is None or (until is not None and t > until):
             if until is not None and until > self.now:
                 self.now = until
@@ -297,11 +320,12 @@ class Network:
         if t > self.now:
             self.now = t
         now = self.now
-        heap = self._heap
+        touched: set[Host] | None = None
+        msl = self.msl
         while heap and heap[0][0] <= now:
             _at, _n, dst, data, ev, sent = heapq.heappop(heap)
             self.events_processed += 1
-            if self.msl is not None and now - sent > self.msl:
+            if msl is not None and now - sent > msl:
                 if ev is not None:
                     ev["fate"] = "dropped"
                     ev["reason"] = "exceeded MSL in the network"
@@ -311,11 +335,19 @@ class Network:
                 dst.receive(data, now, pid)
             else:
                 assert isinstance(data, Outgoing)
-                dst.current_packet_id = pid
+                dst.cx.packet_id = pid
                 dst.receive_segment(data.src, data.dst, data.seg, now)
-            self.flush()
-        for host in self.hosts.values():
-            d = host.next_deadline()
+            if touched is None:
+                touched = {dst}
+            else:
+                touched.add(dst)
+            cx = dst.cx
+            if cx.outbox or cx.requests:
+                for out in dst.transmit():
+                    self._send(dst, out)
+        for host, d in zip(hosts, deadlines, strict=True):
+            if touched is not None and host in touched:
+                d = host.next_deadline()  # what it received may have moved its timers
             if d is not None and d <= now:
                 self.events_processed += 1
                 host.handle_timers(now)
@@ -350,9 +382,6 @@ class Network:
                 raise SimulationStuck(f"{what}: never happens (the network is idle)")
             if cond():
                 return
-
-    def hosts_iter(self) -> Iterable[Host]:
-        return self.hosts.values()
 
 
 def _corrupt(data: bytes, rng: random.Random) -> bytes:

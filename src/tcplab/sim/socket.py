@@ -6,10 +6,10 @@ import errno
 import socket as _pysocket
 from collections.abc import Callable
 
+from tcplab.api.sockets import TcpSocket
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.host import Host
 from tcplab.sim.network import LinkSpec, Network, SimulationStuck
-from tcplab.sockets import TcpSocket
 
 
 class SimDriver:

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tcplab import aio
+from tcplab.api import transports as aio
 from tcplab.http.app import make_handler
 from tcplab.http.messages import Limits
 from tcplab.http.protocol import ServerState, make_http_protocol_factory

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tcplab import aio
+from tcplab.api import transports as aio
 from tcplab.tun.backend import TunBackend
 
 __all__ = ["BulkResult", "kernel_to_tcplab", "tcplab_to_kernel"]

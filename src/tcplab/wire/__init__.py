@@ -14,7 +14,17 @@ from tcplab.wire.ip import (
     parse_ip,
     parse_ip_tcp,
 )
-from tcplab.wire.seq import Seq, seq_in_window, seq_le, seq_lt
+from tcplab.wire.seq import (
+    seq_add,
+    seq_ge,
+    seq_gt,
+    seq_in_window,
+    seq_le,
+    seq_lt,
+    seq_max,
+    seq_min,
+    seq_sub,
+)
 from tcplab.wire.tcp import (
     ACK,
     CWR,
@@ -44,9 +54,10 @@ from tcplab.wire.tcp import (
 
 __all__ = [
     "ACK", "CWR", "ECE", "FIN", "PSH", "RST", "SYN", "URG",
-    "Eol", "IpPacket", "Mss", "Nop", "Sack", "SackPermitted", "Seq", "TcpOption",
+    "Eol", "IpPacket", "Mss", "Nop", "Sack", "SackPermitted", "TcpOption",
     "TcpSegment", "Timestamps", "UnknownOption", "WindowScale", "WireError",
     "emit_ip_tcp", "emit_ipv4", "emit_ipv6", "emit_options", "emit_tcp", "flags_str",
     "internet_checksum", "parse_flags", "parse_ip", "parse_ip_tcp", "parse_options",
-    "parse_tcp", "seq_in_window", "seq_le", "seq_lt", "tcp_checksum", "verify_tcp_checksum",
+    "parse_tcp", "seq_add", "seq_ge", "seq_gt", "seq_in_window", "seq_le", "seq_lt", "seq_max",
+    "seq_min", "seq_sub", "tcp_checksum", "verify_tcp_checksum",
 ]

@@ -2,8 +2,8 @@
 
 ``parse_tcp`` validates everything the engine relies on (length, data offset,
 option lengths, checksum) and raises :class:`WireError` with a reason; nothing
-else escapes it.  ``TcpSegment`` is immutable; build variants with
-``dataclasses.replace``.
+else escapes it.  ``TcpSegment`` is a small slots class; build variants with
+``TcpSegment.replace``.
 
 Options (RFC 9293 3.2, RFC 7323, RFC 2018) keep their order, because peers
 (and packetdrill scripts) care about it; unknown options are kept verbatim and
@@ -13,7 +13,8 @@ skipped by their length.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from tcplab.wire.checksum import ones_sum, pseudo_header
 from tcplab.wire.errors import WireError
@@ -224,24 +225,59 @@ def emit_options(options: tuple[TcpOption, ...]) -> bytes:
 # ---------------------------------------------------------------- segment
 
 
-@dataclass(frozen=True, slots=True)
 class TcpSegment:
     """The checked, high-level form of a TCP header plus payload.
 
     ``seq`` and ``ack`` are plain integers in 0..2**32-1; compare them with
     :mod:`tcplab.wire.seq`.  ``window`` is the raw 16-bit field (unscaled).
+    :func:`parse_tcp` is what checks a segment from the wire; the engine
+    builds its own.  Treat a segment as immutable: :meth:`replace` makes a
+    variant.  Equality ignores the checksum field.
     """
 
-    src_port: int
-    dst_port: int
-    seq: int
-    ack: int = 0
-    flags: int = 0
-    window: int = 0
-    urgent: int = 0
-    options: tuple[TcpOption, ...] = ()
-    payload: bytes = b""
-    checksum: int = field(default=0, compare=False)
+    __slots__ = ("ack", "checksum", "dst_port", "flags", "options", "payload", "seq",
+                 "src_port", "urgent", "window")
+
+    def __init__(self, src_port: int, dst_port: int, seq: int, ack: int = 0, flags: int = 0,
+                 window: int = 0, urgent: int = 0, options: tuple[TcpOption, ...] = (),
+                 payload: bytes = b"", checksum: int = 0) -> None:
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.urgent = urgent
+        self.options = options
+        self.payload = payload
+        self.checksum = checksum
+
+    def _fields(self) -> tuple[int, int, int, int, int, int, int, tuple[TcpOption, ...], bytes]:
+        return (self.src_port, self.dst_port, self.seq, self.ack, self.flags, self.window,
+                self.urgent, self.options, self.payload)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TcpSegment):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"TcpSegment(src_port={self.src_port}, dst_port={self.dst_port}, "
+                f"seq={self.seq}, ack={self.ack}, flags={self.flag_letters!r}, "
+                f"window={self.window}, urgent={self.urgent}, options={self.options!r}, "
+                f"payload={self.payload[:32]!r}{'...' if len(self.payload) > 32 else ''})")
+
+    def replace(self, **changes: Any) -> TcpSegment:
+        """A copy with some fields changed: ``seg.replace(flags=ACK, payload=b"")``."""
+        values: dict[str, Any] = {name: getattr(self, name) for name in _SEGMENT_FIELDS}
+        for name, value in changes.items():
+            if name not in values:
+                raise TypeError(f"TcpSegment has no field {name!r}")
+            values[name] = value
+        return TcpSegment(**values)
 
     @property
     def syn(self) -> bool:
@@ -262,7 +298,8 @@ class TcpSegment:
     @property
     def seg_len(self) -> int:
         """SEG.LEN: payload octets plus one for SYN and one for FIN (RFC 9293 3.4)."""
-        return len(self.payload) + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+        flags = self.flags
+        return len(self.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
 
     @property
     def flag_letters(self) -> str:
@@ -297,6 +334,10 @@ class TcpSegment:
         """One line: ``40000 > 80 [SA] seq=1 ack=2 win=65535 len=0``."""
         return (f"{self.src_port} > {self.dst_port} [{self.flag_letters}] seq={self.seq} "
                 f"ack={self.ack} win={self.window} len={len(self.payload)}")
+
+
+_SEGMENT_FIELDS = ("src_port", "dst_port", "seq", "ack", "flags", "window", "urgent", "options",
+                   "payload", "checksum")
 
 
 def parse_tcp(data: bytes, src: str | None = None, dst: str | None = None) -> TcpSegment:

@@ -28,7 +28,9 @@ from typing import Any, Protocol
 
 from tcplab.engine.connection import Connection
 from tcplab.engine.errors import TcpError
-from tcplab.engine.host import WILDCARDS, Binding, Host, Listener
+from tcplab.engine.host import Host
+from tcplab.engine.listener import Listener
+from tcplab.engine.ports import WILDCARDS, Binding
 from tcplab.engine.state import State
 
 SOL_SOCKET = _pysocket.SOL_SOCKET

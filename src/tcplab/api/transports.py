@@ -9,9 +9,12 @@ The engine's clock is ``loop.time()``.  A backend gives a ``kick`` callable
 that sends whatever the engine produced (the simulator moves packets onto
 its network; the TUN backend writes them to the device).
 
-Engine events are never delivered re-entrantly: they are scheduled with
-``loop.call_soon``, so a protocol callback never runs inside the engine's
-segment processing.
+Events: the transports and servers here ask their connections and listeners
+for application events (``want_events``) and install one dispatcher per host
+as its ``ready_hook``.  When the host ends an entry point with events queued,
+the dispatcher schedules itself with ``loop.call_soon``, then reads each
+ready connection's ``next_event()`` and delivers to the protocol.  So a
+protocol callback never runs inside the engine's segment processing.
 """
 
 from __future__ import annotations
@@ -21,21 +24,63 @@ import errno
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tcplab.api.sockets import connection_error, os_error
 from tcplab.engine.connection import Connection
 from tcplab.engine.errors import TcpError
-from tcplab.engine.host import Host, Listener
+from tcplab.engine.host import Host
+from tcplab.engine.listener import Listener
 from tcplab.engine.state import State
-from tcplab.sockets import connection_error, os_error
 
 Kick = Callable[[], None]
 _READ_CHUNK = 256 * 1024
+
+
+class _Dispatcher:
+    """One per host and loop: routes the host's ready connections to their handlers."""
+
+    def __init__(self, host: Host, loop: asyncio.AbstractEventLoop) -> None:
+        self.host = host
+        self.loop = loop
+        self.handlers: dict[Connection | Listener, Callable[[], None]] = {}
+        self.scheduled = False
+
+    def wake(self) -> None:
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.dispatch)
+
+    def dispatch(self) -> None:
+        self.scheduled = False
+        for item in self.host.take_ready():
+            handler = self.handlers.get(item)
+            if handler is not None:
+                handler()
+
+    def watch(self, item: Connection | Listener, handler: Callable[[], None]) -> None:
+        item.want_events = True
+        self.handlers[item] = handler
+
+    def unwatch(self, item: Connection | Listener) -> None:
+        item.want_events = False
+        self.handlers.pop(item, None)
+
+
+def _dispatcher(host: Host, loop: asyncio.AbstractEventLoop) -> _Dispatcher:
+    """The host's dispatcher for ``loop``, installed as its ready hook on first use."""
+    d = getattr(host.ready_hook, "__self__", None)
+    if isinstance(d, _Dispatcher) and d.loop is loop:
+        return d
+    d = _Dispatcher(host, loop)
+    host.ready_hook = d.wake
+    return d
 
 
 class EngineTransport(asyncio.Transport):
     """An asyncio transport over one engine connection."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: Connection,
-                 protocol: asyncio.BaseProtocol, kick: Kick) -> None:
+                 protocol: asyncio.BaseProtocol, kick: Kick, dispatcher: _Dispatcher,
+                 on_lost: Callable[[EngineTransport], None] | None = None) -> None:
         super().__init__()
         self._loop = loop
         self._conn = conn
@@ -47,20 +92,21 @@ class EngineTransport(asyncio.Transport):
         self._paused = False
         self._eof_delivered = False
         self._lost = False
-        self._scheduled = False
         self._write_paused = False
         self._high_water = 1 << 20
-        conn.on_event = self._on_engine_event
+        self._dispatcher = dispatcher
+        self._on_lost = on_lost
+        dispatcher.watch(conn, self._on_engine_events)
 
     # ------------------------------------------------------------ engine side
 
-    def _on_engine_event(self, name: str, conn: Connection) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._deliver)
+    def _on_engine_events(self) -> None:
+        conn = self._conn
+        while conn.next_event() is not None:
+            pass  # what to do is read from the connection's state in _deliver
+        self._deliver()
 
     def _deliver(self) -> None:
-        self._scheduled = False
         if self._lost:
             return
         conn = self._conn
@@ -95,6 +141,9 @@ class EngineTransport(asyncio.Transport):
         if self._lost:
             return
         self._lost = True
+        self._dispatcher.unwatch(self._conn)
+        if self._on_lost is not None:
+            self._on_lost(self)
         exc: Exception | None = None
         if self._conn.error is not None and not self._closing:
             exc = connection_error(self._conn)
@@ -210,7 +259,8 @@ class EngineServer:
         self.listener = listener
         self._loop = loop
         self._kick = kick
-        self.transports: list[EngineTransport] = []
+        #: the transports of connections this server accepted and that are still open
+        self.transports: set[EngineTransport] = set()
 
     @property
     def port(self) -> int:
@@ -236,22 +286,25 @@ async def start_server(host: Host, protocol_factory: Callable[[], asyncio.BasePr
     except TcpError as exc:
         raise os_error(exc) from None
     server = EngineServer(listener, loop, kick)
-
-    def on_acceptable(_name: str, lst: Listener) -> None:
-        loop.call_soon(accept_all)
+    dispatcher = _dispatcher(host, loop)
 
     def accept_all() -> None:
+        while listener.next_event() is not None:
+            pass
         while True:
             conn = listener.accept()
             if conn is None:
                 return
             proto = protocol_factory()
-            transport = EngineTransport(loop, conn, proto, kick)
-            server.transports.append(transport)
+            transport = EngineTransport(loop, conn, proto, kick, dispatcher,
+                                        server.transports.discard)
+            server.transports.add(transport)
             proto.connection_made(transport)
             transport._deliver()
 
-    listener.on_event = on_acceptable
+    dispatcher.watch(listener, accept_all)
+    if listener.accept_queue:
+        loop.call_soon(accept_all)
     return server
 
 
@@ -264,21 +317,30 @@ async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.B
         conn = host.connect(raddr, rport, loop.time())
     except TcpError as exc:
         raise os_error(exc) from None
-    kick()
     done: asyncio.Future[None] = loop.create_future()
+    dispatcher = _dispatcher(host, loop)
 
-    def on_event(_name: str, c: Connection) -> None:
+    def on_events() -> None:
+        while conn.next_event() is not None:
+            pass
         if done.done():
             return
-        if c.error is not None:
-            done.set_exception(connection_error(c))
-        elif c.state.synchronized:
+        if conn.error is not None:
+            done.set_exception(connection_error(conn))
+        elif conn.state.synchronized:
             done.set_result(None)
+        elif conn.state is State.CLOSED:
+            done.set_exception(ConnectionAbortedError(errno.ECONNABORTED,
+                                                      "connection closed during connect"))
 
-    conn.on_event = on_event
-    await done
+    dispatcher.watch(conn, on_events)
+    kick()
+    try:
+        await done
+    finally:
+        dispatcher.unwatch(conn)
     proto = protocol_factory()
-    transport = EngineTransport(loop, conn, proto, kick)
+    transport = EngineTransport(loop, conn, proto, kick, dispatcher)
     proto.connection_made(transport)
     transport._deliver()
     return transport, proto
