@@ -1,6 +1,7 @@
 """Simulator benchmarks, measured side by side in one run.
 
     .venv/bin/python benchmarks/bench_sim.py [--quick]
+    .venv/bin/python benchmarks/bench_sim.py --compare 201ea60   # an older commit beside this tree
 
 Prints, each as the median of several rounds:
   * full connection lives per second in the simulator (handshake, 100-byte
@@ -10,14 +11,25 @@ Prints, each as the median of several rounds:
   * in-order bulk transfer in the simulator, MB of payload per wall second,
     at MSS 1460 and at a loopback-sized MSS (65483).
 Goals (issue 3): simulator lives/s >= kernel loopback cycles/s; bulk >= 100 MB/s.
+
+``--compare REF`` measures the simulator figures of commit REF (its ``src``,
+taken with ``git archive`` into a temporary directory) and of this working
+tree in alternating child processes, in one run, and prints both medians and
+their ratio: how much faster (or slower) this tree is than REF.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.state import State
@@ -157,14 +169,76 @@ def sim_bulk(total: int, mss: int) -> float:
     return total / (time.perf_counter() - t0) / 1e6
 
 
+SIM_FIGURES = ("sim lives/s", "sim lives/s (100 in flight)", "sim bulk MB/s (MSS 1460)",
+               "sim bulk MB/s (MSS 65483)")
+
+
+def sim_round(n: int, bulk: int) -> dict[str, float]:
+    """One round of the simulator figures."""
+    return {"sim lives/s": sim_lives(n), "sim lives/s (100 in flight)": sim_lives_concurrent(n * 2),
+            "sim bulk MB/s (MSS 1460)": sim_bulk(bulk // 4, 1460),
+            "sim bulk MB/s (MSS 65483)": sim_bulk(bulk, 65483)}
+
+
+def child_round(src: Path, n: int, bulk: int) -> dict[str, float]:
+    """One round in a fresh interpreter whose ``tcplab`` comes from ``src``."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    out = subprocess.run([sys.executable, __file__, "--child", "--n", str(n), "--bulk", str(bulk)],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    doc = json.loads(out.strip().splitlines()[-1])
+    if not doc.pop("source").startswith(str(src)):
+        raise RuntimeError(f"the child did not import tcplab from {src}")
+    return {k: float(v) for k, v in doc.items()}
+
+
+def compare(ref: str, rounds: int, n: int, bulk: int) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    here = repo / "src"
+    with tempfile.TemporaryDirectory(prefix="tcplab-bench-") as tmp:
+        archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "src"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        old_src = Path(tmp) / "src"
+        rows: dict[str, dict[str, list[float]]] = {"ref": {}, "now": {}}
+        kernel: list[float] = []
+        for r in range(rounds):
+            for label, src in (("ref", old_src), ("now", here)):
+                for k, v in child_round(src, n, bulk).items():
+                    rows[label].setdefault(k, []).append(v)
+            kernel.append(kernel_loopback_cycles(n))
+            print(f"round {r + 1}/{rounds} done", flush=True)
+    kmed = statistics.median(kernel)
+    print(f"\n{'figure':32} {ref[:12]:>12} {'this tree':>12} {'ratio':>7}   (medians of {rounds})")
+    for k in SIM_FIGURES:
+        a = statistics.median(rows["ref"][k])
+        b = statistics.median(rows["now"][k])
+        print(f"{k:32} {a:12.1f} {b:12.1f} {b / a:6.2f}x")
+    print(f"{'kernel loopback cycles/s':32} {kmed:12.1f}")
+    for label, name in (("ref", ref[:12]), ("now", "this tree")):
+        lives = statistics.median(rows[label]["sim lives/s"])
+        print(f"{name}: sim lives/s / kernel loopback = {lives / kmed:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer iterations")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--compare", metavar="REF", help="an older commit to measure beside this tree")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--bulk", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        import tcplab
+        doc: dict[str, object] = {"source": tcplab.__file__, **sim_round(args.n, args.bulk)}
+        print(json.dumps(doc))
+        return
     n = 300 if args.quick else 2000
     bulk = (16 << 20) if args.quick else (64 << 20)
     rounds = 3 if args.quick else args.rounds
+    if args.compare:
+        compare(args.compare, rounds, n, bulk)
+        return
     rows: dict[str, list[float]] = {
             "sim lives/s": [], "sim lives/s (100 in flight)": [], "kernel loopback cycles/s": [], "sim bulk MB/s (MSS 1460)": [],
             "sim bulk MB/s (MSS 65483)": []}
