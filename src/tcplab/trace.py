@@ -138,17 +138,25 @@ class AppEvent(TypedDict):
 
 
 class NoteEvent(TypedDict):
+    """Narration.  A scenario's note may carry a structured fact its outcome reads:
+    ``fact`` names it (``app-recv``, ``connect``, ``bind``, ``old-syn``, ``stale``, ...)
+    and the fields below hold its values."""
+
     t: float
     kind: Literal["note"]
     text: str
-    fact: NotRequired[str]
-    host: NotRequired[str]
-    conn: NotRequired[str]
-    label: NotRequired[str]
-    data: NotRequired[str]
-    result: NotRequired[Any]
-    frame: NotRequired[int]
-    epoch: NotRequired[float]
+    fact: NotRequired[str]       #: which fact this note records
+    host: NotRequired[str]       #: the host it is about
+    conn: NotRequired[str]       #: the connection it is about
+    label: NotRequired[str]      #: a short name for the case (a row of a table)
+    data: NotRequired[str]       #: bytes an application read or sent (latin-1 text)
+    result: NotRequired[str]     #: what a call returned: "ok", "timeout", an errno name
+    reuse: NotRequired[bool]     #: SO_REUSEADDR of the socket the fact is about
+    why: NotRequired[str]        #: the error text of a failed call
+    isn: NotRequired[int]        #: a sequence number the fact is about
+    seq: NotRequired[int]
+    frame: NotRequired[int]      #: pcap: the frame a note is about
+    epoch: NotRequired[float]    #: pcap: the capture's start, seconds since 1970
 
 
 VOCABULARY: dict[str, type] = {

@@ -18,8 +18,8 @@ from tun_helpers import check_output, run
 
 from tcplab.api import transports as aio
 from tcplab.engine.config import TcpConfig
+from tcplab.http.tun import start_http
 from tcplab.tun import TunBackend
-from tcplab.tun.apps import start_http
 from tcplab.wire import SYN, Mss, TcpSegment, emit_ip_tcp
 
 pytestmark = pytest.mark.timeout(60)

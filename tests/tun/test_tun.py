@@ -18,10 +18,10 @@ from tun_helpers import check_output, run
 
 from tcplab.api import transports as aio
 from tcplab.engine.state import State
+from tcplab.http.tun import http_get, start_http, start_kernel_http
 from tcplab.kernel.sockets import TcpSocket
 from tcplab.trace import Trace
 from tcplab.tun import TunBackend, bulk_config
-from tcplab.tun.apps import http_get, start_http, start_kernel_http
 from tcplab.tun.bulk import kernel_to_tcplab, tcplab_to_kernel
 from tcplab.tun.netns import list_tcplab_namespaces
 from tcplab.tun.peer import payload

@@ -142,7 +142,7 @@ def serve(use_http: bool, port: int | None, root: Path | None, mtu: int, json_ou
         async with backend:
             from tcplab.api import transports as aio
             if use_http:
-                from tcplab.tun.apps import start_http
+                from tcplab.http.tun import start_http
                 server, state = await start_http(backend, port, root)
             else:
                 server = await aio.start_server(backend.host, _Echo, port=port,
@@ -242,7 +242,7 @@ def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: boo
     _exit_on_sigterm()
 
     async def main(directory: Path) -> tuple[TunBackend, float, str]:
-        from tcplab.tun.apps import http_get, start_kernel_http
+        from tcplab.http.tun import http_get, start_kernel_http
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         _install_signals(loop, stop)

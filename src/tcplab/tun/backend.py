@@ -12,7 +12,7 @@ asyncio layer does for QUIC, and nothing more:
   goes to ``host.receive(packet, now)``; then one :meth:`kick`;
 * **output** - :meth:`kick` writes every packet of ``host.transmit()`` to the fd
   (one ``write`` per packet: TUN without a virtio header takes no batches) and
-  re-arms the timer.  The asyncio layer (:mod:`tcplab.aio`) calls it after every
+  re-arms the timer.  The asyncio layer (:mod:`tcplab.api.transports`) calls it after every
   application call;
 * **time** - one ``loop.call_at(host.next_deadline())``, re-armed only when the
   deadline moves earlier (a timer that fires early finds nothing due and is
@@ -44,13 +44,12 @@ from typing import Any
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.host import Host
 from tcplab.kernel.sockets import TcpSocket, netlink_list
-from tcplab.trace import Event, Trace
+from tcplab.trace import Trace, segment_event
 from tcplab.tun.device import KERNEL_ADDR, STACK_ADDR, TunDevice
 from tcplab.tun.kernelstate import KernelStateWatcher
 from tcplab.tun.netns import Namespace
 from tcplab.wire.errors import WireError
 from tcplab.wire.ip import parse_ip_tcp
-from tcplab.wire.tcp import flags_str, option_text
 
 __all__ = ["KERNEL_ADDR", "STACK_ADDR", "TunBackend", "bulk_config"]
 
@@ -245,13 +244,7 @@ class TunBackend:
             return None  # the host records the drop with its reason
         tr = self.trace
         pid = tr.next_id()
-        ev: Event = {"t": now, "kind": "segment", "event": "recv", "id": pid,
-                     "host": self.kernel_name, "src": f"{ip.src}:{seg.src_port}",
-                     "dst": f"{ip.dst}:{seg.dst_port}", "flags": flags_str(seg.flags),
-                     "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload),
-                     "win": seg.window, "opts": [option_text(o) for o in seg.options],
-                     "fate": "delivered", "raw": pkt}
-        tr.add(ev)
+        tr.add(segment_event(now, "recv", self.kernel_name, ip.src, ip.dst, seg, pid, raw=pkt))
         return pid
 
     # ------------------------------------------------------------ kernel side
@@ -287,7 +280,3 @@ class TunBackend:
     def popen_in_ns(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         """Start a process inside the namespace (terminated on close)."""
         return self.ns.popen(argv, **kwargs)
-
-    def sorted_events(self) -> list[Event]:
-        """The trace's events in time order (kernel states arrive a little late)."""
-        return sorted(self.trace.events, key=lambda e: e["t"])

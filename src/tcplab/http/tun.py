@@ -1,4 +1,4 @@
-"""Applications on both sides of the TUN device: HTTP on tcplab, HTTP on the kernel.
+"""HTTP on both sides of the TUN device: on tcplab's TCP, and on the kernel's.
 
 * :func:`start_http` serves HTTP/1.1 on tcplab's TCP with the project's HTTP server
   (:mod:`tcplab.http`: the same ``asyncio.Protocol`` that runs on kernel sockets);
