@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Container
 from typing import Protocol
 
+from tcplab.engine.acks import AckState
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.congestion import NewReno
 from tcplab.engine.context import (
@@ -52,8 +53,10 @@ from tcplab.engine.context import (
 from tcplab.engine.errors import TcpError
 from tcplab.engine.options import MAX_WINDOW, negotiate, our_wscale, syn_options
 from tcplab.engine.reassembly import Reassembly
+from tcplab.engine.retries import model_timeout, orphan_retries
 from tcplab.engine.rtt import RttEstimator
 from tcplab.engine.state import State
+from tcplab.engine.timestamps import Timestamps
 from tcplab.trace import Tcb, TimerAction, TimerName, state_event, timer_event
 from tcplab.wire.seq import (
     MASK,
@@ -64,7 +67,8 @@ from tcplab.wire.seq import (
     seq_lt,
     seq_sub,
 )
-from tcplab.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOption, TcpSegment
+from tcplab.wire.tcp import ACK, FIN, PSH, RST, SYN, Nop, TcpOption, TcpSegment
+from tcplab.wire.tcp import Timestamps as TsOption
 
 Key = tuple[str, int, str, int]
 
@@ -76,6 +80,19 @@ EV_WRITABLE = "writable"
 EV_CLOSED = "closed"
 
 _ST = State  # short alias for the state comparisons below
+_NOP = Nop()
+
+
+def _tsecr(seg: TcpSegment) -> int:
+    tso = seg.timestamps
+    return tso.tsecr if tso is not None else 0
+
+#: Linux's numbering of the states (include/net/tcp_states.h), for TCP_INFO.
+_LINUX_STATE = {
+    State.ESTABLISHED: 1, State.SYN_SENT: 2, State.SYN_RECEIVED: 3, State.FIN_WAIT_1: 4,
+    State.FIN_WAIT_2: 5, State.TIME_WAIT: 6, State.CLOSED: 7, State.CLOSE_WAIT: 8,
+    State.LAST_ACK: 9, State.LISTEN: 10, State.CLOSING: 11,
+}
 
 
 class ListenerView(Protocol):
@@ -99,6 +116,7 @@ class Connection:
 
     __slots__ = (
         "ack_pending",
+        "acks",
         "app_closed",
         "backoff",
         "binding",
@@ -113,9 +131,17 @@ class Connection:
         "fw2_at",
         "irs",
         "iss",
+        "keepalive",
+        "keepalive_at",
+        "keepalive_probes_out",
+        "keepcnt",
+        "keepidle",
+        "keepintvl",
         "key",
         "laddr",
+        "last_ack_sent",
         "last_oow_ack",
+        "last_rcv",
         "listener",
         "lport",
         "max_snd_wnd",
@@ -134,6 +160,7 @@ class Connection:
         "rcv_wscale",
         "rcvbuf",
         "rd_shut",
+        "retrans_stamp",
         "reuseaddr",
         "rport",
         "rtt",
@@ -153,13 +180,15 @@ class Connection:
         "syn_data",
         "time_wait_entries",
         "trace",
+        "ts",
+        "user_timeout",
         "wake_at",
         "want_events",
         "wr_shut",
     )
 
     def __init__(self, cx: EngineContext, laddr: str, lport: int, raddr: str, rport: int,
-                 iss: int) -> None:
+                 iss: int, ts_offset: int = 0) -> None:
         config = cx.config
         self.cx = cx
         self.trace = cx.trace
@@ -207,10 +236,25 @@ class Connection:
         self.rd_shut = False
         self.app_closed = False
         # Retransmission (RFC 6298) and congestion control (RFC 5681).
-        self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
-        self.cc = NewReno(config.initial_cwnd_segments * config.mss, iss)
+        self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max,
+                                linux=config.linux_rto)
+        self.cc = NewReno(config.initial_window(config.mss), iss)
         self.backoff = 0
         self.rtx_count = 0
+        self.retrans_stamp: float | None = None  # first send of what is being retransmitted
+        self.user_timeout = config.user_timeout  # TCP_USER_TIMEOUT, seconds (0: none)
+        # Acknowledgments (RFC 9293 3.8.6.3; Linux's quick-ACK mode) and timestamps (RFC 7323).
+        self.acks = AckState(config.quickack)
+        self.ts = Timestamps(ts_offset)
+        self.last_ack_sent = 0
+        # Keep-alive (RFC 9293 3.8.4, RFC 1122 4.2.3.6): SO_KEEPALIVE and its three knobs.
+        self.keepalive = False
+        self.keepidle = config.keepalive_time
+        self.keepintvl = config.keepalive_intvl
+        self.keepcnt = config.keepalive_probes
+        self.keepalive_at: float | None = None
+        self.keepalive_probes_out = 0
+        self.last_rcv = 0.0
         # Timers: absolute deadlines or None.
         self.rtx_at: float | None = None
         self.persist_at: float | None = None
@@ -259,6 +303,41 @@ class Connection:
             "state": self.state.value, "snd_una": self.snd_una, "snd_nxt": self.snd_nxt,
             "snd_wnd": self.snd_wnd, "rcv_nxt": self.rcv_nxt, "rcv_wnd": self.rcv_wnd,
             "iss": self.iss, "irs": self.irs, "cwnd": self.cc.cwnd, "rto": self.rtt.rto,
+        }
+
+    def info(self, now: float) -> dict[str, int]:
+        """The connection as Linux's ``getsockopt(TCP_INFO)`` shows it (``struct tcp_info``;
+        times in microseconds, windows in segments where Linux counts segments)."""
+        mss = self.snd_mss or 1
+        srtt = self.rtt.srtt
+        unacked_bytes = seq_sub(self.snd_max, self.snd_una)
+        options = (1 if self.ts.ok else 0) | (4 if self.snd_wscale or self.rcv_wscale else 0)
+        return {
+            "tcpi_state": _LINUX_STATE[self.current_state()],
+            "tcpi_ca_state": 3 if self.cc.in_recovery else (4 if self.rtx_count else 0),
+            "tcpi_retransmits": self.rtx_count,
+            "tcpi_probes": self.keepalive_probes_out,
+            "tcpi_backoff": self.backoff,
+            "tcpi_options": options,
+            "tcpi_snd_wscale": self.snd_wscale,
+            "tcpi_rcv_wscale": self.rcv_wscale,
+            "tcpi_rto": int(self.rtt.rto * 1e6),
+            "tcpi_ato": int(self.config.delayed_ack * 1e6) if self.acks.data_seen else 0,
+            "tcpi_snd_mss": self.snd_mss,
+            "tcpi_rcv_mss": self.rcv_mss,
+            "tcpi_unacked": (unacked_bytes + mss - 1) // mss,
+            "tcpi_last_data_recv": int(max(now - self.acks.last_data_rcv, 0) * 1000)
+            if self.acks.last_data_rcv >= 0 else 0,
+            "tcpi_rtt": int(srtt * 1e6) if srtt is not None else 0,
+            "tcpi_rttvar": int(self.rtt.rttvar * 1e6),
+            "tcpi_snd_ssthresh": min(self.cc.ssthresh // mss, 0x7FFFFFFF),
+            "tcpi_snd_cwnd": self.cc.cwnd // mss,
+            "tcpi_advmss": self.config.mss,
+            "tcpi_rcv_space": self.rcv_wnd,
+            "tcpi_notsent_bytes": max(len(self.sndbuf) - max(seq_sub(self.snd_nxt,
+                                                                     self.sndbuf_seq), 0), 0),
+            "tcpi_bytes_acked": max(seq_sub(self.snd_una, self.iss) - 1, 0),
+            "tcpi_bytes_received": max(seq_sub(self.rcv_nxt, self.irs) - 1, 0),
         }
 
     def current_state(self) -> State:
@@ -312,13 +391,20 @@ class Connection:
 
     def next_deadline(self) -> float | None:
         best: float | None = None
-        for d in (self.rtx_at, self.persist_at, self.delack_at, self.fw2_at):
+        for d in (self.rtx_at, self.persist_at, self.delack_at, self.fw2_at,
+                  self.keepalive_at):
             if d is not None and (best is None or d < best):
                 best = d
         return best
 
     def _arm_rtx(self, now: float) -> None:
-        self.rtx_at = now + self.rtt.rto
+        delay = self.rtt.rto
+        ut = self.user_timeout
+        if ut and self.retrans_stamp is not None:
+            # Linux tcp_clamp_rto_to_user_timeout(): fire when the user timeout ends.
+            remaining = self.retrans_stamp + ut - now
+            delay = min(delay, max(remaining, 0.001))
+        self.rtx_at = now + delay
         self._wake(self.rtx_at)
         self._timer_trace(now, "retransmit", "armed", self.rtx_at)
 
@@ -352,11 +438,15 @@ class Connection:
         if self.fw2_at is not None:
             self.fw2_at = None
             self._timer_trace(now, "fin-wait-2", "cancelled", None)
+        if self.keepalive_at is not None:
+            self.keepalive_at = None
+            self._timer_trace(now, "keepalive", "cancelled", None)
 
     # ------------------------------------------------------------ segments out
 
-    def _make(self, flags: int, seq: int, payload: bytes = b"",
+    def _make(self, flags: int, seq: int, now: float, payload: bytes = b"",
               options: tuple[TcpOption, ...] = ()) -> TcpSegment:
+        """A segment from this connection, built at ``now`` (timestamps need the time)."""
         win = self.rcv_wnd
         if flags & SYN:
             wfield = win if win < MAX_WINDOW else MAX_WINDOW  # never scaled in a SYN (RFC 7323 2.2)
@@ -368,12 +458,17 @@ class Connection:
             edge = (self.rcv_nxt + (wfield << self.rcv_wscale)) & MASK
         if flags & ACK and seq_gt(edge, self.rcv_adv):
             self.rcv_adv = edge
+        if self.ts.ok and not flags & (SYN | RST):
+            # RFC 7323 3.2: every segment but a RST carries the timestamps option.
+            options = (_NOP, _NOP, TsOption(self.ts.val(now), self.ts.recent))
         return TcpSegment(self.lport, self.rport, seq, self.rcv_nxt if flags & ACK else 0,
                           flags, wfield, 0, options, payload)
 
     def _send(self, seg: TcpSegment, now: float) -> None:
         if seg.flags & ACK:
             self.ack_pending = 0
+            self.last_ack_sent = seg.ack
+            self.acks.on_ack_sent()
             if self.delack_at is not None:
                 self.delack_at = None  # the ACK rides on this segment
                 self._timer_trace(now, "delayed-ack", "cancelled", None)
@@ -395,23 +490,32 @@ class Connection:
         ACK below its RCV.NXT would be unacceptable to it, answered with an
         ACK that is unacceptable here: an endless ACK war.
         """
-        self._send(self._make(ACK, self.snd_max), now)
+        self._send(self._make(ACK, self.snd_max, now), now)
 
     def _send_syn(self, now: float, with_ack: bool) -> None:
+        ts = self.ts
         if with_ack:
-            opts = syn_options(self.config, synack=True, peer_wscale=self.rcv_wscale > 0)
-            self._send(self._make(SYN | ACK, self.iss, b"", opts), now)
+            opts = syn_options(self.config, synack=True, peer_wscale=self.rcv_wscale > 0,
+                               ts=(ts.val(now), ts.recent) if ts.ok else None)
+            self._send(self._make(SYN | ACK, self.iss, now, b"", opts), now)
         else:
-            self._send(self._make(SYN, self.iss, b"", syn_options(self.config)), now)
+            offer = (ts.val(now), 0) if self.config.timestamps else None
+            self._send(self._make(SYN, self.iss, now, b"", syn_options(self.config, ts=offer)), now)
 
-    def _apply_peer_syn(self, seg: TcpSegment, we_offer_wscale: bool) -> None:
-        """MSS (RFC 9293 3.7.1) and window scale (RFC 7323 2.2) from the peer's SYN."""
+    def _apply_peer_syn(self, seg: TcpSegment, we_offer_wscale: bool, now: float) -> None:
+        """MSS (RFC 9293 3.7.1), window scale (RFC 7323 2.2) and timestamps (3.2) from the
+        peer's SYN; the initial window follows the peer's MSS (RFC 5681 3.1, RFC 6928)."""
         agreed = negotiate(seg, self.config, we_offer_wscale)
         self.snd_mss = agreed.snd_mss
         self.snd_wscale = agreed.snd_wscale
         self.rcv_wscale = agreed.rcv_wscale
         if not agreed.rcv_wscale and self.rcv_buf > MAX_WINDOW:
             self.rcv_buf = MAX_WINDOW  # no scaling: we can never offer more
+        self.cc.cwnd = self.config.initial_window(self.snd_mss)
+        self.ts.ok = agreed.ts_ok
+        tso = seg.timestamps
+        if agreed.ts_ok and tso is not None:
+            self.ts.note_syn(tso.tsval, now)
 
     # ============================================================ user calls (3.10.1-6)
 
@@ -440,7 +544,7 @@ class Connection:
         self.snd_wnd = seg.window  # never scaled in a SYN
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = self.irs
-        self._apply_peer_syn(seg, seg.wscale is not None)
+        self._apply_peer_syn(seg, seg.wscale is not None, now)
         if seg.payload:
             # RFC 9293 3.10.7.2: queue it until ESTABLISHED; like any text, only
             # what fits in the window we offer.
@@ -641,13 +745,15 @@ class Connection:
             if fin_now:
                 flags |= FIN
                 self.fin_seq = seq_add(snd_nxt, size)
-            seg = self._make(flags, snd_nxt, payload)
+            seg = self._make(flags, snd_nxt, now, payload)
             seq_end = seq_add(snd_nxt, size + (1 if fin_now else 0))
             if seq_gt(seq_end, self.snd_max):
                 self.rtt.start(snd_nxt, now)
                 self.snd_max = seq_end
             self.snd_nxt = seq_end
             self._send(seg, now)
+            if size:
+                self.acks.on_data_sent(now, self.config.delayed_ack)
             sent_any = True
             if self.rtx_at is None:
                 self._arm_rtx(now)
@@ -679,7 +785,7 @@ class Connection:
             return
         self.rtt.forget()  # Karn's rule
         self.cx.counters.inc("TcpRetransSegs")
-        seg = self._make(flags, self.snd_una, bytes(self.sndbuf[off:off + size]))
+        seg = self._make(flags, self.snd_una, now, bytes(self.sndbuf[off:off + size]))
         self._send(seg, now)
 
     # ============================================================ timers
@@ -703,6 +809,9 @@ class Connection:
             self._timer_trace(now, "fin-wait-2", "fired", None)
             if self.state is _ST.FIN_WAIT_2:
                 self._terminate(now, None, "FIN-WAIT-2 timeout (orphaned connection)")
+        if self.keepalive_at is not None and self.keepalive_at <= now:
+            self.keepalive_at = None
+            self._keepalive_fire(now)
 
     def _persist_fire(self, now: float) -> None:
         """Zero-window probe (RFC 9293 3.8.6.1): one octet beyond the window."""
@@ -713,7 +822,7 @@ class Connection:
         off = seq_sub(self.snd_nxt, self.sndbuf_seq)
         if off >= len(self.sndbuf):
             return
-        seg = self._make(ACK, self.snd_nxt, bytes(self.sndbuf[off:off + 1]))
+        seg = self._make(ACK, self.snd_nxt, now, bytes(self.sndbuf[off:off + 1]))
         probe_end = seq_add(self.snd_nxt, 1)
         if seq_gt(probe_end, self.snd_max):
             self.snd_max = probe_end
@@ -724,25 +833,70 @@ class Connection:
         self._wake(self.persist_at)
         self._timer_trace(now, "persist", "armed", self.persist_at)
 
+    def _retries_expired(self, st: State, now: float) -> str | None:
+        """Has retransmission run out (RFC 9293 3.8.3 R2)?  Why, or None.
+        :mod:`~tcplab.engine.retries` explains the rfc and Linux rules."""
+        config = self.config
+        stamp = self.retrans_stamp
+        elapsed = now - stamp if stamp is not None else 0.0
+        ut = self.user_timeout
+        if st is _ST.SYN_SENT or (st is _ST.SYN_RECEIVED and not self.passive):
+            limit = config.syn_retries + config.syn_linear_timeouts
+            if self.rtx_count >= limit:
+                return f"{self.rtx_count} SYN retransmissions (tcp_syn_retries)"
+            if ut:
+                return f"TCP_USER_TIMEOUT {ut:g} s" if elapsed >= ut else None
+            if config.retries_by_time and \
+                    elapsed >= model_timeout(config.syn_retries, config.rto_initial,
+                                             config.rto_max):
+                return (f"{elapsed:g} s of SYN retransmissions (tcp_syn_retries "
+                        f"{config.syn_retries} as time)")
+            return None
+        if st is _ST.SYN_RECEIVED:
+            if self.rtx_count >= config.synack_retries:
+                return f"{self.rtx_count} SYN-ACK retransmissions (tcp_synack_retries)"
+            return None
+        if self.app_closed:
+            retries = orphan_retries(config.orphan_retries, config.retries_by_time,
+                                     config.data_retries, self.rtt.rto < config.rto_max)
+            what = "tcp_orphan_retries"
+        else:
+            retries = config.data_retries
+            what = "tcp_retries2"
+        if ut:
+            return f"TCP_USER_TIMEOUT {ut:g} s" if elapsed >= ut else None
+        if config.retries_by_time:
+            budget = model_timeout(retries, config.rto_min, config.rto_max)
+            if elapsed >= budget:
+                return f"{elapsed:g} s of retransmissions ({what} {retries}: {budget:g} s)"
+            return None
+        if self.rtx_count >= retries:
+            return f"retransmission limit ({retries}, {what}) reached"
+        return None
+
     def _rtx_fire(self, now: float) -> None:
         """Retransmission timeout (RFC 6298 5.4-5.7)."""
         self._timer_trace(now, "retransmit", "fired", None)
         st = self.state
-        config = self.config
-        limit = (config.syn_retries if st is _ST.SYN_SENT else
-                 config.synack_retries if st is _ST.SYN_RECEIVED else
-                 config.data_retries)
         counters = self.cx.counters
         counters.inc("TcpExtTCPTimeouts")
-        if self.rtx_count >= limit:
+        if self.retrans_stamp is None:
+            # The oldest unacknowledged segment went out one RTO ago (when this
+            # timer was armed): retransmission time is counted from there.
+            self.retrans_stamp = now - self.rtt.rto
+        why = self._retries_expired(st, now)
+        if why is not None:
             if st is _ST.SYN_RECEIVED and self.passive:
-                self._back_to_listen(now, "SYN-ACK retransmissions exhausted")
+                self._back_to_listen(now, f"SYN-ACK retransmissions exhausted: {why}")
                 return
             counters.inc("TcpExtTCPAbortOnTimeout")
-            self._terminate(now, "timed out", f"retransmission limit ({limit}) reached")
+            self._terminate(now, "timed out", why)
             return
         self.rtx_count += 1
-        self.rtt.back_off()  # back off the timer (5.5)
+        if st is _ST.SYN_SENT and self.rtx_count <= self.config.syn_linear_timeouts:
+            pass  # Linux 6.x: the first tcp_syn_linear_timeouts SYN timeouts do not back off
+        else:
+            self.rtt.back_off()  # back off the timer (5.5)
         self.rtt.forget()  # Karn's rule: no RTT sample from a retransmission
         if st is _ST.SYN_SENT:
             counters.inc("TcpExtTCPSynRetrans")
@@ -768,6 +922,72 @@ class Connection:
             if self.snd_una == self.snd_max:
                 return
         self._arm_rtx(now)
+
+    # ------------------------------------------------------------ keep-alive (3.8.4)
+
+    def set_keepalive(self, on: bool, now: float, idle: float | None = None,
+                      intvl: float | None = None, cnt: int | None = None) -> None:
+        """SO_KEEPALIVE and TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT."""
+        if idle is not None:
+            self.keepidle = idle
+        if intvl is not None:
+            self.keepintvl = intvl
+        if cnt is not None:
+            self.keepcnt = cnt
+        self.keepalive = on
+        if not on:
+            if self.keepalive_at is not None:
+                self.keepalive_at = None
+                self._timer_trace(now, "keepalive", "cancelled", None)
+            return
+        if self.state.synchronized or self.state is _ST.SYN_RECEIVED:
+            self._arm_keepalive(self.last_rcv + self.keepidle if self.last_rcv else
+                                now + self.keepidle, now)
+
+    def _arm_keepalive(self, at: float, now: float) -> None:
+        self.keepalive_at = at
+        self._wake(at)
+        self._timer_trace(now, "keepalive", "armed", at)
+
+    def _keepalive_fire(self, now: float) -> None:
+        """Linux's tcp_keepalive_timer(): probe an idle peer; give up after TCP_KEEPCNT
+        unanswered probes (or TCP_USER_TIMEOUT) with ETIMEDOUT and a RST."""
+        self._timer_trace(now, "keepalive", "fired", None)
+        st = self.state
+        if not self.keepalive or st is _ST.CLOSED or st is _ST.LISTEN or st is _ST.SYN_SENT \
+                or st is _ST.TIME_WAIT:
+            return
+        if self.snd_una != self.snd_max or len(self.sndbuf) > seq_sub(self.snd_nxt,
+                                                                      self.sndbuf_seq):
+            # Data in flight or waiting: the retransmission or persist timer watches
+            # the peer; look again one idle period later.
+            self._arm_keepalive(now + self.keepidle, now)
+            return
+        elapsed = now - self.last_rcv
+        if elapsed < self.keepidle:
+            self._arm_keepalive(self.last_rcv + self.keepidle, now)
+            return
+        ut = self.user_timeout
+        if (ut and elapsed >= ut and self.keepalive_probes_out > 0) or \
+                (not ut and self.keepalive_probes_out >= self.keepcnt):
+            self.cx.counters.inc("TcpExtTCPAbortOnTimeout")
+            self._send_rst(self.snd_nxt, now)
+            self._terminate(now, "timed out",
+                            f"keep-alive: {self.keepalive_probes_out} probes unanswered "
+                            f"after {elapsed:g} s idle")
+            return
+        # The probe: <SEQ=SND.UNA-1><ACK=RCV.NXT>, no data: an old sequence number
+        # the peer must answer with an ACK (RFC 9293 3.8.4).
+        self._send(self._make(ACK, seq_add(self.snd_una, -1), now), now)
+        self.keepalive_probes_out += 1
+        self.cx.counters.inc("TcpExtTCPKeepAlive")
+        self._arm_keepalive(now + self.keepintvl, now)
+
+    def quickack_now(self, now: float) -> None:
+        """TCP_QUICKACK: leave ping-pong mode and send a pending delayed ACK at once."""
+        self.acks.pingpong = False
+        if self.delack_at is not None and self.state.synchronized:
+            self.send_ack(now)
 
     # ============================================================ leaving
 
@@ -853,6 +1073,14 @@ class Connection:
                 self.set_state(_ST.FIN_WAIT_1, "queued close", now)
             self.output(now)
             return
+        self.last_rcv = now
+        self.keepalive_probes_out = 0
+        # ---- RFC 7323 5.3: PAWS, before the sequence number check.
+        tso = seg.timestamps if self.ts.ok else None
+        if tso is not None and not flags & RST and self.ts.rejects(tso.tsval, now):
+            self.cx.counters.inc("TcpExtPAWSEstab")
+            self._oow_ack(seg, now, "PAWS: timestamp older than TS.Recent (RFC 7323 5)")
+            return
         # ---- first: check the sequence number (RFC 9293 3.10.7.4, table of 4 cases)
         if not self._acceptable(seq, seg):
             if flags & RST:
@@ -863,6 +1091,8 @@ class Connection:
                 return
             self._oow_ack(seg, now, "outside window")
             return
+        if tso is not None:
+            self.ts.update(tso.tsval, seq, self.last_ack_sent, now)  # RFC 7323 4.3
         # ---- second: the RST bit
         if flags & RST:
             self._second_rst(seg, seq, now)
@@ -879,6 +1109,17 @@ class Connection:
             return
         # ---- sixth (URG) is not implemented; seventh: the segment text
         st = self.state
+        if (st is _ST.FIN_WAIT_1 or st is _ST.FIN_WAIT_2) and self.rd_shut \
+                and (seg.payload or flags & FIN) \
+                and seq_gt(seq_add(seq, len(seg.payload)), self.rcv_nxt):
+            # RFC 9293 3.10.7.4 (from RFC 1122 4.2.2.13): new data after close()
+            # can never be read; say so with a reset, as Linux (tcp_rcv_state_process,
+            # TCPAbortOnData) and BSD do, instead of acknowledging and losing it.
+            self.cx.counters.inc("TcpExtTCPAbortOnData")
+            self._send_rst(seg.ack, now)
+            self._drop(seg, now, "data after close(): connection reset (RFC 9293 3.10.7.4)")
+            self._terminate(now, "reset", "data arrived after close()")
+            return
         if seg.payload and (st is _ST.ESTABLISHED or st is _ST.FIN_WAIT_1
                             or st is _ST.FIN_WAIT_2):
             self._seventh_text(seg, seq, now)
@@ -982,11 +1223,17 @@ class Connection:
         if st is _ST.SYN_RECEIVED:
             lst = self.listener
             if self.passive and lst is not None and not lst.closed and lst.accept_queue_full():
-                # The accept queue is full: like Linux (tcp_abort_on_overflow
-                # off), drop the ACK and stay half-open; the SYN-ACK's
-                # retransmission invites the peer to ACK again later.
                 self.cx.counters.inc("TcpExtListenOverflows")
                 self.cx.counters.inc("TcpExtListenDrops")
+                if self.config.abort_on_overflow:
+                    # tcp_abort_on_overflow 1: tell the client at once with a RST.
+                    self._send_rst(ack, now)
+                    self._drop(seg, now, "accept queue full: RST (tcp_abort_on_overflow 1)")
+                    self._back_to_listen(now, "accept queue full (tcp_abort_on_overflow 1)")
+                    return False
+                # The accept queue is full: like Linux (tcp_abort_on_overflow
+                # 0), drop the ACK and stay half-open; the SYN-ACK's
+                # retransmission invites the peer to ACK again later.
                 self._drop(seg, now, "accept queue full: ACK dropped")
                 return False
             if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
@@ -994,7 +1241,7 @@ class Connection:
                 self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
                 self.snd_wl1 = seg.seq
                 self.snd_wl2 = ack
-                self._ack_advance(ack, now)
+                self._ack_advance(ack, now, _tsecr(seg) if self.ts.ok else 0)
                 self._establish(now, "ACK of SYN-ACK")
                 if self.fin_queued:
                     self.set_state(_ST.FIN_WAIT_1, "queued close", now)
@@ -1013,7 +1260,7 @@ class Connection:
             return False
         wnd = seg.window << self.snd_wscale
         if seq_gt(ack, snd_una):
-            self._ack_advance(ack, now)
+            self._ack_advance(ack, now, _tsecr(seg) if self.ts.ok else 0)
         elif ack == snd_una and not seg.payload and not seg.flags & FIN \
                 and wnd == self.snd_wnd != 0 and self.snd_max != snd_una:
             # A duplicate ACK (RFC 5681 2).  The answer to a zero-window probe
@@ -1048,11 +1295,19 @@ class Connection:
             return False
         return True
 
-    def _ack_advance(self, ack: int, now: float) -> None:
+    def _ack_advance(self, ack: int, now: float, tsecr: int = 0) -> None:
         """New data acknowledged: free the buffer, sample RTT, grow cwnd."""
         acked = seq_sub(ack, self.snd_una)
-        self.rtt.on_ack(ack, now)  # RFC 6298 (2.2)/(2.3), Karn's rule
+        if self.snd_una == self.iss:
+            acked -= 1  # our SYN: a sequence number, not data; it does not grow cwnd
+        rtt = self.ts.rtt(tsecr, now) if self.ts.ok else None
+        if rtt is not None:
+            self.rtt.sample(rtt)  # RFC 7323 4.1: every ACK of new data is a sample
+            self.rtt.forget()
+        else:
+            self.rtt.on_ack(ack, now)  # RFC 6298 (2.2)/(2.3), Karn's rule
         self.snd_una = ack
+        self.retrans_stamp = None
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
         n = seq_sub(ack, self.sndbuf_seq)
@@ -1063,7 +1318,7 @@ class Connection:
         self.rtx_count = 0
         self.backoff = 0
         # Congestion control (RFC 5681 3.1) and NewReno recovery (RFC 6582).
-        if self.cc.on_ack(acked, seq_ge(ack, self.cc.recover), self.snd_mss):
+        if acked > 0 and self.cc.on_ack(acked, seq_ge(ack, self.cc.recover), self.snd_mss):
             self._retransmit_first(now)  # partial ACK: the next hole
         # RFC 6298 (5.2)/(5.3): stop or restart the timer.
         if self.snd_una == self.snd_max:
@@ -1076,7 +1331,10 @@ class Connection:
             self._event(EV_WRITABLE)
 
     def _seventh_text(self, seg: TcpSegment, seq: int, now: float) -> None:
-        """Accept data: trim to the window, reassemble, decide how to ACK."""
+        """Accept data: trim to the window, reassemble, decide how to ACK.
+
+        A FIN that follows the data in order is acknowledged with it, by one ACK
+        in the eighth step (not one for the data now and one for the FIN later)."""
         payload = seg.payload
         if seg.flags & SYN:
             seq = seq_add(seq, 1)
@@ -1093,15 +1351,19 @@ class Connection:
         if room <= 0:
             self.send_ack(now)
             return
-        if len(payload) > room:
+        trimmed = len(payload) > room
+        if trimmed:
             payload = payload[:room]
         if seq == self.rcv_nxt:
             filled_gap = bool(self.ooo)
             self._accept_in_order(payload)
             self._pull_ooo()
             self.ack_pending += len(payload)
+            self.acks.on_data(now, self.rcv_wnd, self.rcv_mss)
+            if seg.flags & FIN and not trimmed and not self.ooo:
+                return  # the FIN is next in order: the eighth step ACKs both at once
             if filled_gap or self.ooo or self.config.delayed_ack <= 0 \
-                    or self.ack_pending >= 2 * self.rcv_mss or seg.flags & FIN:
+                    or self.ack_pending >= 2 * self.rcv_mss or self.acks.now():
                 self.send_ack(now)
             else:
                 self._arm_delack(now)
@@ -1134,13 +1396,16 @@ class Connection:
         self._event(EV_EOF)
         if st is _ST.SYN_RECEIVED or st is _ST.ESTABLISHED:
             self.set_state(_ST.CLOSE_WAIT, "FIN received", now)
-            # Like Linux, the ACK of a FIN is delayed: if the application
+            with_data = self.ack_pending > 0
+            self.acks.on_fin()
+            # Like Linux, the ACK of a lone FIN is delayed: if the application
             # closes at once, the ACK rides on our FIN (three-segment close).
-            if self.config.delayed_ack > 0:
+            # Data that came with the FIN is ACKed at once, FIN included.
+            if with_data or self.config.delayed_ack <= 0 or self.acks.now():
+                self.send_ack(now)
+            else:
                 self.ack_pending += 1
                 self._arm_delack(now)
-            else:
-                self.send_ack(now)
         elif st is _ST.FIN_WAIT_1:
             self.send_ack(now)
             if self.fin_seq is not None and seq_gt(self.snd_una, self.fin_seq):
@@ -1188,7 +1453,7 @@ class Connection:
         self.irs = seg.seq
         self.rcv_nxt = seq_add(self.irs, 1)
         self.rcv_adv = self.rcv_nxt  # nothing advertised yet
-        self._apply_peer_syn(seg, our_wscale(self.config) is not None)
+        self._apply_peer_syn(seg, our_wscale(self.config) is not None, now)
         if flags & ACK:
             self.snd_una = ack
             self.rtt.on_synack(now)

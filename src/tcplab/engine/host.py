@@ -35,6 +35,7 @@ ports by :mod:`~tcplab.engine.ports` (Linux's SO_REUSEADDR rules).
 from __future__ import annotations
 
 import errno as _errno
+import hashlib
 import heapq
 import random
 from collections.abc import Callable
@@ -53,8 +54,16 @@ from tcplab.engine.context import (
 from tcplab.engine.counters import Counters
 from tcplab.engine.errors import TcpError, addr_in_use
 from tcplab.engine.isn import IsnGenerator, IsnSource
-from tcplab.engine.listener import ADMIT_COOKIE, ADMIT_NEW, Listener, SynCookies
+from tcplab.engine.listener import (
+    ADMIT_COOKIE,
+    ADMIT_NEW,
+    DROP_ACCEPT_FULL,
+    Listener,
+    SynCookies,
+)
 from tcplab.engine.ports import WILDCARDS, Binding, PortTable, overlap
+from tcplab.engine.state import State
+from tcplab.engine.timestamps import TsOffsets
 from tcplab.engine.timewait import TimeWait
 from tcplab.trace import Trace, app_event, state_event, undecodable_event
 from tcplab.wire.errors import WireError
@@ -80,10 +89,14 @@ class Host:
         # rng draws later is the same either way.
         self.default_isn = IsnGenerator.from_rng(self.rng)
         self.isn: IsnSource = isn if isn is not None else self.default_isn
-        self.cookies = SynCookies(self.rng.getrandbits(128).to_bytes(16, "big"))
+        cookie_key = self.rng.getrandbits(128).to_bytes(16, "big")
+        self.cookies = SynCookies(cookie_key)
+        # TSval offsets (RFC 7323 7.1) from a key derived from the cookie secret, so
+        # the rng draws the same numbers as before timestamps existed.
+        self.ts_offsets = TsOffsets(hashlib.blake2s(cookie_key, person=b"tcplabts").digest())
         self.conns: dict[Key, Connection] = {}
         self.listeners: dict[tuple[str, int], Listener] = {}
-        self.time_wait = TimeWait(self.cx)
+        self.time_wait = TimeWait(self.cx, self.ts_offsets)
         self.ports = PortTable(self.config.ephemeral_low, self.config.ephemeral_high, self.rng,
                                self.time_wait)
         self.ready_hook: Callable[[], None] | None = None
@@ -250,7 +263,15 @@ class Host:
                     self._to_accept_queue(conn, now)
                 elif kind == REQ_TIME_WAIT:
                     self._forget(conn)
-                    self.time_wait.enter(conn, now)
+                    limit = self.config.max_tw_buckets
+                    if limit is not None and len(self.time_wait) >= limit:
+                        # Linux tcp_time_wait(): no bucket left: the connection is
+                        # closed at once, without TIME-WAIT's protection.
+                        cx.counters.inc("TcpExtTCPTimeWaitOverflow")
+                        conn.set_state(State.CLOSED, "TIME-WAIT skipped: tcp_max_tw_buckets "
+                                       f"({limit}) reached", now)
+                    else:
+                        self.time_wait.enter(conn, now)
                 elif kind in (REQ_LISTEN, REQ_CLOSED):
                     self._forget(conn)
 
@@ -266,14 +287,16 @@ class Host:
         lst.acceptable()
 
     def _forget(self, conn: Connection) -> None:
-        """The connection leaves the host's tables and its port is released."""
+        """The connection leaves the host's tables and its port is released.
+
+        One that waits in its listener's accept queue stays there: like Linux,
+        accept() returns it, and the first read reports what happened (a reset
+        before accept() is ECONNRESET, not a connection that never existed)."""
         if self.conns.get(conn.key) is conn:
             del self.conns[conn.key]
         lst = conn.listener
         if isinstance(lst, Listener):
             lst.syn_queue.pop(conn.key, None)
-            if conn in lst.accept_queue:
-                lst.accept_queue.remove(conn)
         b = conn.binding
         if isinstance(b, Binding):
             conn.binding = None
@@ -351,18 +374,17 @@ class Host:
         if flags & FIN and self.config.drop_synfin:
             cx.record(key[2], key[0], seg, now, "SYN+FIN dropped (drop_synfin)", name)
             return
-        verdict = lst.admit(self.config.syn_cookies)
+        verdict = lst.admit(self.config.syn_cookies, self.config.max_syn_backlog)
         if verdict == ADMIT_COOKIE:
             self._send_cookie(key, seg, now)
             return
         if verdict != ADMIT_NEW:
             cx.counters.inc("TcpExtListenDrops")
-            if lst.accept_queue_full():
+            if verdict == DROP_ACCEPT_FULL:
                 cx.counters.inc("TcpExtListenOverflows")
             cx.record(key[2], key[0], seg, now, verdict, name)
             return
-        conn = Connection(cx, key[0], key[1], key[2], key[3],
-                          self.isn.isn(now, key[0], key[1], key[2], key[3]))
+        conn = self._new_connection(key, self.isn.isn(now, key[0], key[1], key[2], key[3]))
         conn.binding = lst.binding
         conn.reuseaddr = lst.binding.reuse
         lst.binding.users += 1
@@ -396,7 +418,7 @@ class Host:
             cx.record(key[2], key[0], seg, now, "valid SYN cookie, accept queue full",
                       self._name(key))
             return True
-        conn = Connection(cx, key[0], key[1], key[2], key[3], (seg.ack - 1) & 0xFFFFFFFF)
+        conn = self._new_connection(key, (seg.ack - 1) & 0xFFFFFFFF)
         conn.binding = lst.binding
         conn.reuseaddr = lst.binding.reuse
         lst.binding.users += 1
@@ -442,7 +464,10 @@ class Host:
             if b is not binding and b.listening and overlap(b.addr, binding.addr):
                 raise addr_in_use(binding.addr, binding.port, "a socket is listening on it")
         binding.listening = True
-        lst = Listener(self.cx, binding, backlog)
+        somaxconn = self.config.somaxconn
+        if somaxconn is not None and backlog > somaxconn:
+            backlog = somaxconn  # Linux __sys_listen(): min(backlog, net.core.somaxconn)
+        lst = Listener(self.cx, binding, backlog, plus_one=self.config.accept_backlog_plus_one)
         self.listeners[key] = lst
         self.app_event(now, "listen", f"LISTEN on {binding.addr}:{binding.port}")
         tr = self.trace
@@ -455,23 +480,35 @@ class Host:
         """Active OPEN: a new connection in SYN-SENT."""
         if self.cx.requests:
             self._act()
+        bound = binding is not None
         if binding is None:
             laddr = self.addrs[0] if ":" not in raddr else next(
                 (a for a in self.addrs if ":" in a), self.addrs[0])
-            port = self.ports.ephemeral(laddr, raddr, rport)
-            binding = self.ports.add(laddr, port, reuse)
+            port = self.ports.ephemeral(
+                laddr, raddr, rport, in_use=self.conns.__contains__,
+                tw_reusable=lambda k: self.time_wait.reusable(k, now, bound=False))
+            binding = self.ports.add(laddr, port, reuse, by_connect=True)
         laddr = binding.addr
         if laddr in WILDCARDS:
             laddr = next((a for a in self.addrs if (":" in a) == (":" in raddr)), self.addrs[0])
         key = (laddr, binding.port, raddr, rport)
         if key in self.conns:
             raise TcpError(_errno.EADDRINUSE, "that 4-tuple is in use")
+        iss = self.isn.isn(now, *key)
+        reused = None
         if key in self.time_wait.table:
-            # Linux may reuse a TIME-WAIT 4-tuple for an outgoing connection
-            # (tcp_tw_reuse); tcplab does not, as RFC 9293 3.6.1 intends.
-            raise TcpError(_errno.EADDRNOTAVAIL, "that 4-tuple is in TIME-WAIT")
-        conn = Connection(self.cx, laddr, binding.port, raddr, rport,
-                          self.isn.isn(now, *key))
+            # RFC 9293 3.6.1 keeps a TIME-WAIT 4-tuple out of use for 2MSL.  Linux
+            # (tcp_twsk_unique) reuses it when timestamps protect the new connection
+            # (PAWS rejects the old one's segments): see TimeWait.reusable().
+            if not self.time_wait.reusable(key, now, bound):
+                raise TcpError(_errno.EADDRNOTAVAIL, "that 4-tuple is in TIME-WAIT")
+            reused = self.time_wait.take_for_reuse(key, now)
+            if reused is not None:
+                iss = (reused.snd_nxt + 65535 + 2) & 0xFFFFFFFF or 1  # beyond the old one
+        conn = self._new_connection(key, iss)
+        if reused is not None and reused.ts_recent is not None:
+            conn.ts.recent = reused.ts_recent  # inherited, as Linux does
+            conn.ts.recent_stamp = reused.ts_stamp
         conn.binding = binding
         conn.reuseaddr = binding.reuse
         self.conns[key] = conn
@@ -483,6 +520,10 @@ class Host:
 
     def connection(self, key: Key) -> Connection | None:
         return self.conns.get(key)
+
+    def _new_connection(self, key: Key, iss: int) -> Connection:
+        return Connection(self.cx, key[0], key[1], key[2], key[3], iss,
+                          self.ts_offsets.offset(key[0], key[2]))
 
     def in_time_wait(self, key: Key) -> bool:
         return key in self.time_wait.table

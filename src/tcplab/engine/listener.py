@@ -30,6 +30,7 @@ ADMIT_NEW = "new"                   #: a new connection in the SYN queue
 ADMIT_COOKIE = "cookie"             #: answer with a SYN cookie, keep nothing
 DROP_ACCEPT_FULL = "accept queue full: SYN dropped"
 DROP_SYN_FULL = "SYN queue full: SYN dropped"
+DROP_SYN_BACKLOG = "SYN dropped: tcp_max_syn_backlog nearly used, no SYN cookies"
 
 COOKIE_MSS = (536, 1220, 1440, 1460, 4312, 8960, 16384, 65495)  #: the MSS classes a cookie encodes
 
@@ -44,16 +45,21 @@ class Listener:
         "closed",
         "cx",
         "events",
+        "plus_one",
         "queued_ready",
         "syn_dropped",
         "syn_queue",
         "want_events",
     )
 
-    def __init__(self, cx: EngineContext, binding: Binding, backlog: int) -> None:
+    def __init__(self, cx: EngineContext, binding: Binding, backlog: int,
+                 plus_one: bool = False) -> None:
         self.cx = cx
         self.binding = binding
-        self.backlog = max(1, backlog)
+        # Linux (sk_acceptq_is_full: "len > backlog") holds backlog + 1 and takes a
+        # backlog of 0; the RFC profile holds exactly the backlog, at least one.
+        self.plus_one = plus_one
+        self.backlog = max(0 if plus_one else 1, backlog)
         self.syn_queue: dict[Key, Connection] = {}
         self.accept_queue: deque[Connection] = deque()
         self.closed = False
@@ -79,19 +85,32 @@ class Listener:
         return f"{self.binding.addr}:{self.binding.port}-*:*"
 
     def accept_queue_full(self) -> bool:
-        return len(self.accept_queue) >= self.backlog
+        n = len(self.accept_queue)
+        return n > self.backlog if self.plus_one else n >= self.backlog
 
-    def admit(self, syn_cookies: str) -> str:
-        """What to do with a SYN: :data:`ADMIT_NEW`, :data:`ADMIT_COOKIE`, or a drop reason."""
+    def syn_queue_full(self) -> bool:
+        n = len(self.syn_queue)
+        return n > self.backlog if self.plus_one else n >= self.backlog
+
+    def admit(self, syn_cookies: str, max_syn_backlog: int | None = None) -> str:
+        """What to do with a SYN: :data:`ADMIT_NEW`, :data:`ADMIT_COOKIE`, or a drop reason.
+
+        ``max_syn_backlog`` (Linux tcp_max_syn_backlog): without SYN cookies, the
+        last quarter of it is kept for peers known to be alive (none are known
+        here), so SYNs are dropped once three quarters are in use."""
         if self.accept_queue_full():
             self.syn_dropped += 1
             return DROP_ACCEPT_FULL
-        syn_full = len(self.syn_queue) >= self.backlog
+        syn_full = self.syn_queue_full()
         if syn_cookies == "always" or (syn_full and syn_cookies == "auto"):
             return ADMIT_COOKIE
         if syn_full:
             self.syn_dropped += 1
             return DROP_SYN_FULL
+        if syn_cookies == "never" and max_syn_backlog is not None and \
+                max_syn_backlog - len(self.syn_queue) < max_syn_backlog >> 2:
+            self.syn_dropped += 1
+            return DROP_SYN_BACKLOG
         return ADMIT_NEW
 
     def accept(self) -> Connection | None:

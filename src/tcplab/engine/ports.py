@@ -11,14 +11,18 @@ rules (``inet_csk_bind_conflict``):
 * addresses overlap when they are equal or one is a wildcard of the same family.
 
 Ephemeral ports come from ``ip_local_port_range`` (32768-60999), starting at
-a random offset and skipping ports in use; towards a destination a port whose
-4-tuple is in TIME-WAIT is skipped too.
+a random offset.  bind(port 0) needs a port nobody holds.  connect() needs
+only a free 4-tuple: a port used by other connect()ed sockets can be shared
+when they go elsewhere, so running out of ports (EADDRNOTAVAIL) happens per
+destination, as on Linux; a port whose 4-tuple is in TIME-WAIT is skipped
+unless the caller may reuse it (``tcp_tw_reuse``).
 """
 
 from __future__ import annotations
 
 import errno as _errno
 import random
+from collections.abc import Callable
 from typing import Protocol
 
 from tcplab.engine.errors import TcpError, addr_in_use
@@ -39,15 +43,16 @@ class TimeWaitPorts(Protocol):
 class Binding:
     """A local (address, port) held by a socket: bound, listening or connected."""
 
-    __slots__ = ("addr", "listening", "port", "released", "reuse", "users")
+    __slots__ = ("addr", "by_connect", "listening", "port", "released", "reuse", "users")
 
-    def __init__(self, addr: str, port: int, reuse: bool) -> None:
+    def __init__(self, addr: str, port: int, reuse: bool, by_connect: bool = False) -> None:
         self.addr = addr
         self.port = port
         self.reuse = reuse
         self.listening = False
         self.users = 1
         self.released = False
+        self.by_connect = by_connect  #: taken by connect() (may be shared across destinations)
 
     def __repr__(self) -> str:
         return f"<Binding {self.addr}:{self.port} users={self.users}>"
@@ -108,9 +113,9 @@ class PortTable:
         self.check(addr, port, reuse)
         return self.add(addr, port, reuse)
 
-    def add(self, addr: str, port: int, reuse: bool) -> Binding:
+    def add(self, addr: str, port: int, reuse: bool, by_connect: bool = False) -> Binding:
         """Record a binding without checks (connect() picked a free port)."""
-        b = Binding(addr, port, reuse)
+        b = Binding(addr, port, reuse, by_connect)
         self.bindings.setdefault(port, []).append(b)
         return b
 
@@ -128,20 +133,32 @@ class PortTable:
                 if not lst:
                     del self.bindings[b.port]
 
-    def ephemeral(self, laddr: str, raddr: str | None = None, rport: int | None = None) -> int:
-        """A free port from the ephemeral range (towards ``raddr:rport`` if given)."""
+    def ephemeral(self, laddr: str, raddr: str | None = None, rport: int | None = None,
+                  in_use: Callable[[tuple[str, int, str, int]], bool] | None = None,
+                  tw_reusable: Callable[[tuple[str, int, str, int]], bool] | None = None,
+                  ) -> int:
+        """A free port from the ephemeral range: for bind() a port nobody holds; towards
+        ``raddr:rport`` (connect()) a port whose 4-tuple is free (``in_use`` says which
+        4-tuples connections hold; ``tw_reusable`` which TIME-WAIT ones may be taken)."""
         lo, hi = self.low, self.high
         span = hi - lo + 1
         start = self.rng.randrange(span)
         tw = self.time_wait
         for i in range(span):
             port = lo + (start + i) % span
-            if port in self.bindings:
-                continue
+            holders = self.bindings.get(port)
             if raddr is None or rport is None:
-                if tw.addrs_on_port(port):
+                if holders or tw.addrs_on_port(port):
                     continue
-            elif (laddr, port, raddr, rport) in tw:
+                return port
+            if holders and not all(b.by_connect for b in holders):
+                continue  # bound or listening: not for connect()'s picking
+            key = (laddr, port, raddr, rport)
+            if holders and in_use is not None and in_use(key):
+                continue
+            if key in tw and (tw_reusable is None or not tw_reusable(key)):
                 continue
             return port
-        raise TcpError(_errno.EADDRNOTAVAIL, "no free ephemeral port")
+        where = f" towards {raddr}:{rport}" if raddr is not None else ""
+        raise TcpError(_errno.EADDRNOTAVAIL, f"no free ephemeral port{where} "
+                       f"(ip_local_port_range {lo}-{hi} all in use or in TIME-WAIT)")

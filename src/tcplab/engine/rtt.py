@@ -10,6 +10,8 @@ The RTO follows section 2: the first sample sets SRTT = R and RTTVAR = R/2,
 later ones smooth with alpha = 1/8 and beta = 1/4, and RTO = SRTT +
 max(G, 4 * RTTVAR) clamped to [rto_min, rto_max].  G, the clock granularity,
 is 1 ms here.  A timeout doubles the RTO (section 5.5, :meth:`back_off`).
+Linux (``linux=True``) computes RTO = SRTT + max(4 * RTTVAR, rto_min)
+(``tcp_set_rto``): its 200 ms minimum is added to the round trip.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ _GRANULARITY = 0.001
 class RttEstimator:
     """SRTT, RTTVAR and RTO of one connection, with Karn's timed segment."""
 
-    __slots__ = ("rto", "rto_max", "rto_min", "rttvar", "srtt", "timed_at", "timed_seq")
+    __slots__ = ("linux", "rto", "rto_max", "rto_min", "rttvar", "srtt", "timed_at", "timed_seq")
 
-    def __init__(self, initial: float, rto_min: float, rto_max: float) -> None:
+    def __init__(self, initial: float, rto_min: float, rto_max: float,
+                 linux: bool = False) -> None:
+        self.linux = linux
         self.rto = initial
         self.rto_min = rto_min
         self.rto_max = rto_max
@@ -72,6 +76,11 @@ class RttEstimator:
             srtt = 0.875 * srtt + 0.125 * r
         self.srtt = srtt
         var4 = 4 * self.rttvar
+        if self.linux:
+            # Linux (tcp_set_rto): rto_min floors the variance term, not the RTO:
+            # a 1 ms path gets 201 ms, not 200 ms.
+            self.rto = min(srtt + (var4 if var4 > self.rto_min else self.rto_min), self.rto_max)
+            return
         rto = srtt + (var4 if var4 > _GRANULARITY else _GRANULARITY)
         self.rto = min(max(rto, self.rto_min), self.rto_max)
 

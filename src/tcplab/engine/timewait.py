@@ -8,8 +8,13 @@ Storage: a million entries must fit in about 200 bytes each, so an entry is
 not an object.  The 4-tuple is packed into one integer (the dictionary key)
 and the rest into another (the value):
 
-    value = deadline_us << 122 | queue_index << 82 | reuse << 81
+    value = [ts_stamp_ms << 219 | ts_recent << 187 | 1 << 186]   (timestamps only)
+            | deadline << 122 | queue_index << 82 | reuse << 81
             | rcv_wnd << 64 | rcv_nxt << 32 | snd_nxt
+
+The timestamp part (RFC 7323 TS.Recent and when it was set, for PAWS and
+RFC 6191) exists only for connections that negotiated timestamps, so an
+entry without them stays as small as before.
 
 (see :func:`_pack`).  :meth:`TimeWaitTable.get` unpacks a value into a
 short-lived :class:`TimeWaitEntry` for the code that processes a segment.
@@ -39,10 +44,11 @@ from functools import lru_cache
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.connection import Connection
 from tcplab.engine.context import EngineContext
+from tcplab.engine.timestamps import TsOffsets, paws_rejects, ts_lt, tsval
 from tcplab.trace import Tcb, state_event, timer_event
 from tcplab.wire.checksum import addr_bytes, addr_str
 from tcplab.wire.seq import seq_gt, seq_in_window
-from tcplab.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from tcplab.wire.tcp import ACK, FIN, RST, SYN, Nop, TcpOption, TcpSegment, Timestamps
 
 Key = tuple[str, int, str, int]
 
@@ -52,16 +58,20 @@ _M32 = 0xFFFFFFFF
 class TimeWaitEntry:
     """An unpacked view of one TIME-WAIT entry (not what is stored)."""
 
-    __slots__ = ("deadline", "name", "rcv_nxt", "rcv_wnd", "reuse", "snd_nxt")
+    __slots__ = ("deadline", "name", "rcv_nxt", "rcv_wnd", "reuse", "snd_nxt", "ts_recent",
+                 "ts_stamp")
 
     def __init__(self, snd_nxt: int, rcv_nxt: int, rcv_wnd: int, reuse: bool,
-                 deadline: float, name: str | None = None) -> None:
+                 deadline: float, name: str | None = None, ts_recent: int | None = None,
+                 ts_stamp: float = 0.0) -> None:
         self.snd_nxt = snd_nxt
         self.rcv_nxt = rcv_nxt
         self.rcv_wnd = rcv_wnd
         self.reuse = reuse
         self.deadline = deadline
         self.name = name  # kept only when tracing, for the trace's "conn" field
+        self.ts_recent = ts_recent  # TS.Recent (RFC 7323), None: no timestamps
+        self.ts_stamp = ts_stamp    # when TS.Recent was set (ms resolution)
 
 
 @lru_cache(maxsize=65536)
@@ -96,6 +106,10 @@ def unpack_key(k: int) -> Key:
 _QSHIFT = 82
 _DSHIFT = 122
 _QMASK = (1 << 40) - 1
+_D64 = (1 << 64) - 1
+_TSFLAG = 1 << 186
+_TSSHIFT = 187
+_STAMPSHIFT = 219
 
 
 _DOUBLE = struct.Struct(">d")
@@ -105,20 +119,37 @@ def _dbits(t: float) -> int:
     return int.from_bytes(_DOUBLE.pack(max(t, 0.0)), "big")
 
 
+def _ts_bits(ts_recent: int | None, ts_stamp: float) -> int:
+    if ts_recent is None:
+        return 0
+    stamp_ms = int(max(ts_stamp, 0.0) * 1000) & ((1 << 48) - 1)
+    return (stamp_ms << _STAMPSHIFT) | ((ts_recent & _M32) << _TSSHIFT) | _TSFLAG
+
+
 def _pack(snd_nxt: int, rcv_nxt: int, rcv_wnd: int, reuse: bool, deadline: float,
-          qindex: int) -> int:
-    return ((_dbits(deadline) << _DSHIFT) | ((qindex & _QMASK) << _QSHIFT)
+          qindex: int, ts_recent: int | None = None, ts_stamp: float = 0.0) -> int:
+    return (_ts_bits(ts_recent, ts_stamp) | (_dbits(deadline) << _DSHIFT)
+            | ((qindex & _QMASK) << _QSHIFT)
             | (int(reuse) << 81) | (min(rcv_wnd, 0x1FFFF) << 64) | ((rcv_nxt & _M32) << 32)
             | (snd_nxt & _M32))
 
 
+def _dkey(v: int) -> int:
+    """The deadline's bits (they order like the deadlines)."""
+    return (v >> _DSHIFT) & _D64
+
+
 def _deadline(v: int) -> float:
-    return float(_DOUBLE.unpack((v >> _DSHIFT).to_bytes(8, "big"))[0])
+    return float(_DOUBLE.unpack(_dkey(v).to_bytes(8, "big"))[0])
 
 
 def _unpack(v: int, name: str | None) -> TimeWaitEntry:
-    return TimeWaitEntry(v & _M32, (v >> 32) & _M32, (v >> 64) & 0x1FFFF, bool((v >> 81) & 1),
-                         _deadline(v), name)
+    entry = TimeWaitEntry(v & _M32, (v >> 32) & _M32, (v >> 64) & 0x1FFFF,
+                          bool((v >> 81) & 1), _deadline(v), name)
+    if v & _TSFLAG:
+        entry.ts_recent = (v >> _TSSHIFT) & _M32
+        entry.ts_stamp = (v >> _STAMPSHIFT) / 1000.0
+    return entry
 
 
 class TimeWaitTable:
@@ -156,7 +187,8 @@ class TimeWaitTable:
         if k in self._tab:
             self.remove(key)
         self._tab[k] = _pack(entry.snd_nxt, entry.rcv_nxt, entry.rcv_wnd, entry.reuse,
-                             entry.deadline, self._head + len(self.queue))
+                             entry.deadline, self._head + len(self.queue), entry.ts_recent,
+                             entry.ts_stamp)
         if entry.name is not None:
             self._names[k] = entry.name
         self.queue.append(k)
@@ -171,9 +203,16 @@ class TimeWaitTable:
         k = pack_key(key)
         v = self._tab[k]
         qindex = self._head + len(self.queue)
-        self._tab[k] = ((v & ((1 << _QSHIFT) - 1)) | ((qindex & _QMASK) << _QSHIFT)
+        ts_part = v & ~((1 << 186) - 1)
+        self._tab[k] = (ts_part | (v & ((1 << _QSHIFT) - 1)) | ((qindex & _QMASK) << _QSHIFT)
                         | (_dbits(deadline) << _DSHIFT))
         self.queue.append(k)
+
+    def set_ts_recent(self, key: Key, ts_recent: int, now: float) -> None:
+        """A newer TSval arrived for the entry (its FIN again): keep it for PAWS."""
+        k = pack_key(key)
+        v = self._tab[k]
+        self._tab[k] = (v & ((1 << 186) - 1)) | _ts_bits(ts_recent, now)
 
     def remove(self, key: Key) -> TimeWaitEntry | None:
         entry = self.get(key)
@@ -230,7 +269,7 @@ class TimeWaitTable:
         limit = _dbits(now)
         while True:
             v = self._head_live()
-            if v is None or v >> _DSHIFT > limit:
+            if v is None or _dkey(v) > limit:
                 return out
             k = self.queue.popleft()
             self._head += 1
@@ -254,12 +293,13 @@ class TimeWaitTable:
 class TimeWait:
     """TIME-WAIT for a host: its compact entries and what they do with segments."""
 
-    __slots__ = ("config", "cx", "table")
+    __slots__ = ("config", "cx", "table", "ts_offsets")
 
-    def __init__(self, cx: EngineContext) -> None:
+    def __init__(self, cx: EngineContext, ts_offsets: TsOffsets | None = None) -> None:
         self.cx = cx
         self.config: TcpConfig = cx.config
         self.table = TimeWaitTable()
+        self.ts_offsets = ts_offsets if ts_offsets is not None else TsOffsets(b"tcplab")
 
     def __len__(self) -> int:
         return len(self.table)
@@ -285,8 +325,10 @@ class TimeWait:
         """Keep ``conn`` (already in TIME-WAIT) as a compact entry for 2MSL."""
         deadline = now + self.config.time_wait_length
         tracing = self.cx.trace.enabled
+        ts = conn.ts
         entry = TimeWaitEntry(conn.snd_nxt, conn.rcv_nxt, max(conn.rcv_wnd, 1), conn.reuseaddr,
-                              deadline, conn.name if tracing else None)
+                              deadline, conn.name if tracing else None,
+                              ts.recent if ts.ok else None, max(ts.recent_stamp, 0.0))
         self.table.add(conn.key, entry)
         conn.time_wait_entries = self
         if tracing:
@@ -317,8 +359,39 @@ class TimeWait:
 
     def _ack(self, key: Key, entry: TimeWaitEntry, now: float) -> None:
         wnd = min(entry.rcv_wnd, 0xFFFF)
+        opts: tuple[TcpOption, ...] = ()
+        if entry.ts_recent is not None:
+            val = tsval(now, self.ts_offsets.offset(key[0], key[2]))
+            opts = (Nop(), Nop(), Timestamps(val, entry.ts_recent))
         self.cx.emit(key[0], key[2], TcpSegment(key[1], key[3], entry.snd_nxt, entry.rcv_nxt,
-                                                ACK, wnd), now, self.entry_name(key, entry))
+                                                ACK, wnd, 0, opts), now,
+                     self.entry_name(key, entry))
+
+    def reusable(self, key: Key, now: float, bound: bool) -> bool:
+        """May connect() take this TIME-WAIT 4-tuple (Linux tcp_twsk_unique)?  Only when
+        timestamps protect the new connection from the old one's segments (PAWS): from
+        a socket bound to the port, always then; from an ephemeral port, when
+        tcp_tw_reuse allows it (2: loopback only) and the last timestamp is older than
+        tcp_tw_reuse_delay."""
+        entry = self.table.get(key)
+        if entry is None or entry.ts_recent is None:
+            return False
+        if bound:
+            return True
+        reuse = self.config.tw_reuse
+        if reuse == 2 and not (_loopback(key[0]) or _loopback(key[2])):
+            reuse = 0
+        return bool(reuse) and now - entry.ts_stamp >= self.config.tw_reuse_delay
+
+    def take_for_reuse(self, key: Key, now: float) -> TimeWaitEntry | None:
+        """connect() reuses the 4-tuple: the entry ends (its TS.Recent goes to the new
+        connection)."""
+        entry = self.table.remove(key)
+        if entry is None:
+            return None
+        self.cx.counters.inc("TcpExtTWRecycled")
+        self.set_closed(key, entry, now, "4-tuple reused by connect() (timestamps protect it)")
+        return entry
 
     def _remove(self, key: Key, entry: TimeWaitEntry, now: float, cause: str) -> None:
         self.table.remove(key)
@@ -339,6 +412,16 @@ class TimeWait:
         def record(reason: str, accepted: bool = False) -> None:
             cx.record(src, dst, seg, now, reason, name, accepted)
 
+        # RFC 7323 5 (PAWS) and RFC 6191: with timestamps, an old TSval marks an old
+        # duplicate, whatever its sequence number.
+        tso = seg.timestamps if entry.ts_recent is not None else None
+        paws_reject = (tso is not None and entry.ts_recent is not None
+                       and paws_rejects(tso.tsval, entry.ts_recent, entry.ts_stamp, now))
+        if paws_reject and not flags & RST:
+            cx.counters.inc("TcpExtPAWSEstab")
+            self._ack(key, entry, now)
+            record("PAWS in TIME-WAIT: timestamp older than TS.Recent; ACK sent")
+            return False
         if flags & RST:
             if config.rfc1337:
                 record("RST in TIME-WAIT ignored (RFC 1337)")
@@ -356,15 +439,19 @@ class TimeWait:
                      seq_in_window((seg.seq + seg_len - 1) & 0xFFFFFFFF, entry.rcv_nxt,
                                    entry.rcv_wnd))
         if flags & SYN:
+            ts_newer = (tso is not None and entry.ts_recent is not None
+                        and ts_lt(entry.ts_recent, tso.tsval))
             if not flags & ACK and config.time_wait_reopen \
-                    and seq_gt(seg.seq, entry.rcv_nxt):
+                    and (seq_gt(seg.seq, entry.rcv_nxt) or ts_newer):
                 # RFC 1122 4.2.2.13 / RFC 6191 section 2 (no timestamps): a new
                 # incarnation may start when its SYN is beyond RCV.NXT (Linux
                 # and FreeBSD do this).  RFC 9293 3.10.7.4 allows it only with
                 # timestamps; time_wait_reopen=False gives that strict reading.
-                record("SYN beyond RCV.NXT in TIME-WAIT: entry closed, SYN reopens",
+                why = ("newer timestamp" if ts_newer and not seq_gt(seg.seq, entry.rcv_nxt)
+                       else "higher sequence number")
+                record(f"SYN with a {why} in TIME-WAIT: entry closed, SYN reopens (RFC 6191)",
                        accepted=True)
-                self._remove(key, entry, now, "new SYN with higher sequence number")
+                self._remove(key, entry, now, f"new SYN with a {why}")
                 return True
             if not config.rfc5961 and seq_in_window(seg.seq, entry.rcv_nxt, entry.rcv_wnd):
                 # RFC 793: a SYN in the window is an error: reset, and the entry goes.
@@ -392,6 +479,9 @@ class TimeWait:
         if flags & FIN and (in_window or (seg.seq + seg_len) & 0xFFFFFFFF == entry.rcv_nxt):
             # The peer's FIN again (or a FIN in the window): ACK it and restart
             # the 2MSL timer (RFC 9293 3.10.7.4 eighth step, TIME-WAIT).
+            if tso is not None:
+                self.table.set_ts_recent(key, tso.tsval, now)
+                entry.ts_recent = tso.tsval
             self._ack(key, entry, now)
             deadline = now + config.time_wait_length
             self.table.restart(key, deadline)
@@ -429,3 +519,7 @@ class TimeWait:
 
     def remove(self, key: Key) -> TimeWaitEntry | None:
         return self.table.remove(key)
+
+
+def _loopback(addr: str) -> bool:
+    return addr.startswith("127.") or addr == "::1"
