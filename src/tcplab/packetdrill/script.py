@@ -258,6 +258,9 @@ def strip_comments(text: str) -> list[str]:
     out: list[str] = []
     in_block = False
     for raw in text.splitlines():
+        if not in_block and "/" not in raw:
+            out.append(raw)            # the common case: nothing to strip
+            continue
         line = []
         i = 0
         quote: str | None = None
@@ -755,6 +758,9 @@ def _open_kind(s: str) -> str:
         return "code"
     if s.count("`") % 2 == 1:
         return "shell"
+    if s.count("(") == s.count(")") and s.count("[") == s.count("]") and \
+            s.count("{") == s.count("}"):
+        return ""
     body = parse_time(s)[1].strip()
     if body[:1] not in ("<", ">", "`", "%") and _depth(body) > 0:
         return "brackets"
