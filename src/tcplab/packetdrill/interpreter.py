@@ -109,6 +109,7 @@ MAX_IO = 1 << 24             #: a read/write length beyond 16 MiB is refused (ho
 #: Options every profile accepts: addresses, tolerances, the peer's TS clock.
 _OPTIONS = ("ip_version", "tolerance_usecs", "mtu", "local_ip", "remote_ip", "mss",
             "tcp_ts_tick_usecs", "tcp_ts_ecr_scaled", "strict_segments")
+# --mss: the segment size of the peer's coalesced (GRO) packets, not our MSS.
 _IOCTLS = ("SIOCINQ", "FIONREAD", "SIOCOUTQ", "TIOCOUTQ", "SIOCOUTQNSD")
 
 
@@ -182,8 +183,7 @@ class Runner:
         self.remote = opts.get("remote_ip") or self.remote
         mtu = _option_int(opts, "mtu", 1500, 68, 65535)
         mss = max(mtu - (60 if v6 else 40), 64)
-        if "mss" in opts:
-            mss = _option_int(opts, "mss", mss, 64, 65535)
+        _option_int(opts, "mss", 0, 64, 65535)
         if self.profile.linux:
             config = linux_config()
             config.mss = mss
@@ -196,7 +196,8 @@ class Runner:
             config = TcpConfig(mss=mss, time_wait_reopen=not self.profile.adapt)
         self.host = Host("tcplab", [self.local], config=config, rng=random.Random(1),
                          trace=Trace(enabled=False))
-        self.socks = SocketLayer(self.host, self.local, self.remote)
+        self.socks = SocketLayer(self.host, self.local, self.remote,
+                                 E.EPIPE if self.profile.linux else E.ENOTCONN)
         if "tolerance_usecs" in opts:
             self.tolerance = _option_int(opts, "tolerance_usecs", 4000, 0, 10_000_000) / 1e6
         for name in opts:
@@ -255,8 +256,10 @@ class Runner:
     def run(self) -> None:
         if self.profile.linux:
             reasons = needs(self.script, lambda n: n in tcpinfo.TCPI_FIELDS)
-            if reasons:
+            if reasons and not self.profile.explore:
                 raise Skip("; ".join(reasons))
+            if reasons:
+                self.notes.append("explore: run although it " + "; ".join(reasons))
         base = 0.0
         for ev in self.script.events:
             self.event = ev
@@ -385,7 +388,8 @@ class Runner:
                       self._fb_rcvbuf(conn), conn.rcv_buf if conn is not None
                       else self.host.config.rcv_buf,
                       psh_policy=self.profile.linux,
-                      wscale_policy=self.linux is not None and self.linux.wscale_adapted)
+                      wscale_policy=self.linux is not None and self.linux.wscale_adapted,
+                      missing=_missing_options() if self.profile.explore else frozenset())
         notes: list[str] = []
         why = match(spec, s.seg, ctx, notes)
         if why is not None:
@@ -447,7 +451,9 @@ class Runner:
         lport, rport = self.current
         tup = self.tuples.setdefault((lport, rport), _Tuple())
         isn = 0 if spec.absolute else tup.isn
-        opts = tuple(wire_option(o, isn) for o in spec.options or ())
+        missing = _missing_options() if self.profile.explore else frozenset()
+        opts = tuple(wire_option(o, isn) for o in spec.options or ()
+                     if o.name.split()[0] not in missing)
         if spec.flags & SYN:
             names = frozenset(o.name for o in spec.options or ())
             tup.peer_syn = names
@@ -586,12 +592,13 @@ class Runner:
     def _call(self, sc: SyscallSpec, p: _Pending) -> int:
         name, args, now = sc.name, sc.args, self.now
         socks = self.socks
+        want = sc.result if isinstance(sc.result, int) and sc.result >= 0 else None
         if name == "socket":
-            fd = socks.socket(self._socket_args(args))
+            fd = socks.socket(self._socket_args(args), want)
             self.current_fd = fd
             return fd
         if name in ("epoll_create", "epoll_create1"):
-            return socks.epoll_create()
+            return socks.epoll_create(want)
         if name == "poll":
             return self._poll(sc, p)
         fd = self._fd(sc)
@@ -605,7 +612,7 @@ class Runner:
                             , REMOTE_PORT)
             return 0
         if name == "accept":
-            nfd = socks.accept(fd)
+            nfd = socks.accept(fd, want)
             self.current_fd = nfd
             self._inherit(socks.sock(fd), socks.sock(nfd))
             return nfd
@@ -1032,7 +1039,9 @@ class Runner:
                 continue
             mask = item.events | POLLERR | POLLHUP
             level = item.last & mask
-            rev = (item.pending & level) if item.events & EPOLLET else level
+            # Edge-triggered: reported once per wake-up, with the full readiness
+            # at that moment (ep_item_poll), not only the bit that woke it.
+            rev = level if not item.events & EPOLLET or item.pending & mask else 0
             if rev:
                 got.append((fd, rev))
         got = got[:max(maxevents, 1)]
@@ -1128,6 +1137,16 @@ class Runner:
             raise Fail("tcpi_options differ", "the engine negotiates no timestamps, SACK or "
                        "ECN" + (", window scale" if have_ws else ""))
         raise Skip(f"inline Python on {field_name}")
+
+
+def _missing_options() -> frozenset[str]:
+    """linux-explore: TCP options of features the engine lacks (dropped from packets)."""
+    out: set[str] = set()
+    for key, names in (("timestamps", ("TS",)), ("sack", ("sackOK", "sack")),
+                       ("fastopen", ("FO", "FOEXP")), ("md5", ("md5",))):
+        if not FEATURES[key].present():
+            out.update(names)
+    return frozenset(out)
 
 
 def _option_int(opts: dict[str, str] | object, name: str, default: int, lo: int,

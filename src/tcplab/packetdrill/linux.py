@@ -345,6 +345,7 @@ def _arith(m: re.Match[str]) -> str:
 def shell_commands(command: str) -> Iterator[list[list[str]]]:
     """Each command of a shell line as alternatives (``a || b``), each a word list."""
     text = re.sub(r"\\\n", " ", command)
+    text = re.sub(r"\\\s*$", "", text)       # a continuation into nothing
     for line in text.splitlines():
         line = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
         line = _ARITH.sub(_arith, line)
@@ -543,6 +544,7 @@ def _idents(v: object) -> Iterator[str]:
 def needs(script: Script, tcpi_known: Callable[[str], bool]) -> list[str]:
     """Every reason the script cannot run on this engine yet (sorted, unique)."""
     out: set[str] = set()
+    zerocopy = poll_err = False
 
     def want(key: str) -> None:
         r = feature_reason(key)
@@ -574,6 +576,8 @@ def needs(script: Script, tcpi_known: Callable[[str], bool]) -> list[str]:
                 names.update(_idents(a))
             if act.name in _RUNNER_CALLS:
                 out.add(NEEDS_RUNNER + _RUNNER_CALLS[act.name])
+            zerocopy = zerocopy or "MSG_ZEROCOPY" in names
+            poll_err = poll_err or bool(names & {"EPOLLERR", "POLLERR"})
             for n in names:
                 if n in _FLAG_FEATURES:
                     want(_FLAG_FEATURES[n])
@@ -590,4 +594,6 @@ def needs(script: Script, tcpi_known: Callable[[str], bool]) -> list[str]:
             for name in sorted(set(re.findall(r"\btcpi_\w+", act.code))):
                 if not tcpi_known(name) and feature_reason("tcp_info") is not None:
                     out.add(NEEDS + f"TCP_INFO field {name}")
+    if zerocopy and poll_err:
+        out.add(NEEDS_RUNNER + "error-queue notifications (MSG_ERRQUEUE)")
     return sorted(out)

@@ -117,6 +117,7 @@ class Context:
     eng_rcvbuf: int                #: the engine's receive buffer
     psh_policy: bool = False       #: linux: where PSH goes is the sender's choice
     wscale_policy: bool = False    #: linux: the window-scale shift is the receiver's choice
+    missing: frozenset[str] = frozenset()  #: linux-explore: option names the engine lacks
 
 
 def _strip_pad(opts: list[OptionSpec]) -> list[OptionSpec]:
@@ -140,6 +141,14 @@ def _check_options(spec: PacketSpec, seg: TcpSegment, ctx: Context,
     if not ctx.adapt:
         w = list(want)
         h = list(have)
+        if ctx.missing and any(o.name.split()[0] in ctx.missing for o in w):
+            # linux-explore: drop what the engine cannot send, and the padding
+            # whose layout followed it.
+            dropped = sorted({o.name.split()[0] for o in w if o.name.split()[0] in ctx.missing})
+            notes.append("explore: expected " + ", ".join(dropped) + " dropped (the engine "
+                         "lacks them)")
+            w = [o for o in w if o.name.split()[0] not in ctx.missing and o.name not in _PAD]
+            h = [o for o in h if o.name not in _PAD]
         while w and w[-1].name == "eol":
             w.pop()
         while h and h[-1].name == "eol":

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from tcplab.engine.config import TcpConfig
 
-PROFILES = ("portable", "freebsd", "linux")
+PROFILES = ("portable", "freebsd", "linux", "linux-explore")
 
 
 class Skip(Exception):
@@ -45,6 +45,7 @@ class Profile:
     define: str          #: the ``#ifdef`` name this profile defines
     dialect: str = "freebsd"   #: whose scripts: "freebsd" or "linux"
     o_nonblock: int = 0x0004   #: O_NONBLOCK as the scripts print it (FreeBSD 4, Linux 0x800)
+    explore: bool = False      #: run scripts that need missing features anyway (diagnosis)
 
     @property
     def linux(self) -> bool:
@@ -58,6 +59,11 @@ class Profile:
             return cls("freebsd", False, "FreeBSD")
         if name == "linux":
             return cls("linux", False, "Linux", "linux", 0x0800)
+        if name == "linux-explore":
+            # A diagnosis, not a measure: scripts that need timestamps, SACK or Fast
+            # Open options run with those expectations dropped, to find what else
+            # differs from Linux.
+            return cls("linux-explore", False, "Linux", "linux", 0x0800, explore=True)
         raise ValueError(f"unknown profile {name!r} (choose from {', '.join(PROFILES)})")
 
 

@@ -76,8 +76,11 @@ class EpollItem:
 class SocketLayer:
     """File descriptors and socket calls on one host."""
 
-    def __init__(self, host: Host, local: str, remote: str) -> None:
+    def __init__(self, host: Host, local: str, remote: str,
+                 send_unconnected: int = E.ENOTCONN) -> None:
         self.host = host
+        #: errno of a send on a socket that never connected (FreeBSD ENOTCONN, Linux EPIPE)
+        self.send_unconnected = send_unconnected
         self.local = local
         self.remote = remote
         self.socks: dict[int, Sock] = {}
@@ -91,7 +94,11 @@ class SocketLayer:
             raise SysError(E.EBADF)
         return s
 
-    def _new_fd(self) -> int:
+    def _new_fd(self, want: int | None = None) -> int:
+        """The script's descriptor when it names a free one (packetdrill maps script
+        descriptors to live ones), else the lowest free from 3."""
+        if want is not None and 0 <= want < 1 << 16 and want not in self.socks:
+            return want
         fd = 3
         while fd in self.socks:
             fd += 1
@@ -108,13 +115,13 @@ class SocketLayer:
 
     # ------------------------------------------------------------------ calls
 
-    def socket(self, nonblocking: bool = False) -> int:
-        fd = self._new_fd()
+    def socket(self, nonblocking: bool = False, want: int | None = None) -> int:
+        fd = self._new_fd(want)
         self.socks[fd] = Sock(fd, nonblocking=nonblocking)
         return fd
 
-    def epoll_create(self) -> int:
-        fd = self._new_fd()
+    def epoll_create(self, want: int | None = None) -> int:
+        fd = self._new_fd(want)
         self.socks[fd] = Sock(fd, epoll={})
         return fd
 
@@ -175,7 +182,7 @@ class SocketLayer:
         except TcpError as exc:
             raise SysError(exc.errno, exc.message) from None
 
-    def accept(self, fd: int) -> int:
+    def accept(self, fd: int, want: int | None = None) -> int:
         s = self.sock(fd)
         if s.listener is None:
             raise SysError(E.EINVAL)
@@ -184,7 +191,7 @@ class SocketLayer:
             if s.nonblocking:
                 raise SysError(E.EAGAIN)
             raise WouldBlock
-        nfd = self._new_fd()
+        nfd = self._new_fd(want)
         self.socks[nfd] = Sock(nfd, conn=conn)
         self._remember(conn)
         return nfd
@@ -242,12 +249,13 @@ class SocketLayer:
         s = self.sock(fd)
         c = s.conn
         if c is None:
-            raise SysError(E.ENOTCONN)
+            raise SysError(self.send_unconnected)
         if c.error is not None and not s.error_seen:
             s.error_seen = True
             raise SysError(ERRORS.get(c.error, E.EIO))
         try:
-            n = c.send(b"\0" * size, now)
+            # Never more than fits: a script's length must not size an allocation.
+            n = c.send(b"\0" * min(size, max(c.send_space, 0)), now)
         except TcpError as exc:
             raise SysError(exc.errno, exc.message) from None
         if n == 0 and size:
