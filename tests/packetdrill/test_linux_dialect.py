@@ -194,7 +194,7 @@ def test_a_write_never_allocates_more_than_the_send_buffer(tmp_path: Path) -> No
 +0 > S 0:0(0) <...>
 +.1 < S. 0:0(0) ack 1 win 65535 <mss 1460>
 +0 > . 1:1(0) ack 1
-+0 write(3, ..., 16777216) = 262144
++0 write(3, ..., 16777216) = 16384
 +0 > . 1:14601(14600) ack 1
 """)
     tracemalloc.start()
@@ -220,7 +220,7 @@ def test_one_bad_script_never_stops_the_folder(tmp_path: Path) -> None:
     (tmp_path / "a-deep.pkt").write_text(f"0 close({'[' * 500}3{']' * 500}) = 0\n")
     (tmp_path / "b-huge-seq.pkt").write_text("0 < . 1:4294967296(4294967295) ack 1\n")
     (tmp_path / "c-huge-write.pkt").write_text(good.replace("close(3) = 0",
-                                                            "write(3, ..., 1e10) = 1"))
+                                                            "write(3, ..., 10000000000) = 1"))
     (tmp_path / "d-code.pkt").write_text(good + f"+0 %{{ assert {'not ' * 3000}1 }}%\n")
     (tmp_path / "e-good.pkt").write_text(good)
     for profile in ("portable", "linux"):

@@ -254,10 +254,32 @@ class LinuxSettings:
     config: TcpConfig
     wanted: set[str] = field(default_factory=set)      #: features defaults.sh turns on
     notes: list[str] = field(default_factory=list)
-    restore: list[tuple[str, Value | None]] = field(default_factory=list)
+    #: set_sysctls.py: (name, value before, TcpConfig field value before) for the restore
+    restore: list[tuple[str, Value | None, object]] = field(default_factory=list)
     values: dict[str, Value] = field(default_factory=dict)
     tso: bool = True                  #: the tun device does TSO (ethtool ... tso off clears)
     wscale_adapted: bool = True       #: the engine cannot take Linux's wscale rule
+
+    def remember(self, name: str) -> None:
+        """Before set_sysctls.py changes ``name``: what its restore script puts back."""
+        row = SYSCTLS.get(name)
+        fld = row.field if row is not None else None
+        before = getattr(self.config, fld) if fld is not None and fld in _CONFIG_FIELDS \
+            else None
+        self.restore.append((name, self.values.get(name), before))
+
+    def undo(self) -> None:
+        """``/tmp/sysctl_restore_${PPID}.sh``: put back what set_sysctls.py changed."""
+        for name, value, before in reversed(self.restore):
+            row = SYSCTLS.get(name)
+            if value is not None:
+                self.apply(name, value, True)
+            elif row is not None and row.field in _CONFIG_FIELDS and before is not None:
+                setattr(self.config, row.field, before)
+                self.values.pop(name, None)
+            elif row is not None and row.feature is not None:
+                self.wanted.discard(row.feature)
+        self.restore.clear()
 
     def apply(self, name: str, value: Value, from_defaults: bool) -> None:
         """Apply one Linux sysctl, or raise Skip."""
@@ -301,16 +323,20 @@ def linux_config() -> TcpConfig:
     """The engine's settings for a Linux host before any sysctl.
 
     Linux constants that no sysctl changes: TCP_RTO_MIN 200 ms, TCP_RTO_MAX
-    120 s, TCP_TIMEOUT_INIT 1 s, TCP_DELACK_MIN 40 ms, TCP_TIMEWAIT_LEN 60 s,
-    tcp_syn_retries 6, tcp_retries2 15, ip_local_port_range 32768-60999.
+    120 s, TCP_TIMEOUT_INIT 1 s, TCP_DELACK_MIN 40 ms, TCP_TIMEWAIT_LEN 60 s;
+    and the kernel's sysctl defaults: tcp_syn_retries 6, tcp_synack_retries 5,
+    tcp_retries2 15, tcp_rmem 4096 131072 6291456, tcp_wmem 4096 16384 4194304,
+    ip_local_port_range 32768-60999.
     """
     make = getattr(TcpConfig, "linux", None)
     if callable(make):
         cfg = make()
         if isinstance(cfg, TcpConfig):
             return cfg
+    # Buffers: the kernel's own tcp_rmem[1] and tcp_wmem[1] (defaults.sh changes them).
     return TcpConfig(rto_min=0.2, rto_max=120.0, rto_initial=1.0, delayed_ack=0.04, msl=30.0,
-                     syn_retries=6, synack_retries=5, data_retries=15)
+                     syn_retries=6, synack_retries=5, data_retries=15, rcv_buf=131072,
+                     snd_buf=16384)
 
 
 # ------------------------------------------------------------------ shell lines
@@ -399,10 +425,7 @@ class LinuxShell:
                 self._proc(arg, from_defaults)
             return
         if re.fullmatch(r"/tmp/sysctl_restore_\$\{?PPID\}?\.sh", cmd):
-            for name, old in reversed(self.settings.restore):
-                if old is not None:
-                    self.settings.apply(name, old, True)
-            self.settings.restore.clear()
+            self.settings.undo()
             return
         if cmd == "sysctl":
             for arg in words[1:]:
@@ -447,7 +470,7 @@ class LinuxShell:
         if not sep or not path.startswith("/proc/sys/"):
             raise Skip(f"set_sysctls.py argument {arg[:40]!r} is not /proc/sys/NAME=VALUE")
         name = path.removeprefix("/proc/sys/").replace("/", ".")
-        self.settings.restore.append((name, self.settings.values.get(name)))
+        self.settings.remember(name)
         self.settings.apply(name, _parse_value(value), from_defaults)
 
     def _include(self, cmd: str, depth: int) -> None:
