@@ -46,6 +46,8 @@ from tcplab.packetdrill.linux import (
     FEATURES,
     NEEDS,
     NEEDS_RUNNER,
+    RUNNER_OPTIONS,
+    SOCKOPT_FEATURES,
     LinuxSettings,
     LinuxShell,
     linux_config,
@@ -297,7 +299,7 @@ class Runner:
             if isinstance(act, PacketSpec):
                 self._inbound(act)
             elif isinstance(act, IcmpSpec):
-                raise Skip(FEATURES["icmp"].reason)
+                raise Skip(_feature_skip("icmp", "ICMP packets"))
             elif isinstance(act, SyscallSpec):
                 self._syscall(act, at, _block_end(t, at))
             elif isinstance(act, ShellSpec):
@@ -750,8 +752,8 @@ class Runner:
             self._buffer_ok(sc, size)
         for f in ("MSG_FASTOPEN", "MSG_MORE", "MSG_EOR"):
             if f in flags:
-                raise Skip(FEATURES[{"MSG_FASTOPEN": "fastopen", "MSG_MORE": "cork",
-                                     "MSG_EOR": "eor"}[f]].reason)
+                raise Skip(_feature_skip({"MSG_FASTOPEN": "fastopen", "MSG_MORE": "cork",
+                                          "MSG_EOR": "eor"}[f], f))
         if "MSG_ZEROCOPY" in flags:
             self.notes.append("MSG_ZEROCOPY sent as an ordinary copy (no completion "
                               "notifications are read by this script)")
@@ -870,6 +872,8 @@ class Runner:
             if isinstance(expected, int) and bool(expected) != bool(have):
                 raise Fail("TCP_NODELAY differs", f"TCP_NODELAY = {have}")
             return 0
+        if self.profile.linux and opt in SOCKOPT_FEATURES:
+            raise Skip(_feature_skip(SOCKOPT_FEATURES[opt], opt))
         raise Skip(f"getsockopt {level} {opt} is not supported")
 
     def _host_wide(self, s: Sock) -> bool:
@@ -927,6 +931,11 @@ class Runner:
 
     def _linux_setsockopt(self, s: Sock, opt: str, num: object) -> bool:
         """Linux socket options the runner maps; False when it has none for ``opt``."""
+        feature = SOCKOPT_FEATURES.get(opt)
+        if feature is not None:
+            raise Skip(_feature_skip(feature, opt))
+        if opt in RUNNER_OPTIONS:
+            raise Skip(NEEDS_RUNNER + RUNNER_OPTIONS[opt])
         if opt in ("TCP_INQ", "SO_ZEROCOPY"):
             s.options[opt] = int(bool(num))      # TCP_INQ: recvmsg reports TCP_CM_INQ
             return True
@@ -1109,8 +1118,11 @@ class Runner:
             try:
                 tcpinfo.evaluate(code, s.conn if s is not None else None)
             except tcpinfo.CodeError as exc:
-                raise Skip(NEEDS + str(exc) if str(exc).startswith("TCP_INFO") else
-                           f"inline code: {exc}") from None
+                what = str(exc)
+                if not what.startswith("TCP_INFO field"):
+                    raise Skip(f"inline code: {what}") from None
+                raise Skip(NEEDS + what if not FEATURES["tcp_info"].present()
+                           else _feature_skip("tcp_info", what)) from None
             except tcpinfo.AssertFailed as exc:
                 raise Fail("inline assert failed", str(exc)) from None
             return
@@ -1137,6 +1149,15 @@ class Runner:
             raise Fail("tcpi_options differ", "the engine negotiates no timestamps, SACK or "
                        "ECN" + (", window scale" if have_ws else ""))
         raise Skip(f"inline Python on {field_name}")
+
+
+def _feature_skip(key: str, what: str) -> str:
+    """Why ``what`` cannot run: the engine lacks the feature, or this runner does not
+    map ``what`` onto it yet (the seam to fill once the engine has it)."""
+    f = FEATURES[key]
+    if not f.present():
+        return f.reason
+    return NEEDS_RUNNER + f"{what} mapped onto the engine's {f.name}"
 
 
 def _missing_options() -> frozenset[str]:

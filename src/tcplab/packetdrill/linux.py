@@ -530,7 +530,7 @@ class LinuxShell:
 # ------------------------------------------------------------------ what a script needs
 
 #: Socket options and flags the runner or the engine cannot honour yet.
-_SOCKOPT_FEATURES = {
+SOCKOPT_FEATURES = {
     "TCP_FASTOPEN": "fastopen", "TCP_FASTOPEN_CONNECT": "fastopen",
     "TCP_FASTOPEN_KEY": "fastopen", "TCP_FASTOPEN_NO_COOKIE": "fastopen",
     "TCP_USER_TIMEOUT": "user_timeout", "SO_KEEPALIVE": "keepalive",
@@ -540,7 +540,7 @@ _SOCKOPT_FEATURES = {
     "TCP_SYNCNT": "syn_count",
 }
 _FLAG_FEATURES = {"MSG_FASTOPEN": "fastopen", "MSG_MORE": "cork", "MSG_EOR": "eor"}
-_RUNNER_OPTIONS = {
+RUNNER_OPTIONS = {
     "SO_TIMESTAMPING": "SO_TIMESTAMPING (transmit timestamps on the error queue)",
     "IP_TOS": "IP header fields (IP_TOS)", "IPV6_TCLASS": "IP header fields (IPV6_TCLASS)",
     "SO_MARK": "SO_MARK (routing marks)", "IP_MTU_DISCOVER": "IP_MTU_DISCOVER",
@@ -604,13 +604,13 @@ def needs(script: Script, tcpi_known: Callable[[str], bool]) -> list[str]:
             for n in names:
                 if n in _FLAG_FEATURES:
                     want(_FLAG_FEATURES[n])
-                elif n in _RUNNER_OPTIONS and act.name == "setsockopt":
-                    out.add(NEEDS_RUNNER + _RUNNER_OPTIONS[n])
+                elif n in RUNNER_OPTIONS and act.name == "setsockopt":
+                    out.add(NEEDS_RUNNER + RUNNER_OPTIONS[n])
                 elif n == "MSG_ERRQUEUE":
                     out.add(NEEDS_RUNNER + "error-queue notifications (MSG_ERRQUEUE)")
             if act.name in ("setsockopt", "getsockopt") and len(act.args) > 2 and \
-                    isinstance(act.args[2], Ident) and act.args[2].name in _SOCKOPT_FEATURES:
-                want(_SOCKOPT_FEATURES[act.args[2].name])
+                    isinstance(act.args[2], Ident) and act.args[2].name in SOCKOPT_FEATURES:
+                want(SOCKOPT_FEATURES[act.args[2].name])
         elif isinstance(act, CodeSpec):
             if "TCPI_OPT_SYN_DATA" in act.code:
                 want("fastopen")
