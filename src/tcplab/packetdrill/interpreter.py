@@ -183,9 +183,9 @@ class Runner:
         self.local, self.remote = (LOCAL6, REMOTE6) if v6 else (LOCAL4, REMOTE4)
         self.local = opts.get("local_ip") or self.local
         self.remote = opts.get("remote_ip") or self.remote
-        mtu = _option_int(opts, "mtu", 1500, 68, 65535)
+        mtu = _option_int(self.script, "mtu", 1500, 68, 65535)
         mss = max(mtu - (60 if v6 else 40), 64)
-        _option_int(opts, "mss", 0, 64, 65535)
+        _option_int(self.script, "mss", 0, 64, 65535)
         if self.profile.linux:
             config = linux_config()
             config.mss = mss
@@ -201,7 +201,7 @@ class Runner:
         self.socks = SocketLayer(self.host, self.local, self.remote,
                                  E.EPIPE if self.profile.linux else E.ENOTCONN)
         if "tolerance_usecs" in opts:
-            self.tolerance = _option_int(opts, "tolerance_usecs", 4000, 0, 10_000_000) / 1e6
+            self.tolerance = _option_int(self.script, "tolerance_usecs", 4000, 0, 10_000_000) / 1e6
         for name in opts:
             if name in _OPTIONS:
                 continue
@@ -1084,8 +1084,8 @@ class Runner:
             lacking = sorted(FEATURES[k].name for k in self.linux.wanted
                              if not FEATURES[k].present())
             if lacking:
-                self.notes.append("Linux defaults without an engine equivalent (this script "
-                                  "expects none of them in its packets): " + ", ".join(lacking))
+                self.notes.append("Linux settings the engine does not have (turned on by "
+                                  "defaults.sh): " + ", ".join(lacking))
             return
         sysctl = parse_sysctl(command)
         if sysctl is not None:
@@ -1170,18 +1170,19 @@ def _missing_options() -> frozenset[str]:
     return frozenset(out)
 
 
-def _option_int(opts: dict[str, str] | object, name: str, default: int, lo: int,
-                hi: int) -> int:
+def _option_int(script: Script, name: str, default: int, lo: int, hi: int) -> int:
     """A numeric ``--name=value`` option, checked (a bad one is a script error)."""
-    text = opts.get(name) if isinstance(opts, dict) else None
+    text = script.options.get(name)
     if text is None:
         return default
     try:
-        value = int(text, 0)
+        value = int(text, 0) if len(text) <= 20 else None
     except ValueError:
-        raise ScriptError(f"--{name}={text[:20]}: not a number") from None
+        value = None
+    if value is None:
+        raise ScriptError(f"--{name}={text[:20]}: not a number", script.path)
     if not lo <= value <= hi:
-        raise ScriptError(f"--{name}={value}: out of range ({lo}..{hi})")
+        raise ScriptError(f"--{name}={value}: out of range ({lo}..{hi})", script.path)
     return value
 
 

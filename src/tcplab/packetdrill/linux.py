@@ -479,6 +479,8 @@ class LinuxShell:
         path = (self.script_dir / cmd).resolve()
         if self.root is not None and not path.is_relative_to(self.root):
             raise Skip(f"{cmd}: outside the scripts' tree")
+        if not path.is_file():       # a FIFO or a device would block or never end
+            raise Skip(f"{cmd} not found next to the script")
         try:
             with path.open("rb") as f:
                 data = f.read(MAX_SHELL_FILE + 1)
