@@ -327,7 +327,7 @@ def test_tcpi_checks_fail_with_the_values(tmp_path: Path) -> None:
     assert r.status == FAIL
     assert r.actual == "assert tcpi_snd_mss == 1460 failed (tcpi_snd_mss = 1000)"
     r = run(tmp_path, SERVER + "+0 %{ import os }%\n")
-    assert (r.status, r.reason) == (SKIP, "inline code: inline Python other than assert statements")
+    assert (r.status, r.reason) == (SKIP, "inline code: Python other than assert statements")
     r = run(tmp_path, SERVER + "+0 %{ assert tcpi_state == TCP_ESTABLISHED and "
                       "tcpi_options & TCPI_OPT_WSCALE }%\n")
     assert r.status == PASS, r.one_line()

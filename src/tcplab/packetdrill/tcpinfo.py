@@ -107,14 +107,14 @@ def _nesting(code: str) -> int:
 def parse_code(code: str) -> list[ast.Assert]:
     """The asserts of an inline code block; raises CodeError for anything else."""
     if len(code) > MAX_CODE_CHARS:
-        raise CodeError(f"inline code longer than {MAX_CODE_CHARS} characters")
+        raise CodeError(f"longer than {MAX_CODE_CHARS} characters")
     if _nesting(code) > MAX_CODE_NESTING:
-        raise CodeError(f"inline code nested deeper than {MAX_CODE_NESTING}")
+        raise CodeError(f"nested deeper than {MAX_CODE_NESTING}")
     # packetdrill joins lines ending in a backslash; Python does too.
     try:
         tree = ast.parse(code, mode="exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        raise CodeError("inline code is not Python") from None
+        raise CodeError("not Python") from None
     out: list[ast.Assert] = []
     for stmt in tree.body:
         if isinstance(stmt, ast.Assert):
@@ -123,7 +123,7 @@ def parse_code(code: str) -> list[ast.Assert]:
                 isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "print":
             continue
         else:
-            raise CodeError("inline Python other than assert statements")
+            raise CodeError("Python other than assert statements")
     return out
 
 
@@ -144,7 +144,7 @@ def evaluate(code: str, conn: Connection | None) -> None:
         try:
             ok = _eval(a.test, conn, seen)
         except RecursionError:
-            raise CodeError(f"inline code nested deeper than {MAX_CODE_NESTING}") from None
+            raise CodeError(f"nested deeper than {MAX_CODE_NESTING}") from None
         if not ok:
             raise AssertFailed(ast.unparse(a.test), seen)
 
@@ -191,4 +191,4 @@ def _eval(node: ast.AST, conn: Connection | None, seen: dict[str, int]) -> int:
                 return 0
             left = right
         return 1
-    raise CodeError(f"inline code with {type(node).__name__}")
+    raise CodeError(f"the Python construct {type(node).__name__}")
