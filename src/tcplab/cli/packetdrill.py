@@ -16,10 +16,13 @@ def packetdrill() -> None:
 @packetdrill.command("run")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--profile", type=click.Choice(["portable", "freebsd"]), default="portable",
-              show_default=True,
+@click.option("--profile", type=click.Choice(["portable", "freebsd", "linux", "linux-explore"]),
+              default="portable", show_default=True,
               help="portable adapts FreeBSD policy expectations (and records each adaptation);"
-                   " freebsd checks them as written.")
+                   " freebsd checks them as written; linux runs Linux's own scripts (its"
+                   " sysctls mapped onto the engine, TSO-sized packets, tcpi_ checks);"
+                   " linux-explore also runs scripts that need timestamps, SACK or Fast Open"
+                   " with those options dropped, to find what else differs (a diagnosis).")
 @click.option("--define", "defines", multiple=True, metavar="NAME[=VALUE]",
               help="Define a name for #ifdef (repeatable).")
 @click.option("-v", "--verbose", is_flag=True, help="List passing scripts too.")

@@ -17,8 +17,18 @@ a range ``a~b``, or ``*`` (any time).
   timers up to T + tolerance to get one, and checks its time (within
   ``--tolerance_usecs``, 4 ms by default) and content (:mod:`.matcher`).
 * At the end, a packet sent that no line consumed fails the script.
+* A blocking call with a duration (``+0...0.2 accept(...)``) starts at its
+  time; while it blocks the script goes on (packetdrill runs it in a
+  thread), and after every step of the engine the call is tried again.  It
+  must return within the tolerance of its end time.
 
 Nothing sleeps: a script that waits 65 s runs in microseconds.
+
+The ``linux`` profile (:mod:`.linux`) first checks that the engine has what
+the script observes (timestamps, SACK, Fast Open, ...) and skips it with
+every missing feature named; its shell lines go through the Linux sysctl
+table; a TSO-sized expected packet is matched against the run of engine
+segments sent at that moment (recorded as an adaptation).
 """
 
 from __future__ import annotations
@@ -31,6 +41,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tcplab.engine import Connection, Host, State, TcpConfig, TcpError
+from tcplab.packetdrill import tcpinfo
+from tcplab.packetdrill.linux import (
+    FEATURES,
+    NEEDS,
+    NEEDS_RUNNER,
+    RUNNER_OPTIONS,
+    SOCKOPT_FEATURES,
+    LinuxSettings,
+    LinuxShell,
+    linux_config,
+    needs,
+)
 from tcplab.packetdrill.matcher import MASK, Context, match, packet_text, wire_option
 from tcplab.packetdrill.profile import (
     FREEBSD_STATES,
@@ -44,9 +66,11 @@ from tcplab.packetdrill.profile import (
 )
 from tcplab.packetdrill.report import ERROR, FAIL, PASS, SKIP, Result
 from tcplab.packetdrill.script import (
+    ELLIPSIS,
     BitOr,
     CodeSpec,
     Event,
+    IcmpSpec,
     Ident,
     ListArg,
     PacketSpec,
@@ -55,18 +79,40 @@ from tcplab.packetdrill.script import (
     ShellSpec,
     StructArg,
     SyscallSpec,
+    TimeSpec,
     load_script,
 )
-from tcplab.packetdrill.sockets import O_NONBLOCK, O_RDWR, PORT, SocketLayer, SysError, WouldBlock
+from tcplab.packetdrill.sockets import (
+    EPOLLET,
+    EPOLLONESHOT,
+    O_RDWR,
+    POLL_BITS,
+    POLLERR,
+    POLLHUP,
+    POLLIN,
+    POLLNVAL,
+    POLLOUT,
+    PORT,
+    EpollItem,
+    Sock,
+    SocketLayer,
+    SysError,
+    WouldBlock,
+)
 from tcplab.trace import Trace
-from tcplab.wire.ip import parse_ip_tcp
 from tcplab.wire.seq import seq_in_window
-from tcplab.wire.tcp import ACK, RST, SYN, TcpSegment
+from tcplab.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 LOCAL4, REMOTE4 = "192.168.0.1", "192.0.2.1"
 LOCAL6, REMOTE6 = "fd3d:fa7b:d17d::1", "2001:db8::1"
 REMOTE_PORT = 40000          #: the remote port packetdrill's peer uses towards a listener
 _EPS = 1e-9
+MAX_IO = 1 << 24             #: a read/write length beyond 16 MiB is refused (hostile scripts)
+#: Options every profile accepts: addresses, tolerances, the peer's TS clock.
+_OPTIONS = ("ip_version", "tolerance_usecs", "mtu", "local_ip", "remote_ip", "mss",
+            "tcp_ts_tick_usecs", "tcp_ts_ecr_scaled", "strict_segments")
+# --mss: the segment size of the peer's coalesced (GRO) packets, not our MSS.
+_IOCTLS = ("SIOCINQ", "FIONREAD", "SIOCOUTQ", "TIOCOUTQ", "SIOCOUTQNSD")
 
 
 class Fail(Exception):
@@ -83,10 +129,23 @@ class _Sent:
 
 
 @dataclass(slots=True)
+class _Pending:
+    """A system call in progress: blocking, or with a duration (``a...b``)."""
+
+    sc: SyscallSpec
+    event: Event | None
+    start: float
+    end: float | None            #: the script's expected return time (None: at once)
+    deadline: float | None = None  #: a poll/epoll timeout
+    done: int = 0                #: octets a blocking write has queued so far
+
+
+@dataclass(slots=True)
 class _Tuple:
     """What the interpreter learns about one connection (local port, remote port)."""
 
-    isn: int = 0
+    isn: int = 0                 #: our ISN minus the script's (``S. 1234:1234``: 1234)
+    script_isn: int = 0
     peer_syn: frozenset[str] = frozenset()
     engine_syn: frozenset[str] = frozenset()
     fb_shift: int = 0
@@ -113,23 +172,38 @@ class Runner:
     remote: str = REMOTE4
     rfc_ack_due: tuple[int, int] | None = None  #: an RFC 9293 ACK may answer the last segment
     rfc_rst_due: tuple[int, int, int] | None = None  #: ... or an RFC 9293 RST (no connection)
+    pending: list[_Pending] = field(default_factory=list)
+    linux: LinuxSettings | None = None
+    shell: LinuxShell | None = None
+    tso: bool = True             #: linux: expected packets may be TSO-sized
 
     def __post_init__(self) -> None:
         opts = self.script.options
-        v6 = opts.get("ip_version", "ipv4") == "ipv6"
+        v6 = opts.get("ip_version", "ipv4") == "ipv6" or ":" in opts.get("local_ip", "")
         self.local, self.remote = (LOCAL6, REMOTE6) if v6 else (LOCAL4, REMOTE4)
-        mtu = int(opts.get("mtu", "1500"))
-        # The STANDARD branches (portable) check RFC 9293 3.10.7.4 strictly: without
-        # timestamps a SYN in TIME-WAIT gets a challenge ACK, no reopening.
-        config = TcpConfig(mss=max(mtu - (60 if v6 else 40), 64),
-                           time_wait_reopen=not self.profile.adapt)
+        self.local = opts.get("local_ip") or self.local
+        self.remote = opts.get("remote_ip") or self.remote
+        mtu = _option_int(self.script, "mtu", 1500, 68, 65535)
+        mss = max(mtu - (60 if v6 else 40), 64)
+        _option_int(self.script, "mss", 0, 64, 65535)
+        if self.profile.linux:
+            config = linux_config()
+            config.mss = mss
+            self.linux = LinuxSettings(config)
+            self.shell = LinuxShell(self.linux, Path(self.script.path).parent)
+            self.tso = "strict_segments" not in opts
+        else:
+            # The STANDARD branches (portable) check RFC 9293 3.10.7.4 strictly: without
+            # timestamps a SYN in TIME-WAIT gets a challenge ACK, no reopening.
+            config = TcpConfig(mss=mss, time_wait_reopen=not self.profile.adapt)
         self.host = Host("tcplab", [self.local], config=config, rng=random.Random(1),
                          trace=Trace(enabled=False))
-        self.socks = SocketLayer(self.host, self.local, self.remote)
+        self.socks = SocketLayer(self.host, self.local, self.remote,
+                                 E.EPIPE if self.profile.linux else E.ENOTCONN)
         if "tolerance_usecs" in opts:
-            self.tolerance = int(opts["tolerance_usecs"]) / 1e6
+            self.tolerance = _option_int(self.script, "tolerance_usecs", 4000, 0, 10_000_000) / 1e6
         for name in opts:
-            if name in ("ip_version", "tolerance_usecs", "mtu"):
+            if name in _OPTIONS:
                 continue
             if name == "non_fatal":
                 raise Skip("--non_fatal (errors that do not fail the script)")
@@ -139,32 +213,55 @@ class Runner:
 
     def _collect(self) -> None:
         for out in self.host.transmit():
-            _ip, seg = parse_ip_tcp(out.data)
+            seg = out.seg
             self.sent.append(_Sent(self.now, seg))
             if seg.flags & SYN:
                 tup = self.tuples.setdefault((seg.src_port, seg.dst_port), _Tuple())
-                tup.isn = seg.seq
+                tup.isn = (seg.seq - tup.script_isn) & MASK
                 tup.engine_syn = frozenset(o.name for o in _names(seg))
         for conn in self.host.conns.values():
             self.socks.conns[(conn.lport, conn.rport)] = conn
+
+    def _step(self) -> None:
+        """After the engine moved: collect its packets, retry blocked calls, watch epoll."""
+        self._collect()
+        if self.pending:
+            self._retry_pending()
+        if any(s.epoll for s in self.socks.socks.values()):
+            self._watch_epoll()
+
+    def _next_wake(self) -> float | None:
+        d = self.host.next_deadline()
+        for p in self.pending:
+            if p.deadline is not None and (d is None or p.deadline < d):
+                d = p.deadline
+        return d
 
     def _fire_until(self, t: float, stop_on_packet: bool = False) -> None:
         """Fire timers due by ``t`` (stop early once a packet is out, if asked)."""
         while True:
             if stop_on_packet and self.sent:
                 return
-            d = self.host.next_deadline()
+            d = self._next_wake()
             if d is None or d > t + _EPS:
                 break
             self.now = max(self.now, d)
             self.host.handle_timers(self.now)
-            self._collect()
+            self._step()
         if not (stop_on_packet and self.sent):
             self.now = max(self.now, t)
+            if self.pending:
+                self._step()
 
     # ------------------------------------------------------------------ the run
 
     def run(self) -> None:
+        if self.profile.linux:
+            reasons = needs(self.script, lambda n: n in tcpinfo.TCPI_FIELDS)
+            if reasons and not self.profile.explore:
+                raise Skip("; ".join(reasons))
+            if reasons:
+                self.notes.append("explore: run although it " + "; ".join(reasons))
         base = 0.0
         for ev in self.script.events:
             self.event = ev
@@ -201,15 +298,22 @@ class Runner:
             base = at
             if isinstance(act, PacketSpec):
                 self._inbound(act)
+            elif isinstance(act, IcmpSpec):
+                raise Skip(_feature_skip("icmp", "ICMP packets"))
             elif isinstance(act, SyscallSpec):
-                if t.block_end is not None:
-                    raise Skip("blocking system calls with a duration ('a...b')")
-                self._syscall(act, at)
+                self._syscall(act, at, _block_end(t, at))
             elif isinstance(act, ShellSpec):
                 self._shell(act.command)
             elif isinstance(act, CodeSpec):
                 self._code(act.code)
-            self._collect()
+            self._step()
+        if self.pending:
+            last = max((p.end for p in self.pending if p.end is not None), default=self.now)
+            self._fire_until(last + self.tolerance)
+            if self.pending:
+                self.event = self.pending[0].event
+                raise Fail(f"{self.pending[0].sc.name}() still blocked at the end of the "
+                           "script", "the call never returned")
         while self.sent and self._rfc_ack_tolerated(self.sent[0]):
             pass
         if self.sent:
@@ -259,6 +363,15 @@ class Runner:
         if not self.sent:
             raise Fail("expected packet not sent", f"nothing sent by {hi:.3f}")
         s = self.sent.pop(0)
+        key = (s.seg.src_port, s.seg.dst_port)
+        tup = self.tuples.setdefault(key, _Tuple())
+        if spec.flags & SYN and s.seg.flags & SYN and spec.seq_start is not None \
+                and not spec.absolute:
+            # The script names our ISN (``S. 1234:1234``); later numbers count from it.
+            tup.script_isn = spec.seq_start
+            tup.isn = (s.seg.seq - spec.seq_start) & MASK
+        if self.profile.linux and self.tso:
+            s = self._tso_run(spec, s, tup.isn)
         if s.t > hi - self.host.config.delayed_ack + _EPS and \
                 self.profile.adapt and spec.flags == ACK:
             self.notes.append("a pure ACK came after the engine's delayed-ACK timer where "
@@ -266,8 +379,6 @@ class Runner:
         if s.t < lo - _EPS or s.t > hi + _EPS:
             raise Fail(f"packet sent at {s.t:.3f}, expected in [{lo:.3f}, {hi:.3f}]",
                        self._describe(s))
-        key = (s.seg.src_port, s.seg.dst_port)
-        tup = self.tuples.setdefault(key, _Tuple())
         if spec.flags & SYN:
             ws = next((o.values[0] for o in spec.options or () if o.name == "wscale"), None)
             tup.fb_syn_ws = ws
@@ -277,13 +388,60 @@ class Runner:
         ctx = Context(tup.isn, self.profile.adapt, tup.peer_syn, tup.engine_syn,
                       tup.fb_shift, conn.rcv_wscale if conn is not None else 0,
                       self._fb_rcvbuf(conn), conn.rcv_buf if conn is not None
-                      else self.host.config.rcv_buf)
+                      else self.host.config.rcv_buf,
+                      psh_policy=self.profile.linux,
+                      wscale_policy=self.linux is not None and self.linux.wscale_adapted,
+                      missing=_missing_options() if self.profile.explore else frozenset())
         notes: list[str] = []
         why = match(spec, s.seg, ctx, notes)
         if why is not None:
             raise Fail(why, self._describe(s))
         self.notes += notes
         return s.t
+
+    def _tso_run(self, spec: PacketSpec, first: _Sent, isn: int) -> _Sent:
+        """A TSO-sized expected packet against the engine's run of segments.
+
+        Linux hands its device one large segment (TSO) that the device cuts
+        into MSS-sized packets; packetdrill sees the large one.  The engine
+        sends MSS-sized segments itself.  When the script expects more octets
+        than the first segment holds, the segments sent at the same moment
+        that continue it (same ports and ACK, contiguous sequence numbers)
+        are joined, and the adaptation is recorded.
+        """
+        seg = first.seg
+        if spec.seq_start is None or spec.flags & (SYN | RST) or not seg.payload \
+                or spec.length <= len(seg.payload) \
+                or seg.seq != (spec.seq_start + isn) & MASK:
+            return first
+        run = [first]
+        total = len(seg.payload)
+        for nxt in self.sent:
+            if total >= spec.length:
+                break
+            last = run[-1].seg
+            n = nxt.seg
+            if nxt.t > first.t + _EPS or (n.src_port, n.dst_port) != (seg.src_port,
+                                                                     seg.dst_port) \
+                    or n.seq != (last.seq + len(last.payload)) & MASK or not n.payload \
+                    or n.flags & (SYN | RST) or n.ack != seg.ack or last.flags & FIN:
+                break
+            run.append(nxt)
+            total += len(n.payload)
+        if total != spec.length or len(run) == 1:
+            return first
+        for r in run[1:]:
+            self.sent.remove(r)
+        flags = 0
+        for r in run:
+            flags |= r.seg.flags
+        end = run[-1].seg
+        merged = TcpSegment(seg.src_port, seg.dst_port, seg.seq, end.ack, flags, end.window,
+                            0, seg.options, b"".join(r.seg.payload for r in run))
+        self.notes.append("a TSO-sized packet was matched against a run of MSS-sized engine "
+                          "segments sent together (Linux's device splits one large segment; "
+                          "the engine sends MSS-sized segments)")
+        return _Sent(first.t, merged)
 
     def _inbound(self, spec: PacketSpec) -> None:
         if spec.ip_annotations:
@@ -295,7 +453,9 @@ class Runner:
         lport, rport = self.current
         tup = self.tuples.setdefault((lport, rport), _Tuple())
         isn = 0 if spec.absolute else tup.isn
-        opts = tuple(wire_option(o, isn) for o in spec.options or ())
+        missing = _missing_options() if self.profile.explore else frozenset()
+        opts = tuple(wire_option(o, isn) for o in spec.options or ()
+                     if o.name.split()[0] not in missing)
         if spec.flags & SYN:
             names = frozenset(o.name for o in spec.options or ())
             tup.peer_syn = names
@@ -353,21 +513,49 @@ class Runner:
 
     # ------------------------------------------------------------------ system calls
 
-    def _syscall(self, sc: SyscallSpec, at: float) -> None:
+    def _syscall(self, sc: SyscallSpec, at: float, end: float | None) -> None:
+        """Run a call at ``at``.  With a duration it may block until ``end``."""
+        p = _Pending(sc, self.event, at, end)
+        if end is not None:
+            if not self._attempt(p):
+                self.pending.append(p)
+            return
         deadline = at + self.tolerance
-        while True:
-            try:
-                value, err = self._call(sc), 0
-            except SysError as exc:
-                value, err = -1, exc.errno
-            except WouldBlock:
-                d = self.host.next_deadline()
-                if d is None or d > deadline:
-                    raise Fail(f"{sc.name}() would block", "the call blocks") from None
-                self._fire_until(d)
+        while not self._attempt(p, at_once=True):
+            d = self.host.next_deadline()
+            if d is None or d > deadline:
+                raise Fail(f"{sc.name}() would block", "the call blocks")
+            self._fire_until(d)
+
+    def _attempt(self, p: _Pending, at_once: bool = False) -> bool:
+        """Try a call once; True when it returned (and was checked)."""
+        try:
+            value, err = self._call(p.sc, p), 0
+        except SysError as exc:
+            value, err = -1, exc.errno
+        except WouldBlock:
+            if p.deadline is None or self.now < p.deadline - _EPS:
+                return False
+            value, err = 0, 0          # poll/epoll_wait: the timeout ran out
+        self._collect()
+        if p.end is not None and not at_once:
+            tol = self.tolerance
+            if not p.end - tol - _EPS <= self.now <= p.end + tol + _EPS:
+                self.event = p.event
+                raise Fail(f"{p.sc.name}() returned at {self.now:.3f}, expected at "
+                           f"{p.end:.3f}", f"returned at {self.now:.3f}")
+        saved, self.event = self.event, p.event
+        self._check_result(p.sc, value, err)
+        self.event = saved
+        return True
+
+    def _retry_pending(self) -> None:
+        for p in list(self.pending):
+            if p not in self.pending:
                 continue
-            break
-        self._check_result(sc, value, err)
+            self.pending.remove(p)
+            if not self._attempt(p):
+                self.pending.append(p)
 
     def _check_result(self, sc: SyscallSpec, value: int, err: int) -> None:
         if isinstance(sc.result, int):
@@ -381,20 +569,40 @@ class Runner:
                     raise Fail("system call failed with a different errno",
                                f"{sc.name}() = {value} {E.errorcode.get(err, err)}")
 
+    def _line(self) -> int:
+        return self.event.line if self.event else 0
+
     def _fd(self, sc: SyscallSpec) -> int:
         if not sc.args or not isinstance(sc.args[0], int):
             raise ScriptError(f"{sc.name}: the first argument must be a descriptor",
-                              self.script.path, self.event.line if self.event else 0)
-        self.current_fd = sc.args[0]
-        return sc.args[0]
+                              self.script.path, self._line())
+        fd = sc.args[0]
+        s = self.socks.socks.get(fd)
+        if s is None or s.epoll is None:
+            self.current_fd = fd       # inline code reads TCP_INFO of this socket
+        return fd
 
-    def _call(self, sc: SyscallSpec) -> int:
+    def _size(self, sc: SyscallSpec, v: object, what: str = "length") -> int:
+        """A length argument, bounded (a hostile script must not make us allocate GBs)."""
+        if not isinstance(v, int):
+            return 0
+        if not 0 <= v <= MAX_IO:
+            raise ScriptError(f"{sc.name}: {what} {v} beyond the runner's bound of {MAX_IO} "
+                              "octets", self.script.path, self._line())
+        return v
+
+    def _call(self, sc: SyscallSpec, p: _Pending) -> int:
         name, args, now = sc.name, sc.args, self.now
         socks = self.socks
+        want = sc.result if isinstance(sc.result, int) and sc.result >= 0 else None
         if name == "socket":
-            fd = socks.socket()
+            fd = socks.socket(self._socket_args(args), want)
             self.current_fd = fd
             return fd
+        if name in ("epoll_create", "epoll_create1"):
+            return socks.epoll_create(want)
+        if name == "poll":
+            return self._poll(sc, p)
         fd = self._fd(sc)
         if name == "bind":
             socks.bind(fd)
@@ -406,8 +614,9 @@ class Runner:
                             , REMOTE_PORT)
             return 0
         if name == "accept":
-            nfd = socks.accept(fd)
+            nfd = socks.accept(fd, want)
             self.current_fd = nfd
+            self._inherit(socks.sock(fd), socks.sock(nfd))
             return nfd
         if name == "connect":
             try:
@@ -417,13 +626,12 @@ class Runner:
                 conn = socks.sock(fd).conn if fd in socks.socks else None
                 if conn is not None:
                     self.current = (conn.lport, conn.rport)
+                    self._apply_pending_options(socks.sock(fd))
             return 0
-        if name in ("read", "recv", "recvfrom"):
-            flags = args[3] if len(args) > 3 else 0
-            peek = isinstance(flags, Ident) and flags.name == "MSG_PEEK"
-            return socks.recv(fd, _int_arg(args, 2, 0), now, peek)
-        if name in ("write", "send", "sendto"):
-            return socks.send(fd, _int_arg(args, 2, 0), now)
+        if name in ("read", "recv", "recvfrom", "recvmsg"):
+            return self._recv(sc, fd)
+        if name in ("write", "send", "sendto", "sendmsg"):
+            return self._send(sc, fd, p)
         if name == "close":
             socks.close(fd, now)
             return 0
@@ -433,21 +641,191 @@ class Runner:
             return 0
         if name == "fcntl":
             return self._fcntl(fd, args)
+        if name == "ioctl":
+            return self._ioctl(fd, sc)
         if name == "getsockopt":
             return self._getsockopt(fd, sc)
         if name == "setsockopt":
             return self._setsockopt(fd, sc)
+        if name == "epoll_ctl":
+            return self._epoll_ctl(fd, sc)
+        if name == "epoll_wait":
+            return self._epoll_wait(fd, sc, p)
         raise Skip(f"system call {name}() is not supported")
+
+    # ---- socket(), buffers and flags
+
+    def _socket_args(self, args: tuple[object, ...]) -> bool:
+        """Check socket(domain, type, protocol) as Linux does; True for SOCK_NONBLOCK."""
+        domain = args[0] if args else ELLIPSIS
+        kind = _idents(args[1] if len(args) > 1 else None)
+        proto = args[2] if len(args) > 2 else 0
+        if isinstance(domain, Ident) and domain.name not in ("AF_INET", "AF_INET6", "PF_INET",
+                                                             "PF_INET6"):
+            raise SysError(E.EAFNOSUPPORT)
+        if "SOCK_DGRAM" in kind:
+            raise Skip(NEEDS_RUNNER + "UDP sockets")
+        if kind and "SOCK_STREAM" not in kind:
+            raise SysError(E.ESOCKTNOSUPPORT)
+        if not (proto == 0 or (isinstance(proto, Ident) and proto.name == "IPPROTO_TCP")
+                or proto is ELLIPSIS):
+            raise SysError(E.EPROTONOSUPPORT)
+        return "SOCK_NONBLOCK" in kind
+
+    def _flags(self, v: object) -> set[str]:
+        return _idents(v)
+
+    def _buffer_ok(self, sc: SyscallSpec, size: int) -> None:
+        """EFAULT for a NULL buffer with a nonzero length (Linux copy_from/to_user)."""
+        buf = sc.args[1] if len(sc.args) > 1 else None
+        if size and isinstance(buf, Ident) and buf.name == "NULL":
+            raise SysError(E.EFAULT)
+
+    def _iov_size(self, sc: SyscallSpec, msg: object) -> int:
+        if not isinstance(msg, StructArg):
+            raise Skip(f"{sc.name}() without a msghdr")
+        iov = msg.get("msg_iov")
+        total = 0
+        for item in iov.items if isinstance(iov, ListArg) else ():
+            if isinstance(item, StructArg) and len(item.fields) == 2:
+                total += self._size(sc, item.fields[1][1], "iov_len")
+        return self._size(sc, total)
+
+    def _recv(self, sc: SyscallSpec, fd: int) -> int:
+        socks = self.socks
+        if sc.name == "recvmsg":
+            size = self._iov_size(sc, sc.args[1] if len(sc.args) > 1 else None)
+            flags = self._flags(sc.args[2] if len(sc.args) > 2 else None)
+        else:
+            size = self._size(sc, _int_arg(sc.args, 2, 0))
+            flags = self._flags(sc.args[3] if len(sc.args) > 3 else None)
+        s = socks.sock(fd)
+        if flags - {"MSG_PEEK", "MSG_DONTWAIT", "MSG_WAITALL", "MSG_TRUNC"} - {"0"}:
+            raise Skip(f"{sc.name}() flags {', '.join(sorted(flags))}")
+        if s.conn is not None and s.conn.readable_bytes:
+            self._buffer_ok(sc, size)
+        nonblocking = s.nonblocking
+        if "MSG_DONTWAIT" in flags:
+            s.nonblocking = True
+        try:
+            n = socks.recv(fd, size, self.now, "MSG_PEEK" in flags)
+        finally:
+            s.nonblocking = nonblocking
+        if sc.name == "recvmsg":
+            self._check_cmsg(sc, s)
+        return n
+
+    def _check_cmsg(self, sc: SyscallSpec, s: Sock) -> None:
+        msg = sc.args[1]
+        ctl = msg.get("msg_control") if isinstance(msg, StructArg) else None
+        for item in ctl.items if isinstance(ctl, ListArg) else ():
+            if not isinstance(item, StructArg):
+                continue
+            ctype = item.get("cmsg_type")
+            if isinstance(ctype, Ident) and ctype.name == "TCP_CM_INQ":
+                want = item.get("cmsg_data")
+                have = self._inq(s)
+                if isinstance(want, int) and want != have:
+                    raise Fail("TCP_CM_INQ differs", f"cmsg_data={have}")
+            else:
+                raise Skip(NEEDS_RUNNER + "control messages other than TCP_CM_INQ")
+
+    @staticmethod
+    def _inq(s: Sock) -> int:
+        """Linux tcp_inq: octets readable; 1 after the peer's FIN with nothing left."""
+        c = s.conn
+        if c is None:
+            return 0
+        n = c.readable_bytes
+        if n == 0 and c.peer_fin_seq is not None:
+            return 1
+        return n
+
+    def _send(self, sc: SyscallSpec, fd: int, p: _Pending) -> int:
+        socks = self.socks
+        if sc.name == "sendmsg":
+            size = self._iov_size(sc, sc.args[1] if len(sc.args) > 1 else None)
+            flags = self._flags(sc.args[2] if len(sc.args) > 2 else None)
+        else:
+            size = self._size(sc, _int_arg(sc.args, 2, 0))
+            flags = self._flags(sc.args[3] if len(sc.args) > 3 else None)
+            self._buffer_ok(sc, size)
+        for f in ("MSG_FASTOPEN", "MSG_MORE", "MSG_EOR"):
+            if f in flags:
+                raise Skip(_feature_skip({"MSG_FASTOPEN": "fastopen", "MSG_MORE": "cork",
+                                          "MSG_EOR": "eor"}[f], f))
+        if "MSG_ZEROCOPY" in flags:
+            self.notes.append("MSG_ZEROCOPY sent as an ordinary copy (no completion "
+                              "notifications are read by this script)")
+        if flags - {"MSG_ZEROCOPY", "MSG_DONTWAIT", "MSG_NOSIGNAL"}:
+            raise Skip(f"{sc.name}() flags {', '.join(sorted(flags))}")
+        s = socks.sock(fd)
+        if not self.profile.linux:
+            return socks.send(fd, size, self.now)
+        nonblocking = s.nonblocking or "MSG_DONTWAIT" in flags
+        # Linux: a blocking write returns once every octet is queued; a
+        # nonblocking one queues what fits (EAGAIN when nothing does).
+        while p.done < size or size == 0:
+            try:
+                p.done += socks.send(fd, size - p.done, self.now)
+            except WouldBlock:
+                if nonblocking:
+                    if p.done:
+                        break
+                    raise SysError(E.EAGAIN) from None
+                raise
+            except SysError:
+                if p.done:
+                    break
+                raise
+            if size == 0 or nonblocking:
+                break
+        return p.done
+
+    def _inherit(self, lsock: Sock, child: Sock) -> None:
+        """Options a listener passes on to an accepted socket (Linux)."""
+        if child.conn is not None and "TCP_NODELAY" in lsock.options:
+            child.conn.set_nodelay(bool(lsock.options["TCP_NODELAY"]))
+        for opt in ("TCP_INQ",):
+            if opt in lsock.options:
+                child.options[opt] = lsock.options[opt]
+
+    def _apply_pending_options(self, s: Sock) -> None:
+        if s.conn is not None and "TCP_NODELAY" in s.options:
+            s.conn.set_nodelay(bool(s.options["TCP_NODELAY"]))
 
     def _fcntl(self, fd: int, args: tuple[object, ...]) -> int:
         s = self.socks.sock(fd)
         cmd = args[1].name if len(args) > 1 and isinstance(args[1], Ident) else ""
         if cmd == "F_GETFL":
-            return O_RDWR | (O_NONBLOCK if s.nonblocking else 0)
+            return O_RDWR | (self.profile.o_nonblock if s.nonblocking else 0)
         if cmd == "F_SETFL":
             s.nonblocking = "O_NONBLOCK" in _idents(args[2] if len(args) > 2 else None)
             return 0
         raise Skip(f"fcntl {cmd}")
+
+    def _ioctl(self, fd: int, sc: SyscallSpec) -> int:
+        req = _ident(sc.args, 1)
+        s = self.socks.sock(fd)
+        if req not in _IOCTLS:
+            raise Skip(f"ioctl {req}")
+        if s.listener is not None:
+            raise SysError(E.EINVAL)
+        c = s.conn
+        if req in ("SIOCINQ", "FIONREAD"):
+            have = c.readable_bytes if c is not None else 0
+        elif req == "SIOCOUTQNSD":
+            raise Skip(FEATURES["notsent_lowat"].reason + " (SIOCOUTQNSD)")
+        else:
+            # SIOCOUTQ: write_seq - snd_una, which counts a FIN not yet acknowledged.
+            have = c.unsent_or_unacked if c is not None else 0
+            if c is not None and c.fin_seq is not None and c.snd_una <= c.fin_seq:
+                have += 1
+        want = sc.args[2] if len(sc.args) > 2 else None
+        exp = want.items[0] if isinstance(want, ListArg) and want.items else None
+        if isinstance(exp, int) and exp != have:
+            raise Fail(f"ioctl {req} differs", f"{req} = {have}")
+        return 0
 
     def _getsockopt(self, fd: int, sc: SyscallSpec) -> int:
         level, opt = _ident(sc.args, 1), _ident(sc.args, 2)
@@ -464,11 +842,13 @@ class Runner:
                                f"SO_ERROR = {E.errorcode.get(value, value) if value else 0}")
             return 0
         if opt in ("SO_RCVBUF", "SO_SNDBUF"):
-            if opt == "SO_RCVBUF" and isinstance(expected, int):
+            if opt == "SO_RCVBUF" and isinstance(expected, int) and not self.profile.linux:
                 self.fb_rcvbuf = expected
             conn = s.conn
             have = (conn.rcv_buf if conn is not None else self.host.config.rcv_buf) \
                 if opt == "SO_RCVBUF" else self.host.config.snd_buf
+            if self.profile.linux and opt in s.options:
+                have = s.options[opt]          # Linux reports twice what was set
             if isinstance(expected, int) and expected != have:
                 if self.profile.adapt:
                     self.notes.append(f"{opt} value is FreeBSD's buffer policy "
@@ -480,12 +860,41 @@ class Runner:
             if isinstance(expected, int) and expected != int(s.reuseaddr):
                 raise Fail("SO_REUSEADDR differs", f"SO_REUSEADDR = {int(s.reuseaddr)}")
             return 0
+        if opt == "TCP_MAXSEG" and self.profile.linux:
+            # Linux: the MSS in use once connected; before, TCP_MAXSEG's value or 536.
+            have = s.conn.snd_mss if s.conn is not None and s.conn.current_state() \
+                .synchronized else s.options.get("TCP_MAXSEG", 536)
+            if isinstance(expected, int) and expected != have:
+                raise Fail("TCP_MAXSEG differs", f"TCP_MAXSEG = {have}")
+            return 0
+        if opt == "TCP_NODELAY":
+            have = int(s.conn.nodelay) if s.conn is not None else s.options.get(opt, 0)
+            if isinstance(expected, int) and bool(expected) != bool(have):
+                raise Fail("TCP_NODELAY differs", f"TCP_NODELAY = {have}")
+            return 0
+        if self.profile.linux and opt in SOCKOPT_FEATURES:
+            raise Skip(_feature_skip(SOCKOPT_FEATURES[opt], opt))
         raise Skip(f"getsockopt {level} {opt} is not supported")
+
+    def _host_wide(self, s: Sock) -> bool:
+        """May a per-socket setting go to the host's config?  Only for a lone socket.
+
+        The engine keeps MSS and buffer sizes per host (TcpConfig); a socket
+        option can be applied there when no other socket has a connection or
+        a listener that the change would also reach.
+        """
+        for other in self.socks.socks.values():
+            if other is not s and (other.conn is not None or other.listener is not None):
+                return False
+        own = s.conn
+        return all(c is own or (s.listener is not None and c.listener is s.listener)
+                   for c in self.host.conns.values())
 
     def _setsockopt(self, fd: int, sc: SyscallSpec) -> int:
         opt = _ident(sc.args, 2)
         s = self.socks.sock(fd)
         val = sc.args[3] if len(sc.args) > 3 else None
+        num = val.items[0] if isinstance(val, ListArg) and val.items else None
         if opt == "SO_REUSEADDR":
             v = val.items[0] if isinstance(val, ListArg) and val.items else 1
             s.reuseaddr = bool(v)
@@ -501,7 +910,12 @@ class Runner:
             v = val.items[0] if isinstance(val, ListArg) and val.items else 1
             if s.conn is not None:
                 s.conn.set_nodelay(bool(v))
+            s.options[opt] = int(bool(v))
             return 0
+        if self.profile.linux:
+            done = self._linux_setsockopt(s, opt, num)
+            if done:
+                return 0
         reasons = {
             "TCP_NOOPT": "TCP_NOOPT (the engine cannot send a SYN without options)",
             "TCP_MD5SIG": "TCP MD5 signatures (RFC 2385) are not implemented",
@@ -515,9 +929,164 @@ class Runner:
             raise Skip("RACK/pacing socket options (a FreeBSD TCP stack module)")
         raise Skip(f"setsockopt {opt} is not supported")
 
+    def _linux_setsockopt(self, s: Sock, opt: str, num: object) -> bool:
+        """Linux socket options the runner maps; False when it has none for ``opt``."""
+        feature = SOCKOPT_FEATURES.get(opt)
+        if feature is not None:
+            raise Skip(_feature_skip(feature, opt))
+        if opt in RUNNER_OPTIONS:
+            raise Skip(NEEDS_RUNNER + RUNNER_OPTIONS[opt])
+        if opt in ("TCP_INQ", "SO_ZEROCOPY"):
+            s.options[opt] = int(bool(num))      # TCP_INQ: recvmsg reports TCP_CM_INQ
+            return True
+        if opt in ("SO_SNDBUF", "SO_RCVBUF", "TCP_MAXSEG") and isinstance(num, int):
+            if opt == "TCP_MAXSEG" and not 88 <= num <= 65535:
+                raise SysError(E.EINVAL)
+            if s.conn is not None or not self._host_wide(s):
+                raise Skip(NEEDS + f"per-socket {opt} (TcpConfig is per host)")
+            cfg = self.host.config
+            if opt == "TCP_MAXSEG":
+                # Our advertised MSS, which also caps what we send (Linux user_mss).
+                cfg.mss = num
+                s.options[opt] = num
+            else:
+                # Linux doubles the value (room for its bookkeeping) and reports that.
+                size = max(2 * num, 4608 if opt == "SO_SNDBUF" else 2304)
+                if opt == "SO_SNDBUF":
+                    cfg.snd_buf = size
+                else:
+                    cfg.rcv_buf = size
+                s.options[opt] = size
+                self.notes.append(f"{opt}: the engine's buffer holds {size} octets of "
+                                  "payload where Linux also counts its bookkeeping")
+            return True
+        return False
+
+    # ---- poll and epoll
+
+    def _poll(self, sc: SyscallSpec, p: _Pending) -> int:
+        fds = sc.args[0] if sc.args else None
+        timeout = _int_arg(sc.args, 2, 0)
+        items = [i for i in fds.items if isinstance(i, StructArg)] \
+            if isinstance(fds, ListArg) else []
+        ready: list[tuple[StructArg, int]] = []
+        for item in items:
+            fd = item.get("fd")
+            if not isinstance(fd, int):
+                raise Skip("poll() with a descriptor that is not a number")
+            events = _mask(item.get("events"))
+            rev = self.socks.readiness(fd) & (events | POLLERR | POLLHUP | POLLNVAL)
+            ready.append((item, rev))
+        count = sum(1 for _i, r in ready if r)
+        if count == 0 and timeout != 0:
+            if p.deadline is None and timeout > 0:
+                p.deadline = p.start + timeout / 1000
+            raise WouldBlock
+        for item, rev in ready:
+            want = item.get("revents")
+            if want is not None and _mask(want) != rev:
+                raise Fail("poll revents differ", f"fd {item.get('fd')} revents = "
+                           f"{_mask_text(rev)}")
+        return count
+
+    def _epoll_ctl(self, epfd: int, sc: SyscallSpec) -> int:
+        ep = self.socks.sock(epfd)
+        if ep.epoll is None:
+            raise SysError(E.EINVAL)
+        op = _ident(sc.args, 1)
+        fd = sc.args[2] if len(sc.args) > 2 else None
+        if not isinstance(fd, int) or fd not in self.socks.socks:
+            raise SysError(E.EBADF)
+        ev = sc.args[3] if len(sc.args) > 3 else None
+        events = _mask(ev.get("events")) if isinstance(ev, StructArg) else 0
+        if op == "EPOLL_CTL_DEL":
+            if ep.epoll.pop(fd, None) is None:
+                raise SysError(E.ENOENT)
+            return 0
+        if op == "EPOLL_CTL_ADD" and fd in ep.epoll:
+            raise SysError(E.EEXIST)
+        if op == "EPOLL_CTL_MOD" and fd not in ep.epoll:
+            raise SysError(E.ENOENT)
+        if op not in ("EPOLL_CTL_ADD", "EPOLL_CTL_MOD"):
+            raise SysError(E.EINVAL)
+        item = EpollItem(events)
+        self._look(fd, item)
+        item.pending = item.last     # registering a ready socket queues it (ep_insert)
+        ep.epoll[fd] = item
+        return 0
+
+    def _look(self, fd: int, item: EpollItem) -> int:
+        """Readiness now, and the wake-ups since the last look (edge-triggered epoll)."""
+        now = self.socks.readiness(fd)
+        s = self.socks.socks.get(fd)
+        c = s.conn if s is not None else None
+        readable = c.readable_bytes if c is not None else 0
+        space = c.send_space if c is not None else 0
+        woke = now & ~item.last
+        if readable > item.readable:
+            woke |= POLLIN
+        if c is not None and space > item.space and self.socks.writable(c):
+            woke |= POLLOUT
+        item.last, item.readable, item.space = now, readable, space
+        return woke
+
+    def _watch_epoll(self) -> None:
+        for s in list(self.socks.socks.values()):
+            for fd, item in (s.epoll or {}).items():
+                item.pending |= self._look(fd, item)
+
+    def _epoll_wait(self, epfd: int, sc: SyscallSpec, p: _Pending) -> int:
+        ep = self.socks.sock(epfd)
+        if ep.epoll is None:
+            raise SysError(E.EINVAL)
+        self._watch_epoll()
+        maxevents = _int_arg(sc.args, 2, 1)
+        timeout = _int_arg(sc.args, 3, 0)
+        got: list[tuple[int, int]] = []
+        for fd, item in ep.epoll.items():
+            if item.disabled:
+                continue
+            mask = item.events | POLLERR | POLLHUP
+            level = item.last & mask
+            # Edge-triggered: reported once per wake-up, with the full readiness
+            # at that moment (ep_item_poll), not only the bit that woke it.
+            rev = level if not item.events & EPOLLET or item.pending & mask else 0
+            if rev:
+                got.append((fd, rev))
+        got = got[:max(maxevents, 1)]
+        if not got and timeout != 0:
+            if p.deadline is None and timeout > 0:
+                p.deadline = p.start + timeout / 1000
+            raise WouldBlock
+        for fd, _rev in got:
+            item = ep.epoll[fd]
+            item.pending = 0
+            if item.events & EPOLLONESHOT:
+                item.disabled = True
+        want = sc.args[1] if len(sc.args) > 1 else None
+        if isinstance(want, StructArg) and got:
+            wfd, wev = want.get("fd"), want.get("events")
+            fd, rev = got[0]
+            if (isinstance(wfd, int) and wfd != fd) or (wev is not None and _mask(wev) != rev):
+                raise Fail("epoll_wait event differs", f"{{events={_mask_text(rev)}, fd={fd}}}")
+        return len(got)
+
     # ------------------------------------------------------------------ shell and code
 
     def _shell(self, command: str) -> None:
+        if self.shell is not None and self.linux is not None:
+            self.shell.run(command)
+            if self.linux.notes:
+                self.notes += self.linux.notes
+                self.linux.notes.clear()
+            if not self.linux.tso:
+                self.tso = False
+            lacking = sorted(FEATURES[k].name for k in self.linux.wanted
+                             if not FEATURES[k].present())
+            if lacking:
+                self.notes.append("Linux settings the engine does not have (turned on by "
+                                  "defaults.sh): " + ", ".join(lacking))
+            return
         sysctl = parse_sysctl(command)
         if sysctl is not None:
             apply_sysctl(sysctl[0], sysctl[1], self.host.config, self.sysctl, self.profile,
@@ -544,6 +1113,19 @@ class Runner:
     _ASSERT = re.compile(r"^assert\s+(tcpi_\w+)\s*==\s*(.+?)\s*$")
 
     def _code(self, code: str) -> None:
+        if self.profile.linux:
+            s = self.socks.socks.get(self.current_fd) if self.current_fd is not None else None
+            try:
+                tcpinfo.evaluate(code, s.conn if s is not None else None)
+            except tcpinfo.CodeError as exc:
+                what = str(exc)
+                if not what.startswith("TCP_INFO field"):
+                    raise Skip(f"inline code: {what}") from None
+                raise Skip(NEEDS + what if not FEATURES["tcp_info"].present()
+                           else _feature_skip("tcp_info", what)) from None
+            except tcpinfo.AssertFailed as exc:
+                raise Fail("inline assert failed", str(exc)) from None
+            return
         m = self._ASSERT.match(code)
         if m is None or self.current_fd is None:
             raise Skip("inline Python other than tcpi_state/tcpi_options asserts")
@@ -567,6 +1149,68 @@ class Runner:
             raise Fail("tcpi_options differ", "the engine negotiates no timestamps, SACK or "
                        "ECN" + (", window scale" if have_ws else ""))
         raise Skip(f"inline Python on {field_name}")
+
+
+def _feature_skip(key: str, what: str) -> str:
+    """Why ``what`` cannot run: the engine lacks the feature, or this runner does not
+    map ``what`` onto it yet (the seam to fill once the engine has it)."""
+    f = FEATURES[key]
+    if not f.present():
+        return f.reason
+    return NEEDS_RUNNER + f"{what} mapped onto the engine's {f.name}"
+
+
+def _missing_options() -> frozenset[str]:
+    """linux-explore: TCP options of features the engine lacks (dropped from packets)."""
+    out: set[str] = set()
+    for key, names in (("timestamps", ("TS",)), ("sack", ("sackOK", "sack")),
+                       ("fastopen", ("FO", "FOEXP")), ("md5", ("md5",))):
+        if not FEATURES[key].present():
+            out.update(names)
+    return frozenset(out)
+
+
+def _option_int(script: Script, name: str, default: int, lo: int, hi: int) -> int:
+    """A numeric ``--name=value`` option, checked (a bad one is a script error)."""
+    text = script.options.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text, 0) if len(text) <= 20 else None
+    except ValueError:
+        value = None
+    if value is None:
+        raise ScriptError(f"--{name}={text[:20]}: not a number", script.path)
+    if not lo <= value <= hi:
+        raise ScriptError(f"--{name}={value}: out of range ({lo}..{hi})", script.path)
+    return value
+
+
+def _block_end(t: TimeSpec, at: float) -> float | None:
+    """The expected return time of ``a...b`` (packetdrill: b counts like a)."""
+    if t.block_end is None:
+        return None
+    if t.kind == "relative" or t.block_end_relative:
+        return at - t.start + t.block_end
+    return t.block_end
+
+
+def _mask(v: object) -> int:
+    """POLLIN|POLLOUT (or a number) as a bit mask."""
+    if isinstance(v, int):
+        return v
+    out = 0
+    for name in _idents(v):
+        if name not in POLL_BITS:
+            raise Skip(f"poll/epoll event {name}")
+        out |= POLL_BITS[name]
+    return out
+
+
+def _mask_text(mask: int) -> str:
+    names = [n for n, b in POLL_BITS.items() if n.startswith("POLL") and mask & b == b
+             and b not in (0x40, 0x100)]
+    return "|".join(names) or "0"
 
 
 def _names(seg: TcpSegment) -> list[_Opt]:
@@ -631,6 +1275,10 @@ def run_script(path: str | Path, profile: Profile | str = "portable",
         res.status, res.reason = FAIL, f"{E.errorcode.get(exc.errno, exc.errno)}: {exc}"
     except (TcpError, ValueError) as exc:
         res.status, res.reason = FAIL, f"{type(exc).__name__}: {exc}"
+    except (RecursionError, MemoryError) as exc:
+        # The parser's caps should make these impossible; one script must still
+        # never stop the others (issue 19).
+        res.status, res.reason = ERROR, f"script too deep or too large ({type(exc).__name__})"
     if runner is not None:
         ev: Event | None = runner.event
         if res.status in (FAIL, ERROR) and ev is not None:

@@ -28,6 +28,7 @@ from tcplab.packetdrill.script import OptionSpec, PacketSpec
 from tcplab.wire.tcp import (
     ACK,
     FIN,
+    PSH,
     RST,
     SYN,
     Eol,
@@ -114,6 +115,9 @@ class Context:
     eng_shift: int                 #: the engine's window shift (RCV.Wind.Shift)
     fb_rcvbuf: int                 #: FreeBSD's receive buffer (from SO_RCVBUF lines)
     eng_rcvbuf: int                #: the engine's receive buffer
+    psh_policy: bool = False       #: linux: where PSH goes is the sender's choice
+    wscale_policy: bool = False    #: linux: the window-scale shift is the receiver's choice
+    missing: frozenset[str] = frozenset()  #: linux-explore: option names the engine lacks
 
 
 def _strip_pad(opts: list[OptionSpec]) -> list[OptionSpec]:
@@ -137,11 +141,31 @@ def _check_options(spec: PacketSpec, seg: TcpSegment, ctx: Context,
     if not ctx.adapt:
         w = list(want)
         h = list(have)
+        if ctx.missing and any(o.name.split()[0] in ctx.missing for o in w):
+            # linux-explore: drop what the engine cannot send, and the padding
+            # whose layout followed it.
+            dropped = sorted({o.name.split()[0] for o in w if o.name.split()[0] in ctx.missing})
+            notes.append("explore: expected " + ", ".join(dropped) + " dropped (the engine "
+                         "lacks them)")
+            w = [o for o in w if o.name.split()[0] not in ctx.missing and o.name not in _PAD]
+            h = [o for o in h if o.name not in _PAD]
         while w and w[-1].name == "eol":
             w.pop()
         while h and h[-1].name == "eol":
             h.pop()
-        if len(w) != len(h) or not all(_same(a, b) for a, b in zip(w, h, strict=True)):
+        if len(w) != len(h):
+            return "options differ"
+        for a, b in zip(w, h, strict=True):
+            if _same(a, b):
+                continue
+            if ctx.wscale_policy and a.name == b.name == "wscale" and seg.flags & SYN:
+                # RFC 7323 2.3: the shift is the receiver's choice.  Linux takes it
+                # from its largest buffer (tcp_rmem[2]), the engine from its buffer;
+                # TcpConfig has no field for Linux's rule yet.
+                notes.append(f"window scale {b.values[0]} where Linux chooses {a.values[0]} "
+                             "(Linux derives the shift from tcp_rmem[2], the engine from its "
+                             "buffer; RFC 7323 2.3 leaves it to the receiver)")
+                continue
             return "options differ"
         return None
     w = _strip_pad(want)
@@ -232,7 +256,16 @@ def match(spec: PacketSpec, seg: TcpSegment, ctx: Context, notes: list[str]) -> 
         # alone (RFC 9293 3.10.7.4 second, RFC 5961 3.2): the ACK bit is a choice.
         notes.append("RST without the ACK bit where FreeBSD sets it (validated by SEQ alone)")
         flags = RST
-    if seg.flags != flags:
+    seg_flags = seg.flags
+    if ctx.psh_policy and (seg_flags ^ flags) == PSH:
+        # RFC 9293 3.9.1.2: the sender decides where PSH goes, and must set it
+        # at least when its queue empties.  Linux sets it at the end of each
+        # write() (on its skb boundaries); the engine when its send queue empties.
+        notes.append("PSH where Linux " + ("sets none" if seg_flags & PSH else "sets it") +
+                     " (Linux pushes at the end of each write, the engine when its send "
+                     "queue empties; RFC 9293 3.9.1.2 leaves it to the sender)")
+        seg_flags = flags
+    if seg_flags != flags:
         return "flags differ"
     if seq_start is not None and seg.seq != (seq_start + isn) & MASK:
         return "sequence number differs"

@@ -15,6 +15,9 @@ A script from the FreeBSD test suite mixes three kinds of expectation:
 
 ``#ifdef`` branches: ``portable`` defines ``STANDARD`` (the RFC behaviour the
 suite's authors wrote down next to FreeBSD's), ``freebsd`` defines ``FreeBSD``.
+
+The ``linux`` profile speaks Linux's dialect instead (its shell lines, its
+constants, TSO-sized packets): see :mod:`tcplab.packetdrill.linux`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 
 from tcplab.engine.config import TcpConfig
 
-PROFILES = ("portable", "freebsd")
+PROFILES = ("portable", "freebsd", "linux", "linux-explore")
 
 
 class Skip(Exception):
@@ -40,6 +43,13 @@ class Profile:
     name: str
     adapt: bool          #: adapt FreeBSD policy expectations (portable)
     define: str          #: the ``#ifdef`` name this profile defines
+    dialect: str = "freebsd"   #: whose scripts: "freebsd" or "linux"
+    o_nonblock: int = 0x0004   #: O_NONBLOCK as the scripts print it (FreeBSD 4, Linux 0x800)
+    explore: bool = False      #: run scripts that need missing features anyway (diagnosis)
+
+    @property
+    def linux(self) -> bool:
+        return self.dialect == "linux"
 
     @classmethod
     def get(cls, name: str) -> Profile:
@@ -47,6 +57,13 @@ class Profile:
             return cls("portable", True, "STANDARD")
         if name == "freebsd":
             return cls("freebsd", False, "FreeBSD")
+        if name == "linux":
+            return cls("linux", False, "Linux", "linux", 0x0800)
+        if name == "linux-explore":
+            # A diagnosis, not a measure: scripts that need timestamps, SACK or Fast
+            # Open options run with those expectations dropped, to find what else
+            # differs from Linux.
+            return cls("linux-explore", False, "Linux", "linux", 0x0800, explore=True)
         raise ValueError(f"unknown profile {name!r} (choose from {', '.join(PROFILES)})")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tcplab.packetdrill.interpreter import run_script
 from tcplab.packetdrill.profile import Profile
-from tcplab.packetdrill.report import Report, Result
+from tcplab.packetdrill.report import Reference, Report, Result
 
 
 def find_scripts(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
@@ -41,8 +41,9 @@ def run_paths(paths: Iterable[str | Path], profile: str = "portable",
               defines: dict[str, str] | None = None,
               progress: Callable[[int, int, Result], None] | None = None) -> Report:
     prof = Profile.get(profile)
+    paths = list(paths)
     scripts = find_scripts(paths)
-    report = Report(prof.name)
+    report = Report(prof.name, reference=Reference.find(paths))
     started = time.perf_counter()
     for i, (script, root) in enumerate(scripts, 1):
         res = run_script(script, prof, defines, folder_of(script, root))

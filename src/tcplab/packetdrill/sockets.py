@@ -20,6 +20,20 @@ O_RDWR = 0x0002
 O_NONBLOCK = 0x0004
 PORT = 8080                 #: the port scripts bind to and connect to (packetdrill's)
 
+# poll(2) / epoll(7) event bits (Linux's values; EPOLL* equal POLL*).
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
+POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND, POLLRDHUP = 0x40, 0x80, 0x100, 0x200, 0x2000
+EPOLLEXCLUSIVE, EPOLLONESHOT, EPOLLET = 1 << 28, 1 << 30, 1 << 31
+POLL_BITS = {
+    "POLLIN": POLLIN, "POLLPRI": POLLPRI, "POLLOUT": POLLOUT, "POLLERR": POLLERR,
+    "POLLHUP": POLLHUP, "POLLNVAL": POLLNVAL, "POLLRDNORM": POLLRDNORM, "POLLRDBAND": POLLRDBAND,
+    "POLLWRNORM": POLLWRNORM, "POLLWRBAND": POLLWRBAND, "POLLRDHUP": POLLRDHUP,
+    "EPOLLIN": POLLIN, "EPOLLPRI": POLLPRI, "EPOLLOUT": POLLOUT, "EPOLLERR": POLLERR,
+    "EPOLLHUP": POLLHUP, "EPOLLRDNORM": POLLRDNORM, "EPOLLRDBAND": POLLRDBAND,
+    "EPOLLWRNORM": POLLWRNORM, "EPOLLWRBAND": POLLWRBAND, "EPOLLRDHUP": POLLRDHUP,
+    "EPOLLET": EPOLLET, "EPOLLONESHOT": EPOLLONESHOT, "EPOLLEXCLUSIVE": EPOLLEXCLUSIVE,
+}
+
 
 class SysError(Exception):
     def __init__(self, errno: int, message: str = "") -> None:
@@ -44,13 +58,29 @@ class Sock:
     eof_seen: bool = False
     rd_shut: bool = False
     options: dict[str, int] = field(default_factory=dict)
+    epoll: dict[int, EpollItem] | None = None   #: an epoll instance: fd -> registration
+
+
+@dataclass(slots=True)
+class EpollItem:
+    """One ``epoll_ctl(ADD)`` registration: its mask and what edges are pending."""
+
+    events: int
+    pending: int = 0          #: edge-triggered: wake-ups not yet reported
+    last: int = 0             #: readiness seen at the last look
+    readable: int = 0         #: readable octets at the last look (new data wakes EPOLLIN)
+    space: int = 0            #: free send space at the last look (freed space wakes EPOLLOUT)
+    disabled: bool = False    #: EPOLLONESHOT after its report
 
 
 class SocketLayer:
     """File descriptors and socket calls on one host."""
 
-    def __init__(self, host: Host, local: str, remote: str) -> None:
+    def __init__(self, host: Host, local: str, remote: str,
+                 send_unconnected: int = E.ENOTCONN) -> None:
         self.host = host
+        #: errno of a send on a socket that never connected (FreeBSD ENOTCONN, Linux EPIPE)
+        self.send_unconnected = send_unconnected
         self.local = local
         self.remote = remote
         self.socks: dict[int, Sock] = {}
@@ -64,7 +94,11 @@ class SocketLayer:
             raise SysError(E.EBADF)
         return s
 
-    def _new_fd(self) -> int:
+    def _new_fd(self, want: int | None = None) -> int:
+        """The script's descriptor when it names a free one (packetdrill maps script
+        descriptors to live ones), else the lowest free from 3."""
+        if want is not None and 0 <= want < 1 << 16 and want not in self.socks:
+            return want
         fd = 3
         while fd in self.socks:
             fd += 1
@@ -81,10 +115,48 @@ class SocketLayer:
 
     # ------------------------------------------------------------------ calls
 
-    def socket(self) -> int:
-        fd = self._new_fd()
-        self.socks[fd] = Sock(fd)
+    def socket(self, nonblocking: bool = False, want: int | None = None) -> int:
+        fd = self._new_fd(want)
+        self.socks[fd] = Sock(fd, nonblocking=nonblocking)
         return fd
+
+    def epoll_create(self, want: int | None = None) -> int:
+        fd = self._new_fd(want)
+        self.socks[fd] = Sock(fd, epoll={})
+        return fd
+
+    def readiness(self, fd: int) -> int:
+        """What poll(2) reports for ``fd`` now (Linux tcp_poll), before masking."""
+        s = self.socks.get(fd)
+        if s is None:
+            return POLLNVAL
+        if s.listener is not None:
+            return POLLIN | POLLRDNORM if s.listener.accept_queue else 0
+        c = s.conn
+        if c is None:
+            return POLLOUT | POLLWRNORM | POLLHUP if s.epoll is None else 0
+        st = c.current_state()
+        mask = 0
+        if c.error is not None and not s.error_seen:
+            mask |= POLLERR
+        peer_fin = c.peer_fin_seq is not None and c.rcv_nxt > c.peer_fin_seq
+        if st is State.CLOSED or ((peer_fin or s.rd_shut) and (c.wr_shut or c.fin_queued)):
+            mask |= POLLHUP
+        if peer_fin or s.rd_shut:
+            mask |= POLLIN | POLLRDNORM | POLLRDHUP
+        if st is State.SYN_SENT or st is State.SYN_RECEIVED:
+            return mask
+        if c.readable_bytes:
+            mask |= POLLIN | POLLRDNORM
+        if c.wr_shut or c.fin_queued or st is State.CLOSED or self.writable(c):
+            mask |= POLLOUT | POLLWRNORM
+        return mask
+
+    @staticmethod
+    def writable(c: Connection) -> bool:
+        """Linux sk_stream_is_writeable: free space at least half of what is queued."""
+        queued = c.unsent_or_unacked
+        return c.send_space >= queued // 2 and c.send_space > 0
 
     def bind(self, fd: int, port: int = PORT) -> None:
         s = self.sock(fd)
@@ -110,7 +182,7 @@ class SocketLayer:
         except TcpError as exc:
             raise SysError(exc.errno, exc.message) from None
 
-    def accept(self, fd: int) -> int:
+    def accept(self, fd: int, want: int | None = None) -> int:
         s = self.sock(fd)
         if s.listener is None:
             raise SysError(E.EINVAL)
@@ -119,7 +191,7 @@ class SocketLayer:
             if s.nonblocking:
                 raise SysError(E.EAGAIN)
             raise WouldBlock
-        nfd = self._new_fd()
+        nfd = self._new_fd(want)
         self.socks[nfd] = Sock(nfd, conn=conn)
         self._remember(conn)
         return nfd
@@ -177,12 +249,13 @@ class SocketLayer:
         s = self.sock(fd)
         c = s.conn
         if c is None:
-            raise SysError(E.ENOTCONN)
+            raise SysError(self.send_unconnected)
         if c.error is not None and not s.error_seen:
             s.error_seen = True
             raise SysError(ERRORS.get(c.error, E.EIO))
         try:
-            n = c.send(b"\0" * size, now)
+            # Never more than fits: a script's length must not size an allocation.
+            n = c.send(b"\0" * min(size, max(c.send_space, 0)), now)
         except TcpError as exc:
             raise SysError(exc.errno, exc.message) from None
         if n == 0 and size:
