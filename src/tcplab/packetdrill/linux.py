@@ -97,7 +97,7 @@ FEATURES: dict[str, Feature] = {
     "timestamps": Feature("TCP timestamps (RFC 7323)", "timestamps"),
     "sack": Feature("SACK (RFC 2018)", "sack"),
     "dsack": Feature("D-SACK (RFC 2883)", "dsack"),
-    "fastopen": Feature("TCP Fast Open (RFC 7413)", "fastopen"),
+    "fastopen": Feature("TCP Fast Open (RFC 7413)", available=_has(Host, "fastopen")),
     "ecn": Feature("ECN (RFC 3168)", "ecn"),
     "md5": Feature("TCP MD5 signatures (RFC 2385)", "md5"),
     "frto": Feature("F-RTO (RFC 5682)", "frto"),
