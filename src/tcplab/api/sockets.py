@@ -36,8 +36,45 @@ from tcplab.engine.state import State
 SOL_SOCKET = _pysocket.SOL_SOCKET
 SO_REUSEADDR = _pysocket.SO_REUSEADDR
 SO_LINGER = _pysocket.SO_LINGER
+SO_KEEPALIVE = _pysocket.SO_KEEPALIVE
 IPPROTO_TCP = _pysocket.IPPROTO_TCP
 TCP_NODELAY = _pysocket.TCP_NODELAY
+# Linux's option numbers (Python's socket module has them on Linux; fixed here so the
+# simulated API is the same everywhere).
+TCP_KEEPIDLE = 4
+TCP_KEEPINTVL = 5
+TCP_KEEPCNT = 6
+TCP_INFO = 11
+TCP_QUICKACK = 12
+TCP_USER_TIMEOUT = 18
+
+#: struct tcp_info's first 104 bytes (Linux include/uapi/linux/tcp.h), in order.
+_TCP_INFO_LAYOUT = (
+    ("B", "tcpi_state"), ("B", "tcpi_ca_state"), ("B", "tcpi_retransmits"),
+    ("B", "tcpi_probes"), ("B", "tcpi_backoff"), ("B", "tcpi_options"),
+    ("B", "wscales"), ("B", "tcpi_delivery_rate_app_limited"),
+    ("I", "tcpi_rto"), ("I", "tcpi_ato"), ("I", "tcpi_snd_mss"), ("I", "tcpi_rcv_mss"),
+    ("I", "tcpi_unacked"), ("I", "tcpi_sacked"), ("I", "tcpi_lost"), ("I", "tcpi_retrans"),
+    ("I", "tcpi_fackets"), ("I", "tcpi_last_data_sent"), ("I", "tcpi_last_ack_sent"),
+    ("I", "tcpi_last_data_recv"), ("I", "tcpi_last_ack_recv"), ("I", "tcpi_pmtu"),
+    ("I", "tcpi_rcv_ssthresh"), ("I", "tcpi_rtt"), ("I", "tcpi_rttvar"),
+    ("I", "tcpi_snd_ssthresh"), ("I", "tcpi_snd_cwnd"), ("I", "tcpi_advmss"),
+    ("I", "tcpi_reordering"), ("I", "tcpi_rcv_rtt"), ("I", "tcpi_rcv_space"),
+    ("I", "tcpi_total_retrans"),
+)
+_TCP_INFO_STRUCT = struct.Struct("=" + "".join(f for f, _ in _TCP_INFO_LAYOUT))
+
+
+def pack_tcp_info(info: dict[str, int]) -> bytes:
+    """A ``struct tcp_info`` (its classic 104 bytes) from a ``Connection.info()`` dict."""
+    values = []
+    for _fmt, name in _TCP_INFO_LAYOUT:
+        if name == "wscales":
+            values.append((info.get("tcpi_rcv_wscale", 0) << 4) | info.get("tcpi_snd_wscale", 0))
+        else:
+            limit = 0xFF if _fmt == "B" else 0xFFFFFFFF
+            values.append(min(max(info.get(name, 0), 0), limit))
+    return _TCP_INFO_STRUCT.pack(*values)
 SHUT_RD, SHUT_WR, SHUT_RDWR = _pysocket.SHUT_RD, _pysocket.SHUT_WR, _pysocket.SHUT_RDWR
 
 
@@ -88,11 +125,53 @@ class TcpSocket:
         self.listener: Listener | None = None
         self.conn: Connection | None = None
         self.closed = False
+        # Keep-alive (inherited by accepted sockets, as on Linux) and user timeout.
+        self.keepalive = False
+        self.keepidle: float | None = None
+        self.keepintvl: float | None = None
+        self.keepcnt: int | None = None
+        self.user_timeout: float | None = None
 
     # ------------------------------------------------------------ options
 
+    def _apply_conn_options(self) -> None:
+        """Give the connection the options set on the socket (before or after connect)."""
+        conn = self.conn
+        if conn is None:
+            return
+        now = self.driver.now
+        if self.keepalive or self.keepidle is not None or self.keepintvl is not None \
+                or self.keepcnt is not None:
+            conn.set_keepalive(self.keepalive, now, self.keepidle, self.keepintvl, self.keepcnt)
+        if self.user_timeout is not None:
+            conn.user_timeout = self.user_timeout
+
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
-        if level == SOL_SOCKET and option == SO_REUSEADDR:
+        if level == SOL_SOCKET and option == SO_KEEPALIVE:
+            self.keepalive = bool(value)
+            self._apply_conn_options()
+        elif level == IPPROTO_TCP and option in (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT):
+            n = value if isinstance(value, int) else struct.unpack("i", value)[0]
+            if not 1 <= n <= (32767 if option != TCP_KEEPCNT else 127):
+                raise OSError(errno.EINVAL, "Invalid argument")
+            if option == TCP_KEEPIDLE:
+                self.keepidle = float(n)
+            elif option == TCP_KEEPINTVL:
+                self.keepintvl = float(n)
+            else:
+                self.keepcnt = n
+            self._apply_conn_options()
+        elif level == IPPROTO_TCP and option == TCP_USER_TIMEOUT:
+            ms = value if isinstance(value, int) else struct.unpack("i", value)[0]
+            if ms < 0:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            self.user_timeout = ms / 1000.0
+            self._apply_conn_options()
+        elif level == IPPROTO_TCP and option == TCP_QUICKACK:
+            if value and self.conn is not None:
+                self.conn.quickack_now(self.driver.now)
+                self.driver.kick()
+        elif level == SOL_SOCKET and option == SO_REUSEADDR:
             self.reuseaddr = bool(value)
             if self.binding is not None:
                 self.binding.reuse = self.reuseaddr
@@ -109,12 +188,26 @@ class TcpSocket:
         else:
             raise OSError(errno.ENOPROTOOPT, "Protocol not available")
 
-    def getsockopt(self, level: int, option: int) -> int:
+    def getsockopt(self, level: int, option: int, buflen: int = 0) -> int | bytes:
         if level == SOL_SOCKET and option == SO_REUSEADDR:
             return int(self.reuseaddr)
+        if level == SOL_SOCKET and option == SO_KEEPALIVE:
+            return int(self.keepalive)
         if level == IPPROTO_TCP and option == TCP_NODELAY:
             return int(self.nodelay)
+        if level == IPPROTO_TCP and option == TCP_USER_TIMEOUT:
+            return int((self.user_timeout or 0.0) * 1000)
+        if level == IPPROTO_TCP and option == TCP_INFO:
+            data = pack_tcp_info(self.tcp_info())
+            return data[:buflen] if buflen else data
         raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+
+    def tcp_info(self) -> dict[str, int]:
+        """``getsockopt(TCP_INFO)`` as a dictionary of Linux's ``tcpi_*`` field names."""
+        if self.conn is None:
+            state = 10 if self.listener is not None else 7  # TCP_LISTEN / TCP_CLOSE
+            return {"tcpi_state": state}
+        return self.conn.info(self.driver.now)
 
     def settimeout(self, timeout: float | None) -> None:
         self.timeout = timeout
@@ -161,7 +254,11 @@ class TcpSocket:
         child.conn = conn
         child.reuseaddr = self.reuseaddr
         child.nodelay = self.nodelay
+        child.keepalive, child.keepidle = self.keepalive, self.keepidle
+        child.keepintvl, child.keepcnt = self.keepintvl, self.keepcnt
+        child.user_timeout = self.user_timeout
         conn.set_nodelay(self.nodelay)
+        child._apply_conn_options()
         self.host.app_event(self.driver.now, "accept", f"from {conn.raddr}:{conn.rport}",
                             conn.name)
         return child, (conn.raddr, conn.rport)
@@ -184,6 +281,7 @@ class TcpSocket:
         except TcpError as exc:
             raise os_error(exc) from None
         self.conn.set_nodelay(self.nodelay)
+        self._apply_conn_options()
         self.driver.kick()
         if not self.blocking:
             return errno.EINPROGRESS

@@ -944,6 +944,12 @@ class Connection:
             self._arm_keepalive(self.last_rcv + self.keepidle if self.last_rcv else
                                 now + self.keepidle, now)
 
+    def _start_keepalive(self, now: float) -> None:
+        """The connection is established: idle time counts from now."""
+        self.last_rcv = now
+        if self.keepalive:
+            self._arm_keepalive(now + self.keepidle, now)
+
     def _arm_keepalive(self, at: float, now: float) -> None:
         self.keepalive_at = at
         self._wake(at)
@@ -1022,6 +1028,7 @@ class Connection:
 
     def _establish(self, now: float, cause: str) -> None:
         self.set_state(_ST.ESTABLISHED, cause, now)
+        self._start_keepalive(now)
         self.rtt.handshake_fallback(self.rtx_count > 0, self.config.rto_initial)
         self.rtx_count = 0
         if self.syn_data:
@@ -1466,6 +1473,7 @@ class Connection:
             self.rtt.handshake_fallback(self.rtx_count > 0, self.config.rto_initial)
             self.rtx_count = 0
             self.set_state(_ST.ESTABLISHED, "SYN-ACK received", now)
+            self._start_keepalive(now)
             if seg.payload:
                 # Text on the SYN-ACK goes through the seventh step: trimmed to the window.
                 self._accept_in_order(seg.payload[:self.rcv_wnd])
