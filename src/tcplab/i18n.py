@@ -187,8 +187,10 @@ def wrap(s: str, cells: int) -> list[str]:
             if tok[0] in _NO_START:   # keep closing punctuation with the word before it
                 while toks and toks[-1] == " ":
                     toks.pop()
-                if toks:
+                while toks:
                     carry.insert(0, toks.pop())
+                    if carry[0][0] not in _NO_START:
+                        break
             while toks and (toks[-1] == " " or toks[-1][-1] in _NO_END):
                 last = toks.pop()
                 if last != " ":

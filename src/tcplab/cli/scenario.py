@@ -104,6 +104,8 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
     flags = " ".join(result.switches.flags())
     facts = run_facts(info, lang, seed=seed, extra=[
         (tr("html.fact.switches", lang), flags or tr("ui.switches.none", lang))])
+    if mentions_source(name):
+        sections.append((tr("source.heading", lang), source_credit(lang)))
     emit_outputs(result.net.trace.events, result.meta, svg=svg, html=html, pcap=pcap,
                  title=scenario_title(result, lang),
                  subtitle=scenario_text(name, "summary", lang) or "",
@@ -189,7 +191,11 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
     w_label = min(max((width_of(k) for k, _v in rows), default=10), cols // 2)
     for label, value in rows:
         lines = wrap(value, max(cols - w_label - 6, 20))
-        click.echo(f"  {pad(label, w_label)}  {lines[0]}")
+        if width_of(label) > w_label:  # a long label: its value on the next line
+            click.echo(f"  {label}")
+            click.echo(" " * (w_label + 4) + lines[0])
+        else:
+            click.echo(f"  {pad(label, w_label)}  {lines[0]}")
         for more in lines[1:]:
             click.echo(" " * (w_label + 4) + more)
     click.echo("")
@@ -200,8 +206,24 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
         click.echo("")
         click.echo(f"{ui('try', lang)}{colon(lang)}tcplab scenario run {name} "
                    + " ".join(sc.counterfactual.flags()))
+    if mentions_source(name):
+        click.echo("")
+        for line in wrap(source_credit(lang), cols):
+            click.echo(line)
     click.echo("")
     click.echo(ui("virtual", lang, virtual=result.net.now, wall=result.wall * 1000))
+
+
+def mentions_source(name: str) -> bool:
+    """Whether a scenario's texts refer to the source article (then it is credited)."""
+    texts = [scenario_text(name, f, lang) or "" for f in ("summary", "watch", "demonstrates",
+                                                           "counterfactual") for lang in ("en", "zh")]
+    return any("article" in t or "原文" in t for t in texts)
+
+
+def source_credit(lang: str) -> str:
+    return tr("source.line", lang, title=tr("source.title", lang),
+              credit=tr("source.credit", lang))
 
 
 # ---------------------------------------------------------------- the catalogue

@@ -232,6 +232,7 @@ _JS = r"""
   function ask(n){
     var s = steps[n];
     $('quiz').hidden = false;
+    $('quiz').setAttribute('data-step', n);
     $('quiz-prompt').textContent = s.q.prompt;
     $('quiz-feedback').textContent = '';
     $('quiz-feedback').className = '';
@@ -276,7 +277,13 @@ _JS = r"""
     $('mode-predict').classList.toggle('on', m === 'predict');
     $('quiz').hidden = true;
     $('score').hidden = (m !== 'predict');
-    $('next').disabled = (cur === steps.length - 1);
+    if (m === 'predict') {  // a lesson starts at the beginning, with a clean score
+      asked = {}; right = 0; answered = 0;
+      $('score').textContent = fill(ui.score, {right: 0, of: 0});
+      cur = -1; forward();
+    } else {
+      $('next').disabled = (cur === steps.length - 1);
+    }
   }
   $('next').addEventListener('click', forward);
   $('prev').addEventListener('click', function(){ $('quiz').hidden = true; show(cur - 1); });
@@ -356,7 +363,10 @@ def report_html(events: list[dict[str, Any]], *, title: str, explanation: str = 
         f"#quiz-feedback.right{{color:{pal['data']};font-weight:bold}}"
         f"#quiz-feedback.wrong{{color:{pal['rst']};font-weight:bold}}"
         f".panel{{min-width:300px}}"
-        f".pictures{{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}}"
+        f".pictures{{display:flex;gap:16px;align-items:flex-start}}"
+        f".pictures>div:first-child{{min-width:0;flex:1 1 auto}}"
+        f".pictures>div:last-child{{flex:0 0 auto;width:480px}}"
+        f"@media (max-width:900px){{.pictures{{flex-wrap:wrap}}}}"
         f"#sequence{{overflow:auto;max-height:85vh;border:1px solid {pal['border']};"
         f"border-radius:6px}}"
         f"#tsg{{display:flex;flex-direction:column;gap:8px}}"

@@ -232,17 +232,19 @@ def state_diagram_svg(events: list[dict[str, Any]], host: str | None = None,
                    f"{escape(_edge_label(edge.label, lang))}</text></g>")
         # number badges along the edge, just below its label
         shown = hit[:6]
-        bx0 = lx - (len(shown) - 1) * 10.0 + (6 if len(hit) > 6 else 0)
+        pitch = max(20.0, max((text_width(str(s.n), 10, True) for s in shown), default=0) + 6)
+        bx0 = lx - (len(shown) - 1) * pitch / 2 + (6 if len(hit) > 6 else 0)
         for k, s in enumerate(shown):
-            bx = bx0 + k * 20.0
+            bx = bx0 + k * pitch
             by = ly + 10
             badges.append(
                 f'<g class="badge" data-n="{s.n}" data-i="{s.index}"><title>'
                 f"{escape(f'{s.n}. {s.host}: {s.src} → {s.dst} at t={s.t:.6f}')}</title>"
-                f'<circle cx="{bx:.1f}" cy="{by:.1f}" r="9" fill="{hcol[s.host]}"/>'
+                f'<circle cx="{bx:.1f}" cy="{by:.1f}" r="{max(9.0, pitch / 2 - 2):.1f}" '
+                f'fill="{hcol[s.host]}"/>'
                 f'<text x="{bx:.1f}" y="{by + 3.5:.1f}" text-anchor="middle">{s.n}</text></g>')
         if len(hit) > 6:
-            badges.append(f'<text x="{bx0 + 6 * 20:.1f}" y="{ly + 14:.1f}" '
+            badges.append(f'<text x="{bx0 + 6 * pitch:.1f}" y="{ly + 14:.1f}" '
                           f'style="font-size:10px">+{len(hit) - 6}</text>')
     for node, (label, x, y) in NODES.items():
         cls = "node" + (" visited" if node in visited else "")

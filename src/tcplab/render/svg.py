@@ -378,7 +378,7 @@ class _Diagram:
         # fixed: the host boxes and the gap labels
         for h, x in self.xs.items():
             pl.add(Box(x - self._host_w(h) / 2, 36, x + self._host_w(h) / 2, 80))
-        tw = text_width(tr("svg.time", self.lang), 10.5)
+        tw = text_width(tr("svg.time", self.lang), 10.5, mono=True)
         pl.add(Box(_TIME_W - tw, _TOP - 24, _TIME_W, _TOP - 9))
         mid = self._mid()
         for n, gap in enumerate(gaps):
@@ -462,6 +462,16 @@ class _Diagram:
             bot_line = max(line_y(xa), line_y(xb))
             above.append(Box(xa, top_line - 3 - h, xb, top_line - 3))
             below.append(Box(xa, bot_line + 3, xb, bot_line + 3 + h))
+        # a steep arrow (a segment held up for seconds): beside the line, left or right
+        side: list[Box] = []
+        if abs(x2 - x1) > 1 and abs(y2 - y1) > 0.3 * abs(x2 - x1):
+            run = abs(x2 - x1) / abs(y2 - y1)      # px of x per px of y
+            pad = 5 + h / 2 * run
+            for f in (0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.08, 0.92):
+                px_, py_ = x1 + f * (x2 - x1), y1 + f * (y2 - y1)
+                side.append(Box(px_ + pad, py_ - h / 2, px_ + pad + w, py_ + h / 2))
+                side.append(Box(px_ - pad - w, py_ - h / 2, px_ - pad, py_ + h / 2))
+            yield from side
         yield from above
         yield from below
 
@@ -554,7 +564,7 @@ class _Diagram:
     def _host_w(self, h: str) -> float:
         addrs = self.lines.addresses.get(h, [])
         sub = addrs[0] if addrs else ""
-        return max(170.0, text_width(h, 12, True) + 24, text_width(sub, 10.5) + 60)
+        return max(170.0, text_width(h, 12, True) + 24, text_width(sub, 10.5, mono=True) + 60)
 
     # ------------------------------------------------------------ drawing
 
@@ -635,7 +645,7 @@ class _Diagram:
             stamp = tfmt.format(float(seg.e["t"]))
             if stamp == last_time:
                 continue
-            w = text_width(stamp, 10.5) * 1.05
+            w = text_width(stamp, 10.5, mono=True)
             box = Box(_TIME_W - w, y - 6, _TIME_W, y + 7)
             if lay.placer.free(box):
                 lay.placer.add(box)
@@ -756,7 +766,8 @@ class _Diagram:
         if self.relative:
             extra.append(("mono", tr("svg.legend.relative", lang)))
         for kind, word in extra:
-            w = (18 if kind == "cross" else 0) + text_width(word, 12 if kind == "cross" else 10.5)
+            w = (18 if kind == "cross" else 0) + (text_width(word, 12) if kind == "cross"
+                                                    else text_width(word, 10.5, mono=True))
             w += 18
             if x + w > x0 + max(max_w, 300) and x > x0:
                 x, y = x0, y + 20
@@ -808,7 +819,7 @@ def _style(pal: dict[str, str]) -> str:
         f".sq .drop{{fill:{pal['lost']};font-size:{_FS_SMALL}px}}"
         f".sq .note{{fill:{pal['muted']};font-size:{_FS_NOTE}px;font-style:italic}}"
         f".sq .note-bar{{stroke:{pal['border']};stroke-width:2}}"
-        f".sq .current line{{stroke-width:3.2}}.sq text.current{{font-weight:bold}}"
+        f".sq .current line{{stroke-width:3.2}}.sq text.current{{text-decoration:underline}}"
         f"{kinds}"
         f"</style>")
 

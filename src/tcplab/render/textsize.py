@@ -30,11 +30,18 @@ _WB = [int(_BOLD[i:i + 4]) / 1000 for i in range(0, len(_BOLD), 4)]
 MARGIN = 1.04
 
 
-def text_width(s: str, size: float, bold: bool = False) -> float:
-    """Width in px of ``s`` at font size ``size`` (px)."""
+_MONO_EM = 0.602  # every character of DejaVu Sans Mono
+
+
+def text_width(s: str, size: float, bold: bool = False, mono: bool = False) -> float:
+    """Width in px of ``s`` at font size ``size`` (px), in the sans font or (``mono``) DejaVu
+    Sans Mono."""
     table = _WB if bold else _W
     em = 0.0
     for ch in s:
         o = ord(ch)
-        em += table[o - 32] if 32 <= o < 127 else 1.0
+        if 32 <= o < 127:
+            em += _MONO_EM if mono else table[o - 32]
+        else:
+            em += 1.0
     return em * size * MARGIN

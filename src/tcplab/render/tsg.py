@@ -132,7 +132,7 @@ def time_sequence_svg(events: list[Event], conns: Connections, inc: Incarnation,
     while tv <= t1:
         xx = px(tv)
         label = _fmt(round(tv, 9))
-        w = text_width(label, 10) + 8
+        w = text_width(label, 10, mono=True) + 8
         if xx - last_x >= w and _L + w / 2 <= xx <= _L + pw - w / 2 + 4:
             out.append(f'<line class="grid" x1="{xx:.1f}" y1="{_T:.1f}" x2="{xx:.1f}" '
                        f'y2="{_T + ph:.1f}"/><text class="tick" x="{xx:.1f}" '
