@@ -195,6 +195,9 @@ def wrap(s: str, cells: int) -> list[str]:
                 last = toks.pop()
                 if last != " ":
                     carry.insert(0, last)
+            if width("".join([*carry, tok])) > cells:  # too narrow to keep them together
+                toks.extend(carry)
+                carry = []
             _flush(toks, out)
             toks.extend([*carry, tok])
         if toks or not out or para == "":

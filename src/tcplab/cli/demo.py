@@ -9,7 +9,7 @@ import time
 import click
 
 from tcplab.cli.common import OptionError, emit_outputs, print_diagram, resolve_width, trace_options
-from tcplab.i18n import seconds
+from tcplab.i18n import seconds, wrap
 from tcplab.i18n import text as tr
 from tcplab.render.html import run_facts
 from tcplab.render.narrate import Narrator, RunInfo
@@ -61,8 +61,9 @@ def demo(seed: int, delay: float, msl: float, run_all: bool, json_out: bool, lan
         print_diagram(events, lang=lang, relative=not absolute, width=cols, title=title,
                       narrator=narrator)
         click.echo("")
-        click.echo(tr("demo.virtual", lang, virtual=seconds(net.now, lang),
-                      wall=f"{wall * 1000:.0f}"))
+        for line in wrap(tr("demo.virtual", lang, virtual=seconds(net.now, lang),
+                            wall=f"{wall * 1000:.0f}"), resolve_width(cols, lang)):
+            click.echo(line)
     tw = seconds(2 * msl, lang)
     source = tr("demo.source", lang, title=tr("source.title", lang),
                 credit=tr("source.credit", lang))

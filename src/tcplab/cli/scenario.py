@@ -184,7 +184,11 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
         click.echo("")
     if sc.report is not None:
         for line in sc.report(result.events, result.outcome, lang):
-            click.echo(line)
+            if width_of(line) <= cols:
+                click.echo(line)
+                continue
+            for k, part in enumerate(wrap(line.strip(), cols - 4)):
+                click.echo(("  " if k == 0 else "    ") + part)
         click.echo("")
     click.echo(ui("outcome", lang) + colon(lang).rstrip())
     rows = outcome_rows(result.outcome, lang)
@@ -204,14 +208,16 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
         click.echo(line)
     if sc.counterfactual is not None and not cf:
         click.echo("")
-        click.echo(f"{ui('try', lang)}{colon(lang)}tcplab scenario run {name} "
-                   + " ".join(sc.counterfactual.flags()))
+        for line in wrap(f"{ui('try', lang)}{colon(lang)}tcplab scenario run {name} "
+                         + " ".join(sc.counterfactual.flags()), cols):
+            click.echo(line)
     if mentions_source(name):
         click.echo("")
         for line in wrap(source_credit(lang), cols):
             click.echo(line)
     click.echo("")
-    click.echo(ui("virtual", lang, virtual=result.net.now, wall=result.wall * 1000))
+    for line in wrap(ui("virtual", lang, virtual=result.net.now, wall=result.wall * 1000), cols):
+        click.echo(line)
 
 
 def mentions_source(name: str) -> bool:

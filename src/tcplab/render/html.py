@@ -136,6 +136,11 @@ class _Steps:
             q = {"prompt": tr("html.q.state", lang, host=host, frm=frm), "choices": opts,
                  "answer": ans}
             return title, fields, q
+        if kind == "timer" and e.get("action") == "armed" and self.nar.why(e):
+            name = timer_name(str(e.get("timer")), lang)
+            return (tr("html.timer.armed", lang, host=str(e.get("host")), name=name),
+                    [[tr("html.f.host", lang), str(e.get("host"))],
+                     [tr("html.f.timer", lang), name]], None)
         if kind == "timer" and e.get("action") == "fired":
             name = timer_name(str(e.get("timer")), lang)
             return (tr("html.timer.title", lang, host=str(e.get("host")), name=name),

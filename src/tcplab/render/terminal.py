@@ -116,7 +116,7 @@ def render(events: Iterable[Event], *, width: int = 80, relative: bool = True,
             msg = "x " + reason_text(str(e.get("reason") or tr("fate.dropped", lang)), lang)
             room = (lane.x - _TCOL - 2) if lane.x >= cols // 2 else (cols - lane.x - 3)
             _beside(row, lane, truncate(msg, max(room, 8)), cols, inward=True)
-        elif kind == "timer" and show_timers and _shown_timer(e):
+        elif kind == "timer" and show_timers and (_shown_timer(e) or nar.why(e)):
             lane = by_name.get(str(e.get("host", "")))
             if lane is None:
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from tcplab.i18n import colon, text
 from tcplab.scenarios.base import (
     CLIENT,
     DELAY,
@@ -175,7 +176,7 @@ def outcome_stale_segment(events: list[Event]) -> dict[str, Any]:
 
 
 def report_stale_segment(events: list[Event], outcome: dict[str, Any], lang: str) -> list[str]:
-    head = ("server sent", "client received") if lang == "en" else ("服务器发送", "客户端收到")
+    head = (text("ui.stale.sent", lang), text("ui.stale.got", lang))
     a, b = outcome["server_sent"], outcome["client_received"]
     rows = [(repr(a[i:i + 16]), repr(b[i:i + 16]), a[i:i + 16] == b[i:i + 16])
             for i in range(0, max(len(a), len(b)), 16)]
@@ -358,8 +359,7 @@ def outcome_server_close_storm(events: list[Event]) -> dict[str, Any]:
 
 def report_server_close_storm(events: list[Event], outcome: dict[str, Any],
                               lang: str) -> list[str]:
-    title = ("TIME-WAIT entries over time (server side / client side)" if lang == "en"
-             else "TIME-WAIT 条目数随时间变化（服务器端 / 客户端）")
+    title = text("ui.storm.title", lang)
     cols = list(MODES)
     lines = [title, "  t (s) | " + " | ".join(f"{m:>15}" for m in cols)]
     for row in outcome["table"]:
@@ -369,8 +369,9 @@ def report_server_close_storm(events: list[Event], outcome: dict[str, Any],
 
 
 def report_port_reuse(events: list[Event], outcome: dict[str, Any], lang: str) -> list[str]:
-    return [f"  {e['label']}: SO_REUSEADDR={int(e['reuse'])} -> {e['result']}"
-            + (f" ({e['why']})" if e["why"] else "") for e in facts(events, "bind")]
+    return [f"  {text('who.' + e['who'], lang)}{colon(lang)}SO_REUSEADDR={int(e['reuse'])} → "
+            f"{e['result']}" + (f" ({e['why']})" if e["why"] and lang == "en" else "")
+            for e in facts(events, "bind")]
 
 
 SCENARIOS = [
