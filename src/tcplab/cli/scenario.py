@@ -108,7 +108,7 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
         sections.append((tr("source.heading", lang), source_credit(lang)))
     emit_outputs(result.net.trace.events, result.meta, svg=svg, html=html, pcap=pcap,
                  title=scenario_title(result, lang),
-                 subtitle=scenario_text(name, "summary", lang) or "",
+                 subtitle=scenario_text(name, "summary", lang) or "" if cf else "",
                  relative=not absolute, lang=lang, info=info, sections=sections, facts=facts,
                  outcome=outcome_rows(result.outcome, lang))
     if plot:

@@ -68,6 +68,14 @@ class _Steps:
         self.nar = nar
         self.lang = nar.lang
         self.relative = relative
+        self._tr: dict[str, str] = {}
+
+    def _t(self, key: str) -> str:
+        """A text without placeholders, looked up once per report."""
+        got = self._tr.get(key)
+        if got is None:
+            got = self._tr[key] = tr(key, self.lang)
+        return got
 
     def _num(self, rel: int | None, absolute: Any) -> str:
         if not self.relative or rel is None:
@@ -89,20 +97,20 @@ class _Steps:
                     title += f" ({tr('fate.' + fate, lang)})"
                 if info is not None and info.retransmission:
                     title += f" ({tr('svg.mark.retransmission', lang)})"
-                fields = [[tr("html.f.sender", lang), str(e.get("host", e.get("src")))],
-                          [tr("html.f.flags", lang), f"{flags} ({flag_words(flags)})"],
+                fields = [[self._t("html.f.sender"), str(e.get("host", e.get("src")))],
+                          [self._t("html.f.flags"), f"{flags} ({flag_words(flags)})"],
                           ["seq", self._num(info.seq if info else None, e.get("seq"))],
                           ["ack", self._num(info.ack if info else None, e.get("ack"))
                            if "A" in flags else "—"],
                           ["len", str(e.get("len"))], ["win", str(e.get("win"))],
-                          [tr("html.f.options", lang),
+                          [self._t("html.f.options"),
                            ", ".join(str(o) for o in e.get("opts") or [])
-                           or tr("html.none", lang)],
-                          [tr("html.f.fate", lang), tr(f"fate.{fate}", lang)]]
+                           or self._t("html.none")],
+                          [self._t("html.f.fate"), self._t(f"fate.{fate}")]]
                 if isinstance(e.get("t_arrive"), (int, float)):
-                    fields.append([tr("html.f.arrives", lang), f"t = {float(e['t_arrive']):.6f}"])
+                    fields.append([self._t("html.f.arrives"), f"t = {float(e['t_arrive']):.6f}"])
                 if "frame" in e:
-                    fields.append([tr("html.f.frame", lang), str(e["frame"])])
+                    fields.append([self._t("html.f.frame"), str(e["frame"])])
                 sender = str(e.get("host", e.get("src")))
                 opts, ans = _choices(flag_words(flags), _SEG_CHOICES, int(e.get("id", 0) or 0))
                 if flag_words(flags) not in _SEG_CHOICES:
@@ -114,18 +122,18 @@ class _Steps:
                 reason = reason_text(str(e.get("reason", "")), lang)
                 return (tr("html.drop.title", lang, host=str(e.get("host")),
                            what=flag_words(flags)),
-                        [[tr("html.f.host", lang), str(e.get("host"))],
-                         [tr("html.f.reason", lang), reason]], None)
+                        [[self._t("html.f.host"), str(e.get("host"))],
+                         [self._t("html.f.reason"), reason]], None)
             return None
         if kind == "state":
             host = str(e.get("host"))
             frm, to = str(e.get("from")), str(e.get("to"))
             title = f"{host}{colon(lang)}{frm} → {to}"
-            fields = [[tr("html.f.host", lang), host], [tr("html.f.from", lang), frm],
-                      [tr("html.f.to", lang), to],
-                      [tr("html.f.cause", lang), cause_text(str(e.get("cause") or ""), lang)]]
+            fields = [[self._t("html.f.host"), host], [self._t("html.f.from"), frm],
+                      [self._t("html.f.to"), to],
+                      [self._t("html.f.cause"), cause_text(str(e.get("cause") or ""), lang)]]
             if e.get("inferred"):
-                fields.append([tr("html.f.inferred", lang), tr("html.inferred", lang)])
+                fields.append([self._t("html.f.inferred"), tr("html.inferred", lang)])
             near: tuple[str, ...] = _NEIGHBOURS.get(frm, ("ESTABLISHED", "CLOSED", "TIME-WAIT"))
             pool = (*near, "CLOSED", "ESTABLISHED", "TIME-WAIT", "LISTEN")
             seen: list[str] = []
@@ -139,16 +147,16 @@ class _Steps:
         if kind == "timer" and e.get("action") == "armed" and self.nar.why(e):
             name = timer_name(str(e.get("timer")), lang)
             return (tr("html.timer.armed", lang, host=str(e.get("host")), name=name),
-                    [[tr("html.f.host", lang), str(e.get("host"))],
-                     [tr("html.f.timer", lang), name]], None)
+                    [[self._t("html.f.host"), str(e.get("host"))],
+                     [self._t("html.f.timer"), name]], None)
         if kind == "timer" and e.get("action") == "fired":
             name = timer_name(str(e.get("timer")), lang)
             return (tr("html.timer.title", lang, host=str(e.get("host")), name=name),
-                    [[tr("html.f.host", lang), str(e.get("host"))],
-                     [tr("html.f.timer", lang), name]], None)
+                    [[self._t("html.f.host"), str(e.get("host"))],
+                     [self._t("html.f.timer"), name]], None)
         if kind == "note" and e.get("text"):
             body = note_text(e, lang)
-            return body, [[tr("html.f.note", lang), body]], None
+            return body, [[self._t("html.f.note"), body]], None
         return None
 
     def all(self) -> tuple[list[str], list[dict[str, Any]]]:
@@ -199,7 +207,7 @@ _JS = r"""
   function esc(s){ return String(s).replace(/[&<>"]/g, function(c){
     return {'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]; }); }
   function fill(s, o){ return s.replace(/\{(\w+)\}/g, function(m, k){ return o[k]; }); }
-  function show(n){
+  function show(n, still){
     if (!steps.length) { return; }
     n = Math.max(0, Math.min(steps.length - 1, n));
     var old = document.querySelectorAll('.current');
@@ -232,7 +240,9 @@ _JS = r"""
     var els = document.querySelectorAll('[data-i="' + s.i + '"]');
     for (var m = 0; m < els.length; m++) { els[m].classList.add('current'); }
     var seq = document.querySelector('#sequence [data-i="' + s.i + '"]');
-    if (seq && seq.scrollIntoView) { seq.scrollIntoView({block: 'nearest', inline: 'nearest'}); }
+    if (!still && seq && seq.scrollIntoView) {
+      seq.scrollIntoView({block: 'nearest', inline: 'nearest'});
+    }
   }
   function ask(n){
     var s = steps[n];
@@ -300,7 +310,7 @@ _JS = r"""
     else if (ev.key === 'Home') { show(0); }
     else if (ev.key === 'End' && mode === 'step') { show(steps.length - 1); }
   });
-  show(0);
+  show(0, true);
 })();
 """
 

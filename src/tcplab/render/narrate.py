@@ -314,7 +314,8 @@ def describe_outcome_value(value: Any, lang: str) -> str:
     if isinstance(value, str):
         if "\r" in value or "\n" in value or any(ord(c) < 32 for c in value):
             return repr(value)[1:-1]
-        return maybe(f"value.{value}", lang) or reason_text(value, lang)
+        found = maybe(f"value.{value}", lang) or maybe(f"reason.{value}", lang)
+        return found or cause_text(value, lang)
     return str(value)
 
 

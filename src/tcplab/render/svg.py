@@ -450,30 +450,29 @@ class _Diagram:
             return y1 + f * (y2 - y1)
 
         span = hi - lo
-        above: list[Box] = []
-        below: list[Box] = []
         fracs = (0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74, 0.18, 0.82, 0.1, 0.9)
-        for f in fracs:
-            cx = x1 + f * (x2 - x1)
-            if w < span - 16:
-                cx = min(max(cx, lo + 8 + w / 2), hi - 8 - w / 2)
-            xa, xb = cx - w / 2, cx + w / 2
-            top_line = min(line_y(xa), line_y(xb))
-            bot_line = max(line_y(xa), line_y(xb))
-            above.append(Box(xa, top_line - 3 - h, xb, top_line - 3))
-            below.append(Box(xa, bot_line + 3, xb, bot_line + 3 + h))
         # a steep arrow (a segment held up for seconds): beside the line, left or right
-        side: list[Box] = []
         if abs(x2 - x1) > 1 and abs(y2 - y1) > 0.3 * abs(x2 - x1):
             run = abs(x2 - x1) / abs(y2 - y1)      # px of x per px of y
             pad = 5 + h / 2 * run
             for f in (0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.08, 0.92):
                 px_, py_ = x1 + f * (x2 - x1), y1 + f * (y2 - y1)
-                side.append(Box(px_ + pad, py_ - h / 2, px_ + pad + w, py_ + h / 2))
-                side.append(Box(px_ - pad - w, py_ - h / 2, px_ - pad, py_ + h / 2))
-            yield from side
-        yield from above
-        yield from below
+                yield Box(px_ + pad, py_ - h / 2, px_ + pad + w, py_ + h / 2)
+                yield Box(px_ - pad - w, py_ - h / 2, px_ - pad, py_ + h / 2)
+        # above the arrow first (lazily: the first candidate is usually free), then below
+        for below in (False, True):
+            for f in fracs:
+                cx = x1 + f * (x2 - x1)
+                if w < span - 16:
+                    cx = min(max(cx, lo + 8 + w / 2), hi - 8 - w / 2)
+                xa, xb = cx - w / 2, cx + w / 2
+                ya, yb = line_y(xa), line_y(xb)
+                if below:
+                    edge = max(ya, yb)
+                    yield Box(xa, edge + 3, xb, edge + 3 + h)
+                else:
+                    edge = min(ya, yb)
+                    yield Box(xa, edge - 3 - h, xb, edge - 3)
 
     def _place_seg(self, lay: _Layout, seg: _Seg, force: bool) -> None:
         got = lay.placer.place(self._seg_candidates(lay, seg))
