@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "engine": 2,
     "sim": 3, "api": 3, "tun": 3, "kernel": 3,                      # backends
     "http": 4, "lab": 4, "packetdrill": 4, "scenarios": 4, "render": 4, "pcap": 4,  # applications
-    "termdiagram": 4, "demo": 4,
+    "i18n": 4,            # the text catalogues the applications speak in
     "cli": 5, "__main__": 5,
     "__init__": 0,        # tcplab/__init__.py: the version only
 }

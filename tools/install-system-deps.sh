@@ -2,6 +2,8 @@
 # Installs the Debian packages the tests need, when they are missing:
 #   chromium, chromium-driver  the HTML report's browser test (tests/render)
 #   curl, iproute2             the kernel-side client and `ip netns` (tests/tun, tcplab tun)
+#   fonts-wqy-microhei         a CJK font, so Chromium draws the Chinese pictures (--lang zh)
+#                              with real glyphs when the browser test measures them
 # Quiet and idempotent (one apt-get run for everything missing), never downloads a
 # browser build of its own.  Without root or apt-get it says so and exits 0; the
 # tests that need a package then skip (or fail, with TCPLAB_REQUIRE_BROWSER=1 /
@@ -12,6 +14,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh family 2>/dev/null)" ]; then
+  missing+=(fonts-wqy-microhei)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi

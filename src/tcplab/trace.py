@@ -145,6 +145,8 @@ class NoteEvent(TypedDict):
     t: float
     kind: Literal["note"]
     text: str
+    key: NotRequired[str]        #: its text in the catalogues: note.<key>
+    args: NotRequired[dict[str, Any]]  #: the values that text is filled with
     fact: NotRequired[str]       #: which fact this note records
     host: NotRequired[str]       #: the host it is about
     conn: NotRequired[str]       #: the connection it is about
@@ -153,6 +155,7 @@ class NoteEvent(TypedDict):
     result: NotRequired[str]     #: what a call returned: "ok", "timeout", an errno name
     reuse: NotRequired[bool]     #: SO_REUSEADDR of the socket the fact is about
     why: NotRequired[str]        #: the error text of a failed call
+    who: NotRequired[str]        #: which socket of the story the fact is about
     isn: NotRequired[int]        #: a sequence number the fact is about
     seq: NotRequired[int]
     frame: NotRequired[int]      #: pcap: the frame a note is about
@@ -225,10 +228,24 @@ def app_event(t: float, host: str, call: str, result: str, conn: str | None = No
     return {"t": t, "kind": "app", "host": host, "conn": conn, "call": call, "result": result}
 
 
-def note_event(t: float, text: str, **facts: Any) -> NoteEvent:
-    """Narration, with optional structured facts (``fact``, ``host``, ``label``, ...)."""
+#: the fields a note may carry beside its text (NoteEvent's own); any other keyword
+#: given to :func:`note_event` is a value for its catalogue text and goes in ``args``
+NOTE_FIELDS = frozenset({"key", "fact", "host", "conn", "label", "data", "result", "reuse",
+                         "why", "who", "isn", "seq", "frame", "epoch"})
+
+
+def note_event(t: float, text: str, **fields: Any) -> NoteEvent:
+    """Narration, with optional structured facts (``fact``, ``host``, ``label``, ...), a
+    catalogue ``key`` and the values its text is filled with (every other keyword)."""
     ev: dict[str, Any] = {"t": t, "kind": "note", "text": text}
-    ev.update(facts)
+    args: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in NOTE_FIELDS:
+            ev[name] = value
+        else:
+            args[name] = value
+    if args:
+        ev["args"] = args
     return ev  # type: ignore[return-value]  # the keys are checked by validate_event
 
 
@@ -253,6 +270,10 @@ def _type_ok(value: Any, hint: Any) -> bool:
     if origin is list:
         (item,) = get_args(hint)
         return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        key_t, val_t = get_args(hint)
+        return isinstance(value, dict) and all(
+            _type_ok(k, key_t) and _type_ok(v, val_t) for k, v in value.items())
     if isinstance(hint, type) and hasattr(hint, "__required_keys__"):
         return isinstance(value, dict) and not validate_shape(value, hint)
     if isinstance(hint, type):

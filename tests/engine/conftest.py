@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from tcplab.i18n import has_cjk, phrase
+from tcplab.render.narrate import cause_key
+from tcplab.trace import validate_event
 
 from . import harness
 from .harness import Peer
+
+
+@pytest.fixture(autouse=True)
+def every_trace_fits_the_vocabulary_and_speaks_chinese() -> Iterator[None]:
+    """After each engine test: every event the engine recorded fits the typed trace
+    vocabulary, and every drop reason and state cause it wrote has a Chinese text
+    (the catalogue knows it exactly or as a template)."""
+    harness.CREATED.clear()
+    yield
+    for peer in harness.CREATED:
+        for e in peer.trace.events:
+            assert not validate_event(e), (validate_event(e), e)
+            if e["kind"] == "segment" and e.get("reason"):
+                zh = phrase("reason", str(e["reason"]), "zh")
+                assert zh is not None and has_cjk(zh), f"no Chinese for reason {e['reason']!r}"
+            if e["kind"] == "state" and e.get("cause"):
+                zh = phrase("causename", cause_key(str(e["cause"])), "zh")
+                assert zh is not None and has_cjk(zh), f"no Chinese for cause {e['cause']!r}"
+    harness.CREATED.clear()
 
 
 @pytest.fixture

@@ -87,11 +87,16 @@ def show(segs: list[TcpSegment]) -> str:
     return "\n".join(lines) or "  (nothing)"
 
 
+#: every Peer made during the current test (the conftest checks their traces afterwards)
+CREATED: list[Peer] = []
+
+
 class Peer:
     """The scripted remote end of one connection to the host under test."""
 
     def __init__(self, config: TcpConfig | None = None, *, iss: int = LOCAL_ISS,
                  riss: int = REMOTE_ISS, seed: int = 1) -> None:
+        CREATED.append(self)
         self.config = config if config is not None else TcpConfig()
         self.trace = Trace()
         self.host = Host("local", LOCAL, config=self.config, rng=random.Random(seed),

@@ -32,7 +32,7 @@ def test_every_scenario_event_fits_the_vocabulary(name: str, label: str) -> None
 
 
 def test_the_demo_fits_the_vocabulary() -> None:
-    from tcplab.demo import run_demo
+    from tcplab.scenarios.demo import run_demo
 
     net = run_demo(seed=1)
     assert all(not validate_event(e) for e in net.trace.events)

@@ -1,17 +1,32 @@
-"""Options and output helpers shared by the commands that run a trace."""
+"""Options and output helpers shared by the commands that run a trace.
+
+Everything printed here comes from the text catalogues (:mod:`tcplab.i18n`)
+in the language of ``--lang``; the diagram follows the terminal's width
+unless ``--width`` says otherwise.
+"""
 
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from tcplab.termdiagram import explain, load_steps, render, summarize
+from tcplab.i18n import text as tr
+from tcplab.i18n import wrap
+from tcplab.render.narrate import Narrator, RunInfo
+from tcplab.render.terminal import MAX_WIDTH, MIN_WIDTH, footer, render
 from tcplab.trace import Event
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OptionError(click.ClickException):
+    """A bad option value: one line on stderr, exit status 2 (as click's own usage errors)."""
+
+    exit_code = 2
 
 
 def trace_options(func: F) -> F:
@@ -20,10 +35,12 @@ def trace_options(func: F) -> F:
         click.option("--json", "json_out", is_flag=True,
                      help="Print the whole trace as JSON (schema: docs/trace.md)."),
         click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
-                     help="Language of the explanations."),
+                     help="Language of the diagram, the explanations and the pictures."),
         click.option("--absolute", is_flag=True,
                      help="Absolute sequence numbers (default: relative to each ISN)."),
-        click.option("--width", default=100, show_default=True, help="Diagram width."),
+        click.option("--width", default=None, metavar="COLUMNS",
+                     help=f"Diagram width in columns ({MIN_WIDTH}-{MAX_WIDTH}; "
+                          "default: the terminal's)."),
         click.option("--svg", type=click.Path(dir_okay=False), default=None,
                      help="Also write the sequence diagram as SVG to this file."),
         click.option("--html", type=click.Path(dir_okay=False), default=None,
@@ -36,19 +53,40 @@ def trace_options(func: F) -> F:
     return func
 
 
-def print_diagram(events: list[Event], *, lang: str, relative: bool, width: int,
-                  title: str | None = None) -> None:
-    steps = load_steps(lang)
+def resolve_width(value: int | str | None, lang: str = "en") -> int:
+    """``--width`` checked (a whole number of columns in range), or the terminal's width."""
+    if value is None or value == "":
+        cols = shutil.get_terminal_size((100, 24)).columns
+        return max(min(cols, MAX_WIDTH), MIN_WIDTH)
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = -1
+    if not MIN_WIDTH <= n <= MAX_WIDTH:
+        raise OptionError(tr("err.width", lang, value=str(value), lo=MIN_WIDTH, hi=MAX_WIDTH))
+    return n
+
+
+def echo_wrapped(text: str, width: int, indent: int = 2) -> None:
+    """A paragraph wrapped by display cells (Chinese wraps between characters)."""
+    for line in wrap(text, max(width - indent, 20)):
+        click.echo(" " * indent + line)
+
+
+def print_diagram(events: list[Event], *, lang: str, relative: bool, width: int | str | None,
+                  title: str | None = None, narrator: Narrator | None = None,
+                  finals: bool = True) -> None:
+    cols = resolve_width(width, lang)
+    nar = narrator or Narrator(events, lang)
     if title:
-        click.echo(title)
+        for line in wrap(title, cols):
+            click.echo(line)
         click.echo("")
-    for line in render(events, width=width, relative=relative,
-                       explain_fn=lambda e: explain(e, steps)):
+    for line in render(events, width=cols, relative=relative, lang=lang, narrator=nar):
         click.echo(line)
-    s = summarize(events)
-    finals = ", ".join(f"{h}: {st}" for h, st in s["final_states"].items())
-    segs = ", ".join(f"{n} {fate}" for fate, n in s["segments"].items())
-    click.echo(f"\nsegments: {segs}.  final states: {finals}.")
+    click.echo("")
+    for line in wrap(footer(events, lang, finals=finals), cols):
+        click.echo(line)
 
 
 def _optional(module: str, attr: str, what: str) -> Callable[..., Any]:
@@ -64,23 +102,32 @@ def _optional(module: str, attr: str, what: str) -> Callable[..., Any]:
 
 def emit_outputs(events: list[Event], meta: dict[str, Any], *, svg: str | None,
                  html: str | None, pcap: str | None, title: str,
-                 explanation: str = "", relative: bool = True) -> None:
-    """Write the SVG, HTML and pcap files asked for."""
+                 explanation: str = "", relative: bool = True, lang: str = "en",
+                 info: RunInfo | None = None, subtitle: str = "",
+                 sections: list[tuple[str, str]] | None = None,
+                 facts: list[tuple[str, str]] | None = None,
+                 outcome: list[tuple[str, str]] | None = None) -> None:
+    """Write the SVG, HTML and pcap files asked for, in ``lang``."""
+    info = info or RunInfo.of_meta(meta)
+    narrator = Narrator(events, lang, info) if (svg or html) else None
     try:
         if svg:
             sequence_svg = _optional("tcplab.render.svg", "sequence_svg", "SVG output")
             with open(svg, "w", encoding="utf-8") as fp:
-                fp.write(sequence_svg(events, title=title, relative=relative))
-            click.echo(f"wrote {svg}", err=True)
+                fp.write(sequence_svg(events, title=title, relative=relative, lang=lang,
+                                      narrator=narrator))
+            click.echo(tr("cli.wrote", lang, path=svg), err=True)
         if html:
             report_html = _optional("tcplab.render.html", "report_html", "HTML output")
             with open(html, "w", encoding="utf-8") as fp:
-                fp.write(report_html(events, title=title, explanation=explanation, meta=meta,
-                                     relative=relative))
-            click.echo(f"wrote {html}", err=True)
+                fp.write(report_html(events, title=title, explanation=explanation, meta=None,
+                                     relative=relative, lang=lang, narrator=narrator,
+                                     subtitle=subtitle, sections=sections or [],
+                                     facts=facts or [], outcome=outcome or []))
+            click.echo(tr("cli.wrote", lang, path=html), err=True)
         if pcap:
             write_pcap = _optional("tcplab.pcap.writer", "write_pcap", "pcap output")
             write_pcap(events, pcap)
-            click.echo(f"wrote {pcap}", err=True)
+            click.echo(tr("cli.wrote", lang, path=pcap), err=True)
     except OSError as exc:
-        raise click.ClickException(f"cannot write output: {exc}") from None
+        raise click.ClickException(tr("err.write", lang, err=str(exc))) from None

@@ -8,8 +8,12 @@ import time
 
 import click
 
-from tcplab.cli.common import emit_outputs, print_diagram, trace_options
-from tcplab.demo import run_demo
+from tcplab.cli.common import OptionError, emit_outputs, print_diagram, resolve_width, trace_options
+from tcplab.i18n import seconds, wrap
+from tcplab.i18n import text as tr
+from tcplab.render.html import run_facts
+from tcplab.render.narrate import Narrator, RunInfo
+from tcplab.scenarios.demo import run_demo
 
 
 @click.command()
@@ -23,7 +27,7 @@ from tcplab.demo import run_demo
               help="Run the whole catalogue of scenarios (tcplab scenario list) instead.")
 @trace_options
 def demo(seed: int, delay: float, msl: float, run_all: bool, json_out: bool, lang: str,
-         absolute: bool, width: int, svg: str | None, html: str | None,
+         absolute: bool, width: str | None, svg: str | None, html: str | None,
          pcap: str | None) -> None:
     """One whole TCP connection life, on a simulated network.
 
@@ -37,24 +41,33 @@ def demo(seed: int, delay: float, msl: float, run_all: bool, json_out: bool, lan
         scenario_cli.run_catalogue(seed=seed, lang=lang, json_out=json_out, width=width)
         return
     if msl <= delay:
-        raise click.BadParameter(f"must be longer than the one-way delay ({delay:g} s): "
-                                 "every segment would die in the network", param_hint="--msl")
+        raise OptionError(tr("err.msl", lang, delay=seconds(delay, lang)))
+    cols = None if json_out else resolve_width(width, lang)
     t0 = time.perf_counter()
     try:
         net = run_demo(seed=seed, delay=delay, msl=msl)
     except OSError as exc:
-        raise click.ClickException(f"the demo connection failed: {exc}") from None
+        raise click.ClickException(tr("err.demo", lang, err=str(exc))) from None
     wall = time.perf_counter() - t0
     events = net.trace.events
     meta = {"command": "demo", "seed": seed, "delay": delay, "msl": msl,
             "virtual_seconds": net.now, "wall_seconds": round(wall, 4)}
+    info = RunInfo(msl=msl, delay=delay, source="sim")
+    title = tr("demo.title", lang, delay=seconds(delay, lang), msl=seconds(msl, lang))
     if json_out:
         net.trace.dump_json(sys.stdout, meta)
     else:
-        print_diagram(events, lang=lang, relative=not absolute, width=width,
-                      title="tcplab demo: one connection's whole life (simulated, virtual time)")
-        click.echo(f"\n{net.now:.2f} s of virtual time in {wall * 1000:.0f} ms of wall time. "
-                   "Try: tcplab demo --json | tcplab scenario list")
-    emit_outputs(events, meta, svg=svg, html=html, pcap=pcap,
-                 title="tcplab demo: one connection life (simulated, 50 ms one-way delay)",
-                 explanation=(run_demo.__doc__ or ""), relative=not absolute)
+        narrator = Narrator(events, lang, info)
+        print_diagram(events, lang=lang, relative=not absolute, width=cols, title=title,
+                      narrator=narrator)
+        click.echo("")
+        for line in wrap(tr("demo.virtual", lang, virtual=seconds(net.now, lang),
+                            wall=f"{wall * 1000:.0f}"), resolve_width(cols, lang)):
+            click.echo(line)
+    tw = seconds(2 * msl, lang)
+    source = tr("demo.source", lang, title=tr("source.title", lang),
+                credit=tr("source.credit", lang))
+    emit_outputs(events, meta, svg=svg, html=html, pcap=pcap, title=title,
+                 subtitle=tr("demo.subtitle", lang, tw=tw), explanation=source,
+                 relative=not absolute, lang=lang, info=info,
+                 facts=run_facts(info, lang, seed=seed))

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from typing import Any
 
 import click
 
-from tcplab.cli.common import emit_outputs, trace_options
+from tcplab.cli.common import OptionError, emit_outputs, resolve_width, trace_options
+from tcplab.i18n import colon, pad, wrap
+from tcplab.i18n import text as tr
+from tcplab.i18n import width as width_of
+from tcplab.render.html import run_facts
+from tcplab.render.narrate import Narrator, RunInfo, describe_outcome_value, outcome_rows
+from tcplab.render.terminal import footer, render
 from tcplab.scenarios import CATALOGUE, UnknownScenario, get
-from tcplab.scenarios.base import DEFAULT, Result, Scenario, Switches, execute
-from tcplab.scenarios.texts import causes, scenario_text, ui
-from tcplab.termdiagram import explain, load_steps, render, summarize
-from tcplab.trace import Event
+from tcplab.scenarios.base import DEFAULT, DELAY, MSL, Result, Scenario, Switches, execute
+from tcplab.scenarios.texts import scenario_text, ui
 
 
 @click.group()
@@ -43,11 +46,12 @@ def list_cmd(lang: str) -> None:
                    + (f"  [{flags}]" if flags else ""))
 
 
-def _get(name: str) -> Scenario:
+def _get(name: str, lang: str = "en") -> Scenario:
     try:
         return get(name)
-    except UnknownScenario as exc:
-        raise click.ClickException(str(exc)) from None
+    except UnknownScenario:
+        raise click.ClickException(tr("err.unknown", lang, name=name,
+                                      names=", ".join(CATALOGUE))) from None
 
 
 @scenario.command("run")
@@ -71,135 +75,170 @@ def _get(name: str) -> Scenario:
 def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | None,
             syn_cookies: bool, no_rfc1337: bool, no_reuseaddr: bool, reuseaddr_new_only: bool,
             four_segment: bool, plot: str | None, json_out: bool, lang: str, absolute: bool,
-            width: int, svg: str | None, html: str | None, pcap: str | None) -> None:
+            width: str | None, svg: str | None, html: str | None, pcap: str | None) -> None:
     """Run one scenario: a sequence diagram with explanations (or --json)."""
-    sc = _get(name)
+    sc = _get(name, lang)
     if time_wait is not None and time_wait < 0:
-        raise click.ClickException("--time-wait must be >= 0")
+        raise OptionError(tr("err.time-wait", lang))
     if no_reuseaddr and reuseaddr_new_only:
-        raise click.ClickException("--no-reuseaddr and --reuseaddr-new-only exclude each other")
+        raise OptionError(tr("err.reuse", lang))
     sw = Switches(two_way_handshake=two_way_handshake, time_wait=time_wait,
                   syn_cookies=syn_cookies, rfc1337=not no_rfc1337,
                   reuseaddr="none" if no_reuseaddr else
                   "new-only" if reuseaddr_new_only else "both",
                   four_segment=four_segment)
     result = execute(sc, seed, sw)
+    cols = None if json_out else resolve_width(width, lang)
     if json_out:
         result.net.trace.dump_json(sys.stdout, result.meta)
     else:
-        print_result(result, lang=lang, relative=not absolute, width=width)
+        print_result(result, lang=lang, relative=not absolute, width=cols)
+    info = run_info(result)
+    cf = result.switches != DEFAULT
+    sections = [(ui("watch.cf" if cf else "watch", lang),
+                 scenario_text(name, "counterfactual" if cf else "watch", lang) or "")]
+    if cf:
+        sections.append((ui("watch", lang), scenario_text(name, "watch", lang) or ""))
+    sections.append((ui("demonstrates.cf" if cf else "demonstrates", lang),
+                     scenario_text(name, "demonstrates", lang) or ""))
+    flags = " ".join(result.switches.flags())
+    facts = run_facts(info, lang, seed=seed, extra=[
+        (tr("html.fact.switches", lang), flags or tr("ui.switches.none", lang))])
+    if mentions_source(name):
+        sections.append((tr("source.heading", lang), source_credit(lang)))
     emit_outputs(result.net.trace.events, result.meta, svg=svg, html=html, pcap=pcap,
-                 title=f"tcplab scenario {name}",
-                 explanation=scenario_text(name, "demonstrates", lang) or "",
-                 relative=not absolute)
+                 title=scenario_title(result, lang),
+                 subtitle=scenario_text(name, "summary", lang) or "" if cf else "",
+                 relative=not absolute, lang=lang, info=info, sections=sections, facts=facts,
+                 outcome=outcome_rows(result.outcome, lang))
     if plot:
-        _write_plot(name, result, plot)
+        _write_plot(name, result, plot, lang)
 
 
-def _write_plot(name: str, result: Result, path: str) -> None:
+def run_info(result: Result) -> RunInfo:
+    """What the narrator needs to know about a scenario run."""
+    return RunInfo(msl=MSL, delay=DELAY, time_wait=result.switches.time_wait,
+                   switches=result.switches.flags(), scenario=result.scenario.name,
+                   counterfactual=result.switches != DEFAULT)
+
+
+def scenario_title(result: Result, lang: str) -> str:
+    """"tcplab scenario NAME: summary", or for a run with a switch, "... without the mechanism"."""
+    name = result.scenario.name
+    if result.switches != DEFAULT:
+        return ui("title.cf", lang, name=name, flags=" ".join(result.switches.flags()))
+    return ui("title", lang, name=name, summary=scenario_text(name, "summary", lang) or "")
+
+
+def _write_plot(name: str, result: Result, path: str, lang: str) -> None:
     """TIME-WAIT entries over time, from the outcome's table, as an SVG chart."""
     table = result.outcome.get("table")
     if not isinstance(table, list) or not table:
-        raise click.ClickException(f"--plot: scenario {name} has no time series to plot")
-    from tcplab.render.chart import line_chart_svg
+        raise OptionError(tr("err.plot", lang, name=name))
+    from tcplab.render.chart import panels_svg
 
-    keys = [k for k in table[0] if k != "t"]
-    series = {k: [(float(row["t"]), float(row[k])) for row in table] for k in keys}
+    modes = [k for k in table[0] if k != "t" and not k.endswith("(client)")]
+    panels = [(ui("storm.server", lang),
+               {m: [(float(r["t"]), float(r[m])) for r in table] for m in modes}),
+              (ui("storm.client", lang),
+               {m: [(float(r["t"]), float(r[f"{m} (client)"])) for r in table] for m in modes})]
     try:
         with open(path, "w", encoding="utf-8") as fp:
-            fp.write(line_chart_svg(series, title=f"TIME-WAIT entries over time ({name})",
-                                    xlabel="virtual time (s)", ylabel="TIME-WAIT entries"))
+            fp.write(panels_svg(panels, title=ui("storm.chart", lang, name=name),
+                                xlabel=ui("storm.x", lang), ylabel=ui("storm.y", lang),
+                                lang=lang))
     except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc}") from None
-    click.echo(f"wrote {path}", err=True)
+        raise click.ClickException(tr("err.write", lang, err=str(exc))) from None
+    click.echo(tr("cli.wrote", lang, path=path), err=True)
 
 
 # ---------------------------------------------------------------- printing
 
 
 def _para(text: str, width: int) -> list[str]:
-    return textwrap.wrap(text, width=max(width - 2, 40), initial_indent="  ",
-                         subsequent_indent="  ")
+    return ["  " + line for line in wrap(text, max(width - 2, 40))]
 
 
-def _value(v: Any) -> str:
-    if isinstance(v, list) and all(isinstance(x, str) for x in v) and len(v) > 1 \
-            and all(x.isupper() or "-" in x for x in v):
-        return " > ".join(v)
-    if isinstance(v, str):
-        return repr(v) if ("\r" in v or "\n" in v) else v
-    return json.dumps(v, ensure_ascii=False)
-
-
-def print_result(result: Result, *, lang: str, relative: bool, width: int) -> None:
+def print_result(result: Result, *, lang: str, relative: bool, width: int | None) -> None:
+    cols = resolve_width(width, lang)
     sc = result.scenario
     name = sc.name
-    flags = " ".join(result.switches.flags())
-    click.echo(f"tcplab scenario {name}" + (f"  {flags}" if flags else ""))
-    click.echo(scenario_text(name, "summary", lang) or "")
+    cf = result.switches != DEFAULT
+    for line in wrap(scenario_title(result, lang), cols):
+        click.echo(line)
+    if cf:
+        click.echo(scenario_text(name, "summary", lang) or "")
     click.echo("")
-    click.echo(ui("watch", lang) + ":")
-    for line in _para(scenario_text(name, "watch", lang) or "", width):
+    click.echo(ui("watch.cf" if cf else "watch", lang) + colon(lang).rstrip())
+    for line in _para(scenario_text(name, "counterfactual" if cf else "watch", lang) or "",
+                      cols):
         click.echo(line)
     click.echo("")
     if sc.diagram:
-        steps = load_steps(lang)
-        by_cause = causes(lang)
-
-        def why(e: Event) -> str | None:
-            if e["kind"] == "state" and e.get("cause") in by_cause:
-                return by_cause[e["cause"]]
-            return explain(e, steps)
-
-        for line in render(result.events, width=width, relative=relative, explain_fn=why):
+        nar = Narrator(result.events, lang, run_info(result))
+        for line in render(result.events, width=cols, relative=relative, lang=lang,
+                           narrator=nar):
             click.echo(line)
-        s = summarize(result.events)
-        segs = ", ".join(f"{n} {fate}" for fate, n in s["segments"].items())
-        click.echo(f"\nsegments: {segs}.")
+        click.echo("")
+        click.echo(footer(result.events, lang, finals=False))
         click.echo("")
     if sc.report is not None:
         for line in sc.report(result.events, result.outcome, lang):
-            click.echo(line)
-        click.echo("")
-    click.echo(ui("outcome", lang) + ":")
-    for key, value in result.outcome.items():
-        if key == "table":
-            continue
-        click.echo(f"  {key}: {_value(value)}")
-    click.echo("")
-    click.echo(ui("demonstrates", lang) + ":")
-    for line in _para(scenario_text(name, "demonstrates", lang) or "", width):
-        click.echo(line)
-    cf = scenario_text(name, "counterfactual", lang)
-    if cf and sc.counterfactual is not None:
-        click.echo("")
-        if result.switches != DEFAULT:
-            click.echo(ui("counterfactual", lang) + ":")
-            for line in _para(cf, width):
+            if width_of(line) <= cols:
                 click.echo(line)
+                continue
+            for k, part in enumerate(wrap(line.strip(), cols - 4)):
+                click.echo(("  " if k == 0 else "    ") + part)
+        click.echo("")
+    click.echo(ui("outcome", lang) + colon(lang).rstrip())
+    rows = outcome_rows(result.outcome, lang)
+    w_label = min(max((width_of(k) for k, _v in rows), default=10), cols // 2)
+    for label, value in rows:
+        lines = wrap(value, max(cols - w_label - 6, 20))
+        if width_of(label) > w_label:  # a long label: its value on the next line
+            click.echo(f"  {label}")
+            click.echo(" " * (w_label + 4) + lines[0])
         else:
-            click.echo(f"{ui('try', lang)}: tcplab scenario run {name} "
-                       + " ".join(sc.counterfactual.flags()))
+            click.echo(f"  {pad(label, w_label)}  {lines[0]}")
+        for more in lines[1:]:
+            click.echo(" " * (w_label + 4) + more)
     click.echo("")
-    click.echo(ui("virtual", lang, virtual=result.net.now, wall=result.wall * 1000))
+    click.echo(ui("demonstrates.cf" if cf else "demonstrates", lang) + colon(lang).rstrip())
+    for line in _para(scenario_text(name, "demonstrates", lang) or "", cols):
+        click.echo(line)
+    if sc.counterfactual is not None and not cf:
+        click.echo("")
+        for line in wrap(f"{ui('try', lang)}{colon(lang)}tcplab scenario run {name} "
+                         + " ".join(sc.counterfactual.flags()), cols):
+            click.echo(line)
+    if mentions_source(name):
+        click.echo("")
+        for line in wrap(source_credit(lang), cols):
+            click.echo(line)
+    click.echo("")
+    for line in wrap(ui("virtual", lang, virtual=result.net.now, wall=result.wall * 1000), cols):
+        click.echo(line)
+
+
+def mentions_source(name: str) -> bool:
+    """Whether a scenario's texts refer to the source article (then it is credited)."""
+    texts = [scenario_text(name, f, lang) or "" for f in ("summary", "watch", "demonstrates",
+                                                           "counterfactual") for lang in ("en", "zh")]
+    return any("article" in t or "原文" in t for t in texts)
+
+
+def source_credit(lang: str) -> str:
+    return tr("source.line", lang, title=tr("source.title", lang),
+              credit=tr("source.credit", lang))
 
 
 # ---------------------------------------------------------------- the catalogue
 
 
-def _compact(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, dict):
-        return ",".join(f"{k}:{_compact(x)}" for k, x in v.items())
-    if isinstance(v, list):
-        return _value(v) if len(v) > 1 and all(isinstance(x, str) and x.isupper()
-                                               for x in v) else ",".join(map(_compact, v))
-    return _value(v)
-
-
-def _headline(sc: Scenario, outcome: dict[str, Any]) -> str:
-    return "; ".join(f"{k}={_compact(outcome[k])}" for k in sc.headline if k in outcome)
+def _headline(sc: Scenario, outcome: dict[str, Any], lang: str) -> str:
+    rows = {k: describe_outcome_value(outcome[k], lang) for k in sc.headline if k in outcome}
+    sep = "；" if lang == "zh" else "; "
+    return sep.join(f"{tr('outcome.' + k, lang)}{colon(lang)}{v}" for k, v in rows.items())
 
 
 def catalogue_results(seed: int) -> list[Result]:
@@ -212,7 +251,7 @@ def catalogue_results(seed: int) -> list[Result]:
     return out
 
 
-def run_catalogue(seed: int, lang: str, json_out: bool, width: int) -> None:
+def run_catalogue(seed: int, lang: str, json_out: bool, width: int | str | None) -> None:
     """Run the whole catalogue and print a compact table (``tcplab demo --all``)."""
     results = catalogue_results(seed)
     if json_out:
@@ -223,23 +262,26 @@ def run_catalogue(seed: int, lang: str, json_out: bool, width: int) -> None:
                   ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
         return
-    click.echo(ui("catalogue", lang, seed=seed))
+    cols = resolve_width(width, lang)
+    for line in wrap(ui("catalogue", lang, seed=seed), cols):
+        click.echo(line)
     click.echo("")
-    w_name = max(len(n) for n in CATALOGUE)
-    w_sw = max(len(" ".join(r.switches.flags())) for r in results)
-    head = (f"{ui('col_scenario', lang):<{w_name}}  {ui('col_switches', lang):<{w_sw}}  "
-            f"{ui('col_ms', lang):>4}  {ui('col_outcome', lang)}")
+    w_name = max(max(len(n) for n in CATALOGUE), width_of(ui("col_scenario", lang)))
+    w_sw = max(max(len(" ".join(r.switches.flags())) for r in results),
+               width_of(ui("col_switches", lang)))
+    head = (f"{pad(ui('col_scenario', lang), w_name)}  {pad(ui('col_switches', lang), w_sw)}  "
+            f"{pad(ui('col_ms', lang), 4, '>')}  {ui('col_outcome', lang)}")
     click.echo(head)
-    click.echo("-" * min(width, max(len(head), 60)))
-    room = max(width - w_name - w_sw - 10, 30)
+    click.echo("-" * min(cols, max(width_of(head), 60)))
+    indent = w_name + w_sw + 10
+    room = max(cols - indent, 24)
     total = 0.0
     for r in results:
         total += r.wall
-        lines = textwrap.wrap(_headline(r.scenario, r.outcome), width=room) or [""]
+        lines = wrap(_headline(r.scenario, r.outcome, lang), room) or [""]
         click.echo(f"{r.scenario.name:<{w_name}}  {' '.join(r.switches.flags()):<{w_sw}}  "
                    f"{r.wall * 1000:4.0f}  {lines[0]}")
         for more in lines[1:]:
-            click.echo(" " * (w_name + w_sw + 10) + more)
+            click.echo(" " * indent + more)
     click.echo("")
-    click.echo(f"{len(results)} runs in {total * 1000:.0f} ms. "
-               "tcplab scenario run NAME [--lang zh] explains each one.")
+    click.echo(ui("catalogue.done", lang, n=len(results), ms=f"{total * 1000:.0f}"))

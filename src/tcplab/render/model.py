@@ -22,6 +22,7 @@ import bisect
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 Event = dict[str, Any]
@@ -41,6 +42,7 @@ def _t(e: Event) -> float:
     return float(e.get("t", 0.0))
 
 
+@cache
 def flag_words(flags: str) -> str:
     """``"SA"`` -> ``"SYN, ACK"``; ``""`` -> ``"(none)"``."""
     letters = [c for c in _WORD_ORDER if c in flags]

@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from tcplab.i18n import maybe
+from tcplab.i18n import text as tr
 from tcplab.render.model import Event, ordered
+from tcplab.render.narrate import cause_text
+from tcplab.render.textsize import text_width
 from tcplab.render.theme import FONT, host_colour, palette
 
 _W, _H = 120.0, 34.0  # node box
@@ -80,6 +84,13 @@ EDGES: tuple[Edge, ...] = (
     Edge("TIME-WAIT", "CLOSED-END", "Timeout=2MSL / delete TCB", 0),
 )
 _BY_PAIR = {(e.src, e.dst): e for e in EDGES}
+
+
+def _edge_label(label: str, lang: str) -> str:
+    """An RFC Figure 5 label ("rcv SYN / snd SYN,ACK") in ``lang``."""
+    if lang == "en":
+        return label
+    return maybe(f"sd.edge.{label}", lang) or label
 
 
 def _node_for(state: str, as_target_from: str | None = None) -> str:
@@ -143,7 +154,7 @@ def transitions(events: list[Event], host: str | None = None) -> list[Step]:
 
 
 def state_diagram_svg(events: list[dict[str, Any]], host: str | None = None,
-                      theme: str = "light") -> str:
+                      theme: str = "light", lang: str = "en") -> str:
     """RFC 9293's state diagram with the transitions of ``host`` (or all) numbered."""
     pal = palette(theme)
     steps = transitions(events, host)
@@ -166,7 +177,8 @@ def state_diagram_svg(events: list[dict[str, Any]], host: str | None = None,
         visited.update((a, b))
         pair = (a, b)
         if pair not in _BY_PAIR and pair not in extras and a != b:
-            extras[pair] = Edge(a, b, s.cause or "(not in Figure 5)", 45, extra=True)
+            extras[pair] = Edge(a, b, cause_text(s.cause, lang) or tr("sd.not-in-figure", lang), 45,
+                                extra=True)
         taken.setdefault(pair, []).append(s)
 
     out: list[str] = []
@@ -176,7 +188,7 @@ def state_diagram_svg(events: list[dict[str, Any]], host: str | None = None,
     out.append(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="sd" width="{_WIDTH:.0f}" '
         f'height="{height:.0f}" viewBox="0 0 {_WIDTH:.0f} {height:.0f}" role="img" '
-        f'aria-label="RFC 9293 TCP state diagram">'
+        f'aria-label="{escape(tr("sd.aria", lang))}">'
         f"<style>"
         f".sd text{{font-family:{FONT};fill:{pal['fg']}}}"
         f".sd .node rect{{fill:{pal['node_bg']};stroke:{pal['line']};stroke-width:1.4}}"
@@ -199,7 +211,7 @@ def state_diagram_svg(events: list[dict[str, Any]], host: str | None = None,
         f'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{pal["hl"]}"/>'
         f"</marker></defs>"
         f'<rect width="100%" height="100%" fill="{pal["bg"]}"/>')
-    title = "TCP connection states (RFC 9293, Figure 5)"
+    title = tr("sd.title", lang)
     if host is not None:
         title += f" — {host}"
     out.append(f'<text x="16" y="22" style="font-size:14px;font-weight:bold">'
@@ -217,20 +229,22 @@ def state_diagram_svg(events: list[dict[str, Any]], host: str | None = None,
         out.append(f'<g class="{cls}"><path d="{path}" marker-end="url(#{marker})"/>'
                    f'<text x="{lx + {"start": 6, "end": -6}.get(edge.anchor, 0):.1f}" '
                    f'y="{ly - 4:.1f}" text-anchor="{edge.anchor}">'
-                   f"{escape(edge.label)}</text></g>")
+                   f"{escape(_edge_label(edge.label, lang))}</text></g>")
         # number badges along the edge, just below its label
         shown = hit[:6]
-        bx0 = lx - (len(shown) - 1) * 10.0 + (6 if len(hit) > 6 else 0)
+        pitch = max(20.0, max((text_width(str(s.n), 10, True) for s in shown), default=0) + 6)
+        bx0 = lx - (len(shown) - 1) * pitch / 2 + (6 if len(hit) > 6 else 0)
         for k, s in enumerate(shown):
-            bx = bx0 + k * 20.0
+            bx = bx0 + k * pitch
             by = ly + 10
             badges.append(
                 f'<g class="badge" data-n="{s.n}" data-i="{s.index}"><title>'
                 f"{escape(f'{s.n}. {s.host}: {s.src} → {s.dst} at t={s.t:.6f}')}</title>"
-                f'<circle cx="{bx:.1f}" cy="{by:.1f}" r="9" fill="{hcol[s.host]}"/>'
+                f'<circle cx="{bx:.1f}" cy="{by:.1f}" r="{max(9.0, pitch / 2 - 2):.1f}" '
+                f'fill="{hcol[s.host]}"/>'
                 f'<text x="{bx:.1f}" y="{by + 3.5:.1f}" text-anchor="middle">{s.n}</text></g>')
         if len(hit) > 6:
-            badges.append(f'<text x="{bx0 + 6 * 20:.1f}" y="{ly + 14:.1f}" '
+            badges.append(f'<text x="{bx0 + 6 * pitch:.1f}" y="{ly + 14:.1f}" '
                           f'style="font-size:10px">+{len(hit) - 6}</text>')
     for node, (label, x, y) in NODES.items():
         cls = "node" + (" visited" if node in visited else "")
@@ -246,17 +260,18 @@ def state_diagram_svg(events: list[dict[str, Any]], host: str | None = None,
         out.append(f'<circle cx="{lx + 6:.1f}" cy="{list_y0 - 4:.1f}" r="6" fill="{hcol[h]}"/>'
                    f'<text x="{lx + 16:.1f}" y="{list_y0:.1f}" style="font-size:12px">'
                    f"{escape(h)}</text>")
-        lx += 28 + 7.5 * len(h)
+        lx += 28 + text_width(h, 12)
     if not steps:
         out.append(f'<text x="16" y="{list_y0 + 20:.1f}" style="font-size:12px">'
-                   f"No state changes in this trace.</text>")
+                   f"{escape(tr('sd.none', lang))}</text>")
     out.append(f'<g class="list" transform="translate(16,{list_y0 + 24:.1f})">')
     for k, s in enumerate(steps[:nlist]):
-        why = f" — {s.cause}" if s.cause else ""
+        why = f" — {cause_text(s.cause, lang)}" if s.cause else ""
         out.append(f'<text y="{17 * k:.1f}" data-i="{s.index}"><tspan fill="{hcol[s.host]}" '
                    f'font-weight="bold">{s.n}.</tspan> t={s.t:.6f}  {escape(s.host)}: '
                    f"{escape(s.src)} → {escape(s.dst)}{escape(why)}</text>")
     if len(steps) > nlist:
-        out.append(f'<text y="{17 * nlist:.1f}">… and {len(steps) - nlist} more</text>')
+        out.append(f'<text y="{17 * nlist:.1f}">'
+                   f"{escape(tr('sd.more', lang, n=len(steps) - nlist))}</text>")
     out.append("</g></svg>\n")
     return "".join(out)

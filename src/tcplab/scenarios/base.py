@@ -134,7 +134,8 @@ def execute(scenario: Scenario, seed: int = 1, switches: Switches = DEFAULT) -> 
     outcome = scenario.outcome(events)
     wall = time.perf_counter() - t0
     meta = {"command": "scenario", "scenario": scenario.name, "seed": seed,
-            "switches": switches.to_json(), "virtual_seconds": round(net.now, 6),
+            "switches": switches.to_json(), "flags": switches.flags(), "msl": MSL,
+            "virtual_seconds": round(net.now, 6),
             "outcome": outcome}
     return Result(scenario, seed, switches, net, events, outcome, wall, meta)
 

@@ -73,11 +73,12 @@ def _tw(events: list[Event], host: str = "client") -> dict[str, Any]:
 def run_close(seed: int, sw: Switches) -> Network:
     net, _c, _s = two_hosts(seed, sw)
     _srv, cli, conn = connected(net)
-    note(net, "client: close() - the client closes first")
+    note(net, "client: close() - the client closes first", key="app.client-closes-first")
     cli.close()
     assert conn.recv(4096) == b""
     net.run_for(0.5)
-    note(net, "server: recv() returned b'' (end of stream); half a second later, close()")
+    note(net, "server: recv() returned b'' (end of stream); half a second later, close()",
+         key="close.server", d=0.5)
     conn.close()
     net.run()
     return net
@@ -106,7 +107,8 @@ def run_half_close(seed: int, sw: Switches) -> Network:
     cli.connect((SERVER, 80))
     conn, _ = srv.accept()
     cli.sendall(b"SUM 1 2 3\n")
-    note(net, "client: send the request, then shutdown(SHUT_WR): 'I have nothing more to send'")
+    note(net, "client: send the request, then shutdown(SHUT_WR): 'I have nothing more to send'",
+         key="half.shutdown")
     cli.shutdown(1)  # SHUT_WR
     got = b""
     while True:
@@ -115,12 +117,12 @@ def run_half_close(seed: int, sw: Switches) -> Network:
             break
         got += chunk
     note(net, "server: read the whole request up to end of stream; it keeps sending",
-         fact="app-recv", host="server", data=text_of(got))
+         fact="app-recv", host="server", data=text_of(got), key="half.read")
     for part in CHUNKS:
         net.run_for(0.3)
         conn.sendall(part)
     net.run_for(0.3)
-    note(net, "server: done: close()")
+    note(net, "server: done: close()", key="half.done")
     conn.close()
     answer = b""
     while True:
@@ -129,7 +131,8 @@ def run_half_close(seed: int, sw: Switches) -> Network:
             break
         answer += chunk
     note(net, f"client: read {len(answer)} bytes after its own FIN, then end of stream",
-         fact="app-recv", host="client", data=text_of(answer))
+         fact="app-recv", host="client", data=text_of(answer), key="half.client-read",
+         n=len(answer))
     cli.close()
     net.run()
     return net
@@ -163,10 +166,11 @@ def outcome_half_close(events: list[Event]) -> dict[str, Any]:
 def run_close_combined(seed: int, sw: Switches) -> Network:
     net, _c, _s = two_hosts(seed, sw)
     _srv, cli, conn = connected(net)
-    note(net, "client: close()")
+    note(net, "client: close()", key="app.client-close")
     cli.close()
     assert conn.recv(4096) == b""
-    note(net, "server: end of stream, close() at once (within the 40 ms delayed-ACK time)")
+    note(net, "server: end of stream, close() at once (within the 40 ms delayed-ACK time)",
+         key="cc.server", d=40)
     conn.close()
     net.run()
     return net
@@ -189,7 +193,7 @@ def run_simultaneous_close(seed: int, sw: Switches) -> Network:
     net, _c, _s = two_hosts(seed, sw)
     _srv, cli, conn = connected(net)
     net.run_for(0.5)
-    note(net, "client and server call close() at the same moment")
+    note(net, "client and server call close() at the same moment", key="simclose.both")
     cli.close()
     conn.close()
     net.run()
@@ -212,14 +216,14 @@ def outcome_simultaneous_close(events: list[Event]) -> dict[str, Any]:
 def run_lost_final_ack(seed: int, sw: Switches) -> Network:
     net, _c, _s = two_hosts(seed, sw)
     _srv, cli, conn = connected(net)
-    note(net, "client: close()")
+    note(net, "client: close()", key="app.client-close")
     cli.close()
     assert conn.recv(4096) == b""
     net.run_for(0.2)
     # The client's next pure ACK is the ACK of the server's FIN: the network loses it.
     net.add_fault(Fault("drop", lambda p: p.src_host == "client" and p.flags == "A",
                         name="the last ACK is lost"))
-    note(net, "server: close(); the client's ACK of this FIN will be lost")
+    note(net, "server: close(); the client's ACK of this FIN will be lost", key="lfa.server-close")
     conn.close()
     net.run()
     return net

@@ -63,12 +63,14 @@ class AcceptAll:
             conn = lst.accept_queue.popleft()
             self.conns.append(conn)
             note(self.net, f"server app: accept() returns a connection from port {conn.rport}",
-                 fact="accepted", host=host.name, conn=conn.name)
+                 fact="accepted", host=host.name, conn=conn.name, key="app.accept",
+                 port=conn.rport)
         for conn in self.conns:
             if conn.rcvbuf:
                 data = conn.recv(65536, self.net.now)
                 note(self.net, f"server app: read {data!r} (port {conn.rport})",
-                     fact="app-recv", host=host.name, conn=conn.name, data=text_of(data))
+                     fact="app-recv", host=host.name, conn=conn.name, data=text_of(data),
+                     key="app.read-bytes", shown=repr(data), port=conn.rport)
 
 
 def _accepted(events: list[Event]) -> list[str]:
@@ -89,17 +91,18 @@ def _established(events: list[Event], host: str) -> list[str]:
 def run_handshake(seed: int, sw: Switches) -> Network:
     net, c, s = two_hosts(seed, sw)
     srv = listen(net, s, 80)
-    note(net, "server: socket(), bind(80), listen()")
+    note(net, "server: socket(), bind(80), listen()", key="app.listen", port=80)
     cli = SimSocket(net, c)
     cli.setblocking(False)
     cli.connect_ex((SERVER, 80))
     cli.send(REQUEST)
-    note(net, "client: connect() and send() at once; the request waits in SYN-SENT")
+    note(net, "client: connect() and send() at once; the request waits in SYN-SENT",
+         key="handshake.connect-send")
     cli.setblocking(True)
     conn, _ = srv.accept()
     data = recv_exactly(conn, len(REQUEST))
     note(net, "server app: read the request", fact="app-recv", host="server",
-         data=text_of(data))
+         data=text_of(data), key="handshake.read")
     net.run_for(0.2)
     return net
 
@@ -153,7 +156,7 @@ def run_old_duplicate_syn(seed: int, sw: Switches) -> Network:
     old_isn = (iss - 100_000) & 0xFFFFFFFF
     old = TcpSegment(40000, 80, old_isn, 0, SYN, 65535, 0, (Mss(1460),), OLD_DATA)
     note(net, "an old SYN of an earlier attempt (same port, older ISN, with data) "
-              "is still in the network", fact="old-syn", isn=old_isn)
+              "is still in the network", fact="old-syn", isn=old_isn, key="ods.old-syn")
     net.inject("client", emit_ip_tcp(CLIENT, SERVER, old), delay=DELAY)
     cli.setblocking(True)
     net.run_until(lambda: len(app.conns) >= 1 and cli.state == "ESTABLISHED"
@@ -212,14 +215,14 @@ class ScriptedServer(Host):
             # go separately (SYN first: an ACK without SYN in SYN-SENT would
             # be dropped by the client, RFC 9293 3.10.7.3 "fifth").
             note(self.net, "scripted server: sends its SYN and, separately, "
-                           "the ACK of the client's SYN")
+                           "the ACK of the client's SYN", key="isn.script-send")
             self.send(TcpSegment(80, seg.src_port, isn, 0, SYN, 65535, 0, (Mss(1460),)))
             self.send(TcpSegment(80, seg.src_port, (isn + 1) & 0xFFFFFFFF,
                                  (seg.seq + 1) & 0xFFFFFFFF, ACK, 65535))
         elif seg.flags & SYN and seg.flags & ACK and seg.ack == (isn + 1) & 0xFFFFFFFF:
             self.acked = True
             note(self.net, "scripted server: its ISN is acknowledged", fact="server-isn-acked",
-                 host="server")
+                 host="server", key="isn.acked")
 
 
 def run_isn_sync(seed: int, sw: Switches) -> Network:
@@ -232,7 +235,8 @@ def run_isn_sync(seed: int, sw: Switches) -> Network:
     net.link(c, script, LinkSpec(delay=DELAY))
     cli = SimSocket(net, c)
     cli.bind(("0.0.0.0", 40000))
-    note(net, "client: connect(); the server side is a script that splits SYN-ACK in two")
+    note(net, "client: connect(); the server side is a script that splits SYN-ACK in two",
+         key="isn.connect")
     cli.connect((SERVER, 80))
     net.run_until(lambda: script.acked, timeout=5, what="the server's ISN acknowledged")
     net.run_for(0.2)
@@ -272,16 +276,18 @@ def run_syn_retransmit(seed: int, sw: Switches) -> Network:
                         count=2, delay=2.5, name="SYN held up"))
     cli = SimSocket(net, c)
     cli.settimeout(1.5)
-    note(net, "client: connect() with a 1.5 s timeout")
+    note(net, "client: connect() with a 1.5 s timeout", key="app.connect-timeout",
+         timeout=1.5)
     try:
         cli.connect((SERVER, 80))
     except TimeoutError:
         note(net, "client: connect() timed out; close() and try again from a new socket",
-             fact="connect", host="client", result="timeout")
+             fact="connect", host="client", result="timeout", key="synr.timeout")
         cli.close()
     cli2 = SimSocket(net, c)
     cli2.connect((SERVER, 80))
-    note(net, "client: second attempt connected", fact="connect", host="client", result="ok")
+    note(net, "client: second attempt connected", fact="connect", host="client", result="ok",
+         key="synr.second")
     net.run_until(lambda: len(app.conns) >= 1, timeout=10, what="accept")
     net.run_for(4.0)
     return net
@@ -320,7 +326,8 @@ def run_syn_flood(seed: int, sw: Switches) -> Network:
     net, c, s = two_hosts(seed, sw)
     srv = listen(net, s, 80, backlog=BACKLOG)
     app = AcceptAll(net, srv)
-    note(net, f"attacker: {BACKLOG * 2} SYNs from spoofed addresses that will never answer")
+    note(net, f"attacker: {BACKLOG * 2} SYNs from spoofed addresses that will never answer",
+         key="flood.attack", n=BACKLOG * 2)
     for i in range(BACKLOG * 2):
         spoof = f"198.51.100.{10 + i}"
         seg = TcpSegment(20000 + i, 80, (0x1000 * (i + 1)) & 0xFFFFFFFF, 0, SYN, 65535, 0,
@@ -329,16 +336,17 @@ def run_syn_flood(seed: int, sw: Switches) -> Network:
     net.run_for(0.5)
     cli = SimSocket(net, c)
     cli.settimeout(10.0)
-    note(net, "client: connect() with a 10 s timeout")
+    note(net, "client: connect() with a 10 s timeout", key="app.connect-timeout", timeout=10)
     try:
         cli.connect((SERVER, 80))
-        note(net, "client: connected", fact="connect", host="client", result="ok")
+        note(net, "client: connected", fact="connect", host="client", result="ok",
+             key="app.connected")
         cli.sendall(REQUEST)
         net.run_until(lambda: bool(facts(net.trace.to_json_list(), "app-recv")), timeout=5,
                       what="request read")
     except TimeoutError:
         note(net, "client: connect() timed out (ETIMEDOUT)", fact="connect", host="client",
-             result="timeout")
+             result="timeout", key="flood.timeout")
     del app
     return net
 
@@ -373,7 +381,8 @@ def run_simultaneous_open(seed: int, sw: Switches) -> Network:
     sb.bind(("0.0.0.0", 6000))
     for sock in (sa, sb):
         sock.setblocking(False)
-    note(net, "A (port 5000) and B (port 6000) both call connect() to each other, no listener")
+    note(net, "A (port 5000) and B (port 6000) both call connect() to each other, no listener",
+         key="simopen.both", pa=5000, pb=6000)
     assert sa.connect_ex((SERVER, 6000)) == errno.EINPROGRESS
     assert sb.connect_ex((CLIENT, 5000)) == errno.EINPROGRESS
     net.run_until(lambda: sa.state == sb.state == "ESTABLISHED", timeout=5, what="open")

@@ -1,41 +1,44 @@
-"""The scenarios' texts (en, zh), read from ``tcplab/data/scenarios.json``."""
+"""The scenarios' texts (en, zh), from the one catalogue per language (:mod:`tcplab.i18n`).
+
+A scenario ``NAME`` has ``scenario.NAME.summary``, ``.watch``, ``.demonstrates``
+and, when it has a switch, ``.counterfactual``.  Numbers a run can change are
+placeholders filled from the run (``{msl}``, ``{tw}``).
+"""
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from importlib import resources
 from typing import Any
 
-LANGS = ("en", "zh")
+from tcplab.i18n import LANGS, catalogue, maybe, seconds
+from tcplab.i18n import text as _text
+
+__all__ = ["LANGS", "causes", "documented", "scenario_text", "ui"]
+
+#: scenario constants some texts quote (MSL is 30 s in every scenario)
+_DEFAULTS = {"msl": 30.0, "tw": 60.0}
 
 
-@cache
-def _doc() -> dict[str, Any]:
-    raw = resources.files("tcplab").joinpath("data", "scenarios.json").read_text("utf-8")
-    doc: dict[str, Any] = json.loads(raw)
-    return doc
-
-
-def _pick(entry: dict[str, str], lang: str) -> str:
-    return entry.get(lang) or entry["en"]
-
-
-def scenario_text(name: str, field: str, lang: str = "en") -> str | None:
+def scenario_text(name: str, field: str, lang: str = "en", **fmt: Any) -> str | None:
     """``summary``, ``watch``, ``demonstrates`` or ``counterfactual`` of a scenario."""
-    entry = _doc()["scenarios"].get(name, {}).get(field)
-    return _pick(entry, lang) if entry else None
+    values = {k: seconds(v, lang) for k, v in _DEFAULTS.items()}
+    values.update(fmt)
+    return maybe(f"scenario.{name}.{field}", lang, **values)
 
 
 def ui(key: str, lang: str = "en", **fmt: Any) -> str:
-    text = _pick(_doc()["ui"][key], lang)
-    return text.format(**fmt) if fmt else text
+    return _text(f"ui.{key}", lang, **fmt)
 
 
 def causes(lang: str = "en") -> dict[str, str]:
     """Explanations of state changes keyed by their trace ``cause``."""
-    return {k: _pick(v, lang) for k, v in _doc()["causes"].items()}
+    return {k[len("cause."):]: v for k, v in catalogue(lang).items() if k.startswith("cause.")}
 
 
 def documented() -> list[str]:
-    return list(_doc()["scenarios"])
+    names: list[str] = []
+    for key in catalogue("en"):
+        if key.startswith("scenario.") and key.count(".") >= 2:
+            name = key.split(".")[1]
+            if name not in names:
+                names.append(name)
+    return names

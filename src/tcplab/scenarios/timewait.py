@@ -11,6 +11,7 @@ import errno
 from typing import Any
 
 from tcplab.api.sockets import IPPROTO_TCP, SO_REUSEADDR, SOL_SOCKET, TCP_NODELAY
+from tcplab.i18n import colon, text
 from tcplab.scenarios.base import (
     CLIENT,
     DELAY,
@@ -66,24 +67,25 @@ def _old_connection(net: Network, stale_arrival: float) -> None:
                         and bool(p.seg.payload), delay=stale_arrival - net.now - 0.05,
                         name="SEQ=301 held up in the network"))
     note(net, "server: the second data segment (relative SEQ=301) is held up in the network",
-         fact="stale", seq=stale_seq)
+         fact="stale", seq=stale_seq, key="stale.held")
     conn.sendall(STALE)
     _note_when(net, stale_arrival, "the held-up SEQ=301 segment of the old connection arrives "
-                                   "at the client now")
+                                   "at the client now", key="stale.arrives")
     recv_exactly(cli, len(FIRST_PART) + len(STALE))
-    note(net, "client: got all bytes (SEQ=301 was retransmitted); client closes first")
+    note(net, "client: got all bytes (SEQ=301 was retransmitted); client closes first",
+         key="stale.got-all")
     cli.close()
     assert conn.recv(100) == b""
     conn.close()
     net.run_for(0.5)
 
 
-def _note_when(net: Network, at: float, text: str) -> None:
+def _note_when(net: Network, at: float, text: str, **fact: Any) -> None:
     """A diagram note at the first simulator step at or after ``at``."""
     def check() -> None:
         if net.now >= at:
             net.on_step.remove(check)
-            note(net, text)
+            note(net, text, **fact)
     net.on_step.append(check)
 
 
@@ -112,25 +114,29 @@ def run_stale_segment(seed: int, sw: Switches) -> Network:
     srv_sock = next(iter(s.listeners.values()))
     net.run(until=reuse_at)
     note(net, f"client: at t={reuse_at:g} s, connect() again from the same port "
-              f"{CLIENT_PORT} to the same server port: the same 4-tuple")
+              f"{CLIENT_PORT} to the same server port: the same 4-tuple", key="stale.reconnect",
+         at=reuse_at, port=CLIENT_PORT)
     try:
         cli = _new_connection(net)
     except OSError as exc:
-        note(net, f"client: connect() fails: {exc.strerror} (the 4-tuple is in TIME-WAIT)",
-             fact="connect", host="client", result=errno.errorcode.get(exc.errno or 0, "?"))
+        note(net, f"client: connect() fails: {exc.strerror}",
+             fact="connect", host="client", result=errno.errorcode.get(exc.errno or 0, "?"),
+             key="stale.connect-fails")
         key = (CLIENT, CLIENT_PORT, SERVER, 80)
         net.run_until(lambda: not c.in_time_wait(key), timeout=120, what="TIME-WAIT over")
-        note(net, "client: TIME-WAIT is over; connect() again")
+        note(net, "client: TIME-WAIT is over; connect() again", key="stale.tw-over")
         cli = _new_connection(net)
-    note(net, "client: connected", fact="connect", host="client", result="ok")
+    note(net, "client: connected", fact="connect", host="client", result="ok",
+         key="app.connected")
     cli.sendall(REQUEST)
     conn = _accept(net, srv_sock)
     recv_exactly(conn, len(REQUEST))
     conn.sendall(RESPONSE)
     note(net, "server: sends the new response", fact="app-send", host="server",
-         data=text_of(RESPONSE))
+         data=text_of(RESPONSE), key="stale.sends")
     got = recv_exactly(cli, len(RESPONSE))
-    note(net, "client: read the response", fact="app-recv", host="client", data=text_of(got))
+    note(net, "client: read the response", fact="app-recv", host="client", data=text_of(got),
+         key="stale.read")
     cli.close()
     assert conn.recv(100) == b""
     conn.close()
@@ -168,7 +174,7 @@ def outcome_stale_segment(events: list[Event]) -> dict[str, Any]:
 
 
 def report_stale_segment(events: list[Event], outcome: dict[str, Any], lang: str) -> list[str]:
-    head = ("server sent", "client received") if lang == "en" else ("服务器发送", "客户端收到")
+    head = (text("ui.stale.sent", lang), text("ui.stale.got", lang))
     a, b = outcome["server_sent"], outcome["client_received"]
     rows = [(repr(a[i:i + 16]), repr(b[i:i + 16]), a[i:i + 16] == b[i:i + 16])
             for i in range(0, max(len(a), len(b)), 16)]
@@ -208,16 +214,16 @@ def outcome_rst_in_time_wait(events: list[Event]) -> dict[str, Any]:
 # ---------------------------------------------------------------- port-reuse
 
 
-def _try_bind(net: Network, sock: SimSocket, label: str, port: int) -> bool:
+def _try_bind(net: Network, sock: SimSocket, label: str, port: int, who: str) -> bool:
     try:
         sock.bind(("0.0.0.0", port))
     except OSError as exc:
         note(net, f"{label}: bind({port}) fails: EADDRINUSE", fact="bind", host="server",
              label=label, reuse=sock.reuseaddr, result=errno.errorcode.get(exc.errno or 0, "?"),
-             why=exc.strerror)
+             why=exc.strerror, key="reuse.bind-fails", who=who, port=port)
         return False
     note(net, f"{label}: bind({port}) ok", fact="bind", host="server", label=label,
-         reuse=sock.reuseaddr, result="ok", why="")
+         reuse=sock.reuseaddr, result="ok", why="", key="reuse.bind-ok", who=who, port=port)
     return True
 
 
@@ -228,7 +234,8 @@ def run_port_reuse(seed: int, sw: Switches) -> Network:
     srv = SimSocket(net, s)
     if old_reuse:
         srv.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-    note(net, f"server: socket(), SO_REUSEADDR={int(old_reuse)}, bind(8080), listen()")
+    note(net, f"server: socket(), SO_REUSEADDR={int(old_reuse)}, bind(8080), listen()",
+         key="reuse.listen", flag=int(old_reuse), port=8080)
     srv.bind(("0.0.0.0", 8080))
     srv.listen()
     cli = SimSocket(net, c)
@@ -240,8 +247,9 @@ def run_port_reuse(seed: int, sw: Switches) -> Network:
     recv_exactly(cli, len(RESPONSE))
     probe = SimSocket(net, s)
     probe.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-    _try_bind(net, probe, "second server while the first listens", 8080)
-    note(net, "server: stopped with Ctrl+C: the kernel closes its sockets, the server first")
+    _try_bind(net, probe, "second server while the first listens", 8080, "live")
+    note(net, "server: stopped with Ctrl+C: the kernel closes its sockets, the server first",
+         key="reuse.stop")
     conn.close()
     srv.close()
     assert cli.recv(100) == b""
@@ -250,13 +258,14 @@ def run_port_reuse(seed: int, sw: Switches) -> Network:
     restart = SimSocket(net, s)
     if new_reuse:
         restart.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-    note(net, f"server: restarted at once, SO_REUSEADDR={int(new_reuse)}")
-    if not _try_bind(net, restart, "restart", 8080):
+    note(net, f"server: restarted at once, SO_REUSEADDR={int(new_reuse)}", key="reuse.restart",
+         flag=int(new_reuse))
+    if not _try_bind(net, restart, "restart", 8080, "restart"):
         net.run_until(lambda: not s.time_wait, timeout=120, what="TIME-WAIT over")
         again = SimSocket(net, s)
         if new_reuse:
             again.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-        _try_bind(net, again, "restart after TIME-WAIT", 8080)
+        _try_bind(net, again, "restart after TIME-WAIT", 8080, "later")
     net.run()
     return net
 
@@ -294,7 +303,8 @@ def run_server_close_storm(seed: int, sw: Switches) -> Network:
         net.link(client, host, LinkSpec(delay=0.005))
     lsocks = {mode: listen(net, net.hosts[mode], 80) for mode in MODES}
     note(net, f"{STORM_REQUESTS} short requests, one every {STORM_INTERVAL:g} s, to three "
-              "servers: the server closes / the client closes / one keep-alive connection")
+              "servers: the server closes / the client closes / one keep-alive connection",
+         key="storm.intro", n=STORM_REQUESTS, every=STORM_INTERVAL)
     keep_cli = SimSocket(net, client)
     keep_cli.connect((MODES["keep-alive"], 80))
     keep_srv, _ = lsocks["keep-alive"].accept()
@@ -346,8 +356,7 @@ def outcome_server_close_storm(events: list[Event]) -> dict[str, Any]:
 
 def report_server_close_storm(events: list[Event], outcome: dict[str, Any],
                               lang: str) -> list[str]:
-    title = ("TIME-WAIT entries over time (server side / client side)" if lang == "en"
-             else "TIME-WAIT 条目数随时间变化（服务器端 / 客户端）")
+    title = text("ui.storm.title", lang)
     cols = list(MODES)
     lines = [title, "  t (s) | " + " | ".join(f"{m:>15}" for m in cols)]
     for row in outcome["table"]:
@@ -357,8 +366,9 @@ def report_server_close_storm(events: list[Event], outcome: dict[str, Any],
 
 
 def report_port_reuse(events: list[Event], outcome: dict[str, Any], lang: str) -> list[str]:
-    return [f"  {e['label']}: SO_REUSEADDR={int(e['reuse'])} -> {e['result']}"
-            + (f" ({e['why']})" if e["why"] else "") for e in facts(events, "bind")]
+    return [f"  {text('who.' + e['who'], lang)}{colon(lang)}SO_REUSEADDR={int(e['reuse'])} → "
+            f"{e['result']}" + (f" ({e['why']})" if e["why"] and lang == "en" else "")
+            for e in facts(events, "bind")]
 
 
 SCENARIOS = [
