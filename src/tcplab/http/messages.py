@@ -34,6 +34,8 @@ class Limits:
     request_timeout: float = 10.0  # from a request's first byte to its last -> 408 and close
     keepalive_timeout: float = 5.0  # idle between requests -> close
     max_connections: int = 512  # more at once -> 503 and close
+    max_pipelined: int = 16  # requests read ahead of their answers; the rest wait unread
+    send_timeout: float = 30.0  # the client leaves the answers unread this long -> abort
 
 
 @dataclass(slots=True)
