@@ -9,7 +9,11 @@ has room for it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcplab.http.connection import HttpConnection
 from tcplab.http.messages import Limits, Request, Response
@@ -211,3 +215,53 @@ def test_protocol_closing_with_unread_answers_is_aborted_after_send_timeout() ->
         assert transport.aborted
 
     asyncio.run(run())
+
+
+# ---------------------------------------------------------------- any chunking, same answers
+
+STREAM = (GET
+          + b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"
+          + b"\r\n"  # an empty line between requests is ignored (RFC 9112 section 2.2)
+          + b"POST /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nhi\r\n0\r\n\r\n"
+          + b"GET /c HTTP/1.1\r\nHost: t\r\nX-Long: " + b"v" * 300 + b"\r\n\r\n"
+          + b"GET  /bad HTTP/1.1\r\nHost: t\r\n\r\n"  # double space: 400, and nothing after
+          + GET)
+
+
+def _answers(chunks: list[bytes]) -> list[tuple[int, bytes]]:
+    def handler(request: Request) -> Response:
+        return Response(200, [], request.method.encode() + b" " + request.path.encode()
+                        + b" " + request.body)
+
+    conn = HttpConnection(handler, Limits(max_pipelined=2), ("a", 1), ("b", 2))
+    out = b""
+    for chunk in chunks:
+        conn.receive_data(chunk)
+        while piece := conn.send_next():
+            out += piece
+    answers = []
+    for part in out.split(b"HTTP/1.1 ")[1:]:
+        head, _, body = part.partition(b"\r\n\r\n")
+        answers.append((int(head[:3]), body))
+    return answers
+
+
+WHOLE = [(200, b"GET /big "), (200, b"POST /a body"), (200, b"POST /b hi"),
+         (200, b"GET /c "), (400, b"400 Bad Request: request line parts must be separated "
+                                  b"by single spaces\n")]
+
+
+def test_the_stream_at_once_gives_every_answer_then_the_400() -> None:
+    assert _answers([STREAM]) == WHOLE
+
+
+def test_the_stream_byte_by_byte_gives_the_same_answers() -> None:
+    assert _answers([STREAM[i:i + 1] for i in range(len(STREAM))]) == WHOLE
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=12))
+@settings(max_examples=150, deadline=None)
+def test_any_chunking_gives_the_same_answers(cuts: list[int]) -> None:
+    points = [0, *sorted(set(cuts)), len(STREAM)]
+    assert _answers([STREAM[a:b] for a, b in itertools.pairwise(points)]) == WHOLE

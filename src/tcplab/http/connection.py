@@ -59,6 +59,9 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # method = token (RFC 9110 section 5.6.2) and the target visible ASCII (as h11 reads it).
 _REQUEST_LINE = re.compile(
     rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])\r\n")
+# The same for the versions served as they are (the fast path: one match, no groups).
+_REQUEST_LINE_1X = re.compile(
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e]+ HTTP/1\.[01]\r\n")
 # RFC 9110 section 7.2: Host = uri-host [ ":" port ]; uri-host is an IP literal in
 # brackets or a reg-name (unreserved, pct-encoded, sub-delims); it may be empty.
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
@@ -74,6 +77,7 @@ class HttpConnection:
         self._client = client
         self._server = server
         self._parser = httptools.HttpRequestParser(self)
+        self._max_buffered = limits.max_header_bytes + limits.max_body_bytes
         self._inbuf = b""  # received, not yet given to the parser (from _pos on)
         self._pos = 0
         self._ready: deque[Request] = deque()  # parsed, waiting for their answers
@@ -108,7 +112,7 @@ class HttpConnection:
         """Nothing more will be sent: the caller closes the connection."""
         if self._ready or self._error is not None or self._continue_owed:
             return False
-        return self._stopped or (self._eof and self._starved)
+        return self._stopped or (self._eof and (self._starved or self._pos == len(self._inbuf)))
 
     @property
     def waiting(self) -> int:
@@ -124,8 +128,7 @@ class HttpConnection:
         else:
             self._inbuf = self._inbuf[self._pos:] + data
             self._pos = 0
-        limit = self._limits.max_header_bytes + self._limits.max_body_bytes
-        if len(self._inbuf) > limit:
+        if len(self._inbuf) > self._max_buffered:
             # Only a transport that cannot pause reading gets here: the client keeps
             # sending without reading the answers.
             self._fail(HttpError(429, "too many requests sent ahead of their answers"))
@@ -146,7 +149,8 @@ class HttpConnection:
         if self._ready:
             request = self._ready.popleft()
             out = self._respond(request)
-            self._parse()
+            if self._pos < len(self._inbuf):
+                self._parse()
             return out
         if self._error is not None:
             error, self._error = self._error, None
@@ -178,13 +182,9 @@ class HttpConnection:
             if pos == len(buf):
                 self._starved = True
                 return
-            piece: memoryview | None = None
             if not self._in_message:
-                line = self._request_line(buf, pos)
-                if line is None:
-                    end = None
-                else:
-                    end, piece = line
+                end = self._message_start(buf, pos)
+                pos = self._pos  # after empty lines, or after a rewritten request line
             elif not self._headers_done:
                 end = self._head_end(buf, pos)
             else:
@@ -192,38 +192,60 @@ class HttpConnection:
             if end is None:  # an error was recorded, or the part is not complete yet
                 self._starved = not self._stopped
                 return
+            if end == pos:
+                continue
+            in_head = not self._in_message or not self._headers_done
             self._pos = end
-            self._feed(memoryview(buf)[pos:end] if piece is None else piece)
+            if self._feed(buf if pos == 0 and end == len(buf) else memoryview(buf)[pos:end]) \
+                    and in_head and self._in_message and not self._headers_done:
+                # The head goes on in the next bytes: count it, keep its end for the search.
+                self._head_bytes += end - pos
+                self._head_tail = (self._head_tail + buf[max(pos, end - 3):end])[-3:]
         self._starved = False
 
-    def _request_line(self, buf: bytes, pos: int) -> tuple[int, memoryview | None] | None:
-        """Where the request line ends, and what to feed for it (None: the line as it is)."""
-        # RFC 9112 section 2.2: empty lines before a request line are ignored.
-        while buf.startswith(b"\r\n", pos) or buf.startswith(b"\n", pos):
-            pos += 2 if buf[pos] == 0x0D else 1
-        self._pos = pos
-        if pos == len(buf):
-            return None
-        nl = buf.find(b"\n", pos, pos + self._limits.max_header_bytes)
+    def _message_start(self, buf: bytes, pos: int) -> int | None:
+        """Check the request line; where the first piece of the message ends (None: wait)."""
+        if buf[pos] in b"\r\n":
+            # RFC 9112 section 2.2: empty lines before a request line are ignored.
+            while buf.startswith(b"\r\n", pos) or buf.startswith(b"\n", pos):
+                pos += 2 if buf[pos] == 0x0D else 1
+            self._pos = pos
+            if pos == len(buf):
+                return None
+        max_head = self._limits.max_header_bytes
+        nl = buf.find(b"\n", pos, pos + max_head)
         if nl < 0:
-            if len(buf) - pos >= self._limits.max_header_bytes:
-                self._fail(HttpError(414, f"request line longer than "
-                                          f"{self._limits.max_header_bytes} bytes"))
+            if len(buf) - pos >= max_head:
+                self._fail(HttpError(414, f"request line longer than {max_head} bytes"))
             return None
-        line = buf[pos:nl + 1]
-        m = _REQUEST_LINE.fullmatch(line)
+        if _REQUEST_LINE_1X.fullmatch(buf, pos, nl + 1) is None:
+            return self._unusual_request_line(buf, pos, nl)
+        # The request line and, usually, the whole header section in one piece.
+        k = buf.find(b"\r\n\r\n", nl - 1, pos + max_head + 1)
+        end = k + 4 if k >= 0 else len(buf)
+        if end - pos > max_head:
+            self._fail(HttpError(431, "request header section too large"))
+            return None
+        return end
+
+    def _unusual_request_line(self, buf: bytes, pos: int, nl: int) -> int | None:
+        """A request line that is not plain HTTP/1.0 or 1.1: refused, or read as 1.1."""
+        m = _REQUEST_LINE.fullmatch(buf, pos, nl + 1)
         if m is None:
-            self._fail(HttpError(400, _request_line_problem(line)))
+            self._fail(HttpError(400, _request_line_problem(buf[pos:nl + 1])))
             return None
         major, minor = m.group(3), m.group(4)
         if major != b"1":
             self._fail(HttpError(400, f"HTTP/{major.decode()}.{minor.decode()} is not "
                                       "served here (HTTP/1.0 and HTTP/1.1 are)"))
             return None
-        if minor not in (b"0", b"1"):
-            # RFC 9112 section 2.3: a higher minor version is read as the highest one known.
-            return nl + 1, memoryview(m.group(1) + b" " + m.group(2) + b" HTTP/1.1\r\n")
-        return nl + 1, None
+        # RFC 9112 section 2.3: a higher minor version is read as the highest one known.
+        line = m.group(1) + b" " + m.group(2) + b" HTTP/1.1\r\n"
+        self._pos = nl + 1
+        if self._feed(line):
+            self._head_bytes = nl + 1 - pos
+            self._head_tail = line[-3:]
+        return nl + 1
 
     def _head_end(self, buf: bytes, pos: int) -> int | None:
         # The header section ends at its first empty line, maybe split across two feeds.
@@ -245,20 +267,18 @@ class HttpConnection:
         nl = buf.find(b"\n", pos)  # chunked: the message can only end at an LF
         return nl + 1 if nl >= 0 else len(buf)
 
-    def _feed(self, piece: memoryview) -> None:
-        in_head = not self._in_message or not self._headers_done
+    def _feed(self, piece: bytes | memoryview) -> bool:
+        """Give the parser a piece; False if it refused it (the error is recorded)."""
         try:
             self._parser.feed_data(piece)
         except httptools.HttpParserUpgrade:
             # Upgrades and CONNECT are not served.
             self._fail(HttpError(501, "protocol upgrade and CONNECT are not supported"))
-            return
+            return False
         except httptools.HttpParserError as exc:
             self._fail(self._error_in_callback or HttpError(400, _parser_detail(exc)))
-            return
-        if in_head:
-            self._head_bytes += len(piece)
-            self._head_tail = (self._head_tail + bytes(piece[-3:]))[-3:]
+            return False
+        return True
 
     # ------------------------------------------------------------------ parser callbacks
 
