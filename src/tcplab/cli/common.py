@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from tcplab.cli.params import WIDTH, OutputFile
 from tcplab.termdiagram import explain, load_steps, render, summarize
 from tcplab.trace import Event
 
@@ -23,12 +24,13 @@ def trace_options(func: F) -> F:
                      help="Language of the explanations."),
         click.option("--absolute", is_flag=True,
                      help="Absolute sequence numbers (default: relative to each ISN)."),
-        click.option("--width", default=100, show_default=True, help="Diagram width."),
-        click.option("--svg", type=click.Path(dir_okay=False), default=None,
+        click.option("--width", type=WIDTH, default=100, show_default=True,
+                     help="Diagram width (columns)."),
+        click.option("--svg", type=OutputFile(), default=None,
                      help="Also write the sequence diagram as SVG to this file."),
-        click.option("--html", type=click.Path(dir_okay=False), default=None,
+        click.option("--html", type=OutputFile(), default=None,
                      help="Also write a self-contained HTML report to this file."),
-        click.option("--pcap", type=click.Path(dir_okay=False), default=None,
+        click.option("--pcap", type=OutputFile(), default=None,
                      help="Also write the packets to a pcap file (opens in Wireshark)."),
     ]
     for opt in reversed(opts):
