@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -265,3 +266,51 @@ def test_the_stream_byte_by_byte_gives_the_same_answers() -> None:
 def test_any_chunking_gives_the_same_answers(cuts: list[int]) -> None:
     points = [0, *sorted(set(cuts)), len(STREAM)]
     assert _answers([STREAM[a:b] for a, b in itertools.pairwise(points)]) == WHOLE
+
+
+# ---------------------------------------------------------------- file bodies, piece by piece
+
+
+def test_file_body_is_read_one_piece_per_send(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 4000  # 1 MB
+    (tmp_path / "f.bin").write_bytes(data)
+    opened: list[BinaryIO] = []
+
+    def handler(request: Request) -> Response:
+        fp = (tmp_path / "f.bin").open("rb")
+        opened.append(fp)
+        return Response(200, [], file=fp, file_size=len(data))
+
+    conn = HttpConnection(handler, Limits(), ("a", 1), ("b", 2))
+    conn.receive_data(GET * 2)
+    head = conn.send_next()
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 1024000\r\n" in head
+    assert head.endswith(b"\r\n\r\n")  # the head alone: no byte of the file read yet
+    pieces = []
+    while len(opened) == 1:
+        piece = conn.send_next()
+        assert 0 < len(piece) <= 256 * 1024
+        pieces.append(piece)
+        if sum(map(len, pieces)) == len(data):
+            assert opened[0].closed  # closed right after its last piece
+            break
+    assert b"".join(pieces) == data
+    assert conn.send_next().startswith(b"HTTP/1.1 200 OK\r\n")  # then the second answer
+    conn.close()  # the transport is gone mid-body: the file is released
+    assert opened[1].closed
+
+
+def test_file_that_shrinks_while_sent_ends_the_connection(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 300_000)
+
+    def handler(request: Request) -> Response:
+        return Response(200, [], file=path.open("rb"), file_size=600_000)  # it was bigger
+
+    conn = HttpConnection(handler, Limits(), ("a", 1), ("b", 2))
+    conn.receive_data(GET * 2)
+    sent = b""
+    while piece := conn.send_next():
+        sent += piece
+    assert sent.count(b"HTTP/1.1 200") == 1 and sent.endswith(b"x" * 1000)
+    assert conn.finished  # the promised length cannot be kept: close, nothing after

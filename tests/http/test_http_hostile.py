@@ -184,3 +184,13 @@ def test_half_closed_client_gets_every_pipelined_answer(server: ServerThread) ->
         while chunk := s.recv(65536):
             data += chunk
     assert data.count(b"HTTP/1.1 200 OK") == 20 and data.endswith(b"hello notes")
+
+
+def test_big_file_is_served_whole_in_pieces(root: Path, client: Client) -> None:
+    data = bytes(range(256)) * 3000  # 768 kB: sent from the open file, piece by piece
+    (root / "big.bin").write_bytes(data)
+    client.send(get("/big.bin") + get("/notes.txt"))
+    big, notes = client.read(2)
+    assert big.status == 200 and big.body == data
+    assert big.headers["content-length"] == str(len(data))
+    assert notes.body == b"hello notes"

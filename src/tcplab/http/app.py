@@ -64,8 +64,11 @@ CONTENT_TYPES: dict[str, str] = {
     ".pcap": "application/vnd.tcpdump.pcap",
 }
 
-# Files bigger than this are refused rather than read into memory.
+# Files bigger than this are refused.
 MAX_FILE_BYTES = 256 * 1024 * 1024
+# Files up to this size are read at once; bigger ones are sent from the open file, one
+# piece at a time as the client reads (HttpConnection.send_next).
+READ_AT_ONCE_BYTES = 256 * 1024
 
 SocketLookup = Callable[[tuple[str, int], tuple[str, int]], Any]
 
@@ -175,11 +178,15 @@ def _serve_path(root: Path, parts: list[str], request: Request) -> Response:
         resp = error_response(403, "file too large to serve")
         resp.close = False
         return resp
-    body = b"" if request.method == "HEAD" else resolved.read_bytes()
     headers = [("Content-Type", content_type_for(resolved))]
     if request.method == "HEAD":
         headers.append(("Content-Length", str(size)))
-    return Response(200, headers, body)
+        return Response(200, headers)
+    if size <= READ_AT_ONCE_BYTES:
+        return Response(200, headers, resolved.read_bytes())
+    fp = resolved.open("rb")
+    # The length is the one just seen: what the file holds then is what is sent.
+    return Response(200, headers, file=fp, file_size=size)
 
 
 def _not_found(detail: str = "no such file") -> Response:

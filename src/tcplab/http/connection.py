@@ -18,8 +18,10 @@ So the parser never runs past the end of the current message, and the next reque
 parsed only while fewer than :attr:`Limits.max_pipelined` requests wait for their answers:
 a client that pipelines 100 requests and reads nothing costs the server the bytes of those
 requests, not 100 responses. Responses are produced one at a time by :meth:`send_next`,
-which runs the handler for the oldest waiting request; the caller (the transport layer)
-calls it only while its transport accepts more (output backpressure).
+which runs the handler for the oldest waiting request, and a body that comes from a file
+is read one 256 KiB piece per call; the caller (the transport layer) calls it only while
+its transport accepts more (output backpressure). So one connection holds at most one
+piece of an answer in memory, however big the files it asks for.
 
 Errors: a malformed request line or header (400), a refused one (413, 414, 431, 501) or a
 response that asks for ``Connection: close`` ends the connection: the error is answered
@@ -37,6 +39,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
+from typing import BinaryIO
 
 import httptools
 
@@ -54,6 +57,7 @@ __all__ = ["HttpConnection"]
 log = logging.getLogger(__name__)
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_FILE_CHUNK = 256 * 1024  # a file body is read and sent in pieces of this size
 
 # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version CRLF, with
 # method = token (RFC 9110 section 5.6.2) and the target visible ASCII (as h11 reads it).
@@ -83,6 +87,8 @@ class HttpConnection:
         self._ready: deque[Request] = deque()  # parsed, waiting for their answers
         self._error: HttpError | None = None  # answered once the ready ones are
         self._continue_owed = False  # "100 Continue" to send once the ready ones are answered
+        self._file: BinaryIO | None = None  # the body being sent from a file
+        self._file_left = 0
         self._stopped = False  # no further request will be read (error or close)
         self._eof = False  # the client sent its FIN
         self._starved = True  # the last parse stopped for want of bytes, not for room
@@ -110,7 +116,7 @@ class HttpConnection:
     @property
     def finished(self) -> bool:
         """Nothing more will be sent: the caller closes the connection."""
-        if self._ready or self._error is not None or self._continue_owed:
+        if self._ready or self._error is not None or self._continue_owed or self._file:
             return False
         return self._stopped or (self._eof and (self._starved or self._pos == len(self._inbuf)))
 
@@ -145,7 +151,13 @@ class HttpConnection:
         self._parse()
 
     def send_next(self) -> bytes:
-        """The bytes of the next answer (b"" when none is ready yet); call while writable."""
+        """The bytes of the next answer, or of its next piece (b"" when none is ready yet).
+
+        Call it while the transport has room: each call builds at most one answer's head
+        and body, or reads one piece of a file body.
+        """
+        if self._file is not None:
+            return self._file_piece()
         if self._ready:
             request = self._ready.popleft()
             out = self._respond(request)
@@ -160,6 +172,14 @@ class HttpConnection:
             self._continue_owed = False
             return _CONTINUE
         return b""
+
+    def close(self) -> None:
+        """The transport is gone: release what an unfinished answer holds."""
+        self._stop()
+        self._ready.clear()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def timeout(self) -> bytes:
         """The caller's timer ran out: the 408 to send if a request was under way, else b""."""
@@ -393,15 +413,37 @@ class HttpConnection:
             log.exception("handler failed for %s %s", request.method, request.target)
             response = error_response(500, "the handler failed")
         close = response.close or not request.keep_alive
-        out = serialize_response(response, head=request.method == "HEAD", close=close,
-                                 version=request.version)
+        head = request.method == "HEAD"
+        out = serialize_response(response, head=head, close=close, version=request.version)
         self.requests_served += 1
+        if response.file is not None:
+            if head or response.status in (204, 304) or response.file_size <= 0:
+                response.file.close()
+            else:
+                self._file, self._file_left = response.file, response.file_size
         if close:
             # Nothing after this answer: requests pipelined behind it are dropped.
             self._stop()
             self._ready.clear()
             self._error = None
         return out
+
+    def _file_piece(self) -> bytes:
+        assert self._file is not None
+        try:
+            piece = self._file.read(min(_FILE_CHUNK, self._file_left))
+        except OSError:
+            piece = b""
+        self._file_left -= len(piece)
+        if not piece or self._file_left <= 0:
+            self._file.close()
+            self._file = None
+            if self._file_left > 0:
+                # The file shrank under us: the promised length cannot be kept, so the
+                # connection ends here (the client sees a short body, then the close).
+                log.warning("file body ended %d bytes short", self._file_left)
+                self.close()
+        return piece
 
     def _stop(self) -> None:
         self._stopped = True

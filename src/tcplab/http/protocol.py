@@ -130,6 +130,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        if self._conn is not None:
+            self._conn.close()
         state = self._state
         state.connections.discard(self)
         if not state.connections and state.all_closed is not None:
