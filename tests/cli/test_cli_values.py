@@ -67,6 +67,7 @@ def run(*args: str) -> tuple[int, str]:
     (["pcap", "diagram", "x.pcap", "--theme", "dark"],
      "--theme does not apply without --svg or --html"),
     (["pcap", "diagram", "x.pcap", "--relative"], "--relative does not apply"),
+    (["pcap", "diagram", "x.pcap", "--absolute"], "--absolute does not apply"),
     (["tun", "serve", "--root", "."], "--root does not apply without --http"),
     (["tun", "connect", "--path", "/ HTTP/1.1\r\nX: y"], "'--path': must start with /"),
     (["tun", "connect", "--path", "index.html"], "'--path': must start with /"),

@@ -96,7 +96,11 @@ def given(ctx: click.Context, names: Iterable[str]) -> list[str]:
         source = ctx.get_parameter_source(name)
         if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
             param = by_name[name]
-            out.append(param.opts[0] if param.opts else name)
+            opts = param.opts
+            if isinstance(param, click.Option) and param.secondary_opts \
+                    and ctx.params.get(name) is False:
+                opts = param.secondary_opts  # --absolute of --relative/--absolute
+            out.append(opts[0] if opts else name)
     return out
 
 
