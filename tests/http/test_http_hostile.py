@@ -41,6 +41,10 @@ def get(path: str) -> bytes:
     (b"GET / HTTP/1.1\nHost: t\n\n", "bare LF"),
     (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n", "raw non-ASCII in the target"),
     (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", "HTTP/2.0 in HTTP/1 syntax"),
+    (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     "Transfer-Encoding in HTTP/1.0 (RFC 9112 section 6.1)"),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+     "two different Content-Lengths"),
 ])
 def test_request_breaking_rfc9112_gets_400_and_close(client: Client, raw: bytes,
                                                       why: str) -> None:

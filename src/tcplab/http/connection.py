@@ -338,10 +338,14 @@ class HttpConnection:
                 host_ok = host_ok and _HOST.fullmatch(value) is not None
         # RFC 9112 section 3.2: 400 for an HTTP/1.1 request without Host, for any request
         # with more than one, and for a Host with an invalid value.
+        version = self._parser.get_http_version()
         if hosts > 1:
             self._raise(HttpError(400, "more than one Host header"))
-        if hosts == 0 and self._parser.get_http_version() == "1.1":
+        if hosts == 0 and version == "1.1":
             self._raise(HttpError(400, "HTTP/1.1 request without a Host header"))
+        if chunked and version == "1.0":
+            # RFC 9112 section 6.1: an HTTP/1.0 peer cannot have meant it (smuggling).
+            self._raise(HttpError(400, "Transfer-Encoding in an HTTP/1.0 request"))
         if not host_ok:
             self._raise(HttpError(400, "invalid Host header"))
         if length is not None and length > self._limits.max_body_bytes:
