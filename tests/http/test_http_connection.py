@@ -314,3 +314,32 @@ def test_file_that_shrinks_while_sent_ends_the_connection(tmp_path: Path) -> Non
         sent += piece
     assert sent.count(b"HTTP/1.1 200") == 1 and sent.endswith(b"x" * 1000)
     assert conn.finished  # the promised length cannot be kept: close, nothing after
+
+
+# ---------------------------------------------------------------- fuzz: never raise, stay bounded
+
+_PIECES = [GET, b"GET ", b"/ ", b"HTTP/1.1", b"\r\n", b"\r\n\r\n", b"Host: t\r\n", b"  ",
+           b"Content-Length: 3\r\n", b"Transfer-Encoding: chunked\r\n", b"0\r\n\r\n",
+           b"Expect: 100-continue\r\n", b"POST /x HTTP/1.0\r\n", b"\x00\xff", b"abc",
+           b"Connection: close\r\n", b"GET /\r\n", b"5\r\nhello\r\n"]
+
+
+@given(st.lists(st.one_of(st.sampled_from(_PIECES), st.binary(max_size=40)), max_size=40),
+       st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_any_bytes_never_raise_and_stay_within_the_bounds(chunks: list[bytes],
+                                                           eof: bool) -> None:
+    limits = Limits(max_header_bytes=256, max_body_bytes=64, max_pipelined=3)
+    conn = HttpConnection(CountingHandler(), limits, ("a", 1), ("b", 2))
+    for chunk in chunks:
+        conn.receive_data(chunk)
+        assert conn.waiting <= limits.max_pipelined
+        conn.send_next()  # the client reads one answer now and then
+    if eof:
+        conn.receive_eof()
+    for _ in range(100):
+        if not conn.send_next():
+            break
+    else:
+        raise AssertionError("answers without end")
+    assert conn.waiting == 0

@@ -18,9 +18,11 @@ from typing import Any
 import dpkt
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tcplab.cli.pcap import pcap as pcap_cli
-from tcplab.pcap.reader import MAX_CAPLEN, MAX_NOTES, CaptureError, read_capture
+from tcplab.pcap.reader import MAX_CAPLEN, MAX_NOTES, CaptureError, read_capture, read_packets
 from tcplab.pcap.writer import pcap_bytes, wire_events
 from tcplab.render.sample import engine_trace
 
@@ -164,3 +166,20 @@ def test_pcap_modules_import_no_cycle() -> None:
     for name, deps in imports.items():
         for dep in deps:
             assert name not in imports[dep], f"{name} <-> {dep}"
+
+
+@given(st.binary(max_size=400), st.sampled_from(["pcap", "pcapng"]))
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_bytes_after_a_good_start_never_raise(tmp_path: Path, junk: bytes,
+                                                  kind: str) -> None:
+    path = tmp_path / f"fuzz.{kind}"
+    if kind == "pcap":
+        path.write_bytes(_good_pcap() + junk)
+    else:
+        _good_pcapng(path)
+        with path.open("ab") as fp:
+            fp.write(junk)
+    packets, notes, error = read_packets(path)
+    assert len(packets) >= 7 and len(notes) <= MAX_NOTES + 1
+    assert error is None or str(error).startswith("packet ")
