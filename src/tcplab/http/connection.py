@@ -93,6 +93,9 @@ class HttpConnection:
         self._eof = False  # the client sent its FIN
         self._starved = True  # the last parse stopped for want of bytes, not for room
         self.requests_received = 0
+        #: no more requests will be read (the client's FIN, an error, a close): from then
+        #: on the caller watches :attr:`finished`
+        self.input_ended = False
         self.requests_served = 0
         self._in_message = False
         # the message being parsed
@@ -104,6 +107,7 @@ class HttpConnection:
         self._head_bytes = 0
         self._head_tail = b""  # the last bytes fed in the head, to find its end across feeds
         self._headers_done = False
+        self._version = "1.1"
         self._error_in_callback: HttpError | None = None
 
     # ------------------------------------------------------------------ public
@@ -144,6 +148,7 @@ class HttpConnection:
     def receive_eof(self) -> None:
         """The client closed its sending side: what it sent is still answered."""
         self._eof = True
+        self.input_ended = True
         if self._in_message:
             # A request cut short by the FIN can never complete.
             self._stopped = True
@@ -338,7 +343,7 @@ class HttpConnection:
                 host_ok = host_ok and _HOST.fullmatch(value) is not None
         # RFC 9112 section 3.2: 400 for an HTTP/1.1 request without Host, for any request
         # with more than one, and for a Host with an invalid value.
-        version = self._parser.get_http_version()
+        version = self._version = self._parser.get_http_version()
         if hosts > 1:
             self._raise(HttpError(400, "more than one Host header"))
         if hosts == 0 and version == "1.1":
@@ -382,7 +387,7 @@ class HttpConnection:
             target=url.decode("latin-1"),
             path=path,
             query=query,
-            version=self._parser.get_http_version(),
+            version=self._version,
             headers=self._headers,
             body=b"".join(self._body),
             keep_alive=keep_alive,
@@ -451,6 +456,7 @@ class HttpConnection:
 
     def _stop(self) -> None:
         self._stopped = True
+        self.input_ended = True
         self._continue_owed = False
         self._inbuf, self._pos = b"", 0
 

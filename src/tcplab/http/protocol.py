@@ -177,12 +177,14 @@ class HttpProtocol(asyncio.Protocol):
             sent = True
             if transport.is_closing():
                 return
-        if conn.finished:
+        if conn.input_ended and conn.finished:
             self.close()
             return
-        self._set_reading(not self._write_paused)
         if self._write_paused:
+            self._set_reading(False)
             return  # the send timer runs
+        if self._read_paused:
+            self._set_reading(True)
         if conn.idle:
             if sent or self._mode != _IDLE:
                 self._arm(_IDLE)
@@ -208,8 +210,8 @@ class HttpProtocol(asyncio.Protocol):
         limits = self._state.limits
         loop = self._loop
         assert loop is not None
-        timeout = {_IDLE: limits.keepalive_timeout, _REQUEST: limits.request_timeout,
-                   _SEND: limits.send_timeout, _CLOSING: limits.send_timeout}[mode]
+        timeout = (limits.keepalive_timeout if mode == _IDLE else
+                   limits.request_timeout if mode == _REQUEST else limits.send_timeout)
         self._mode = mode
         deadline = loop.time() + timeout
         if self._timer is not None and deadline < self._deadline:
