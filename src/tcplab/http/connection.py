@@ -120,9 +120,11 @@ class HttpConnection:
     @property
     def finished(self) -> bool:
         """Nothing more will be sent: the caller closes the connection."""
-        if self._ready or self._error is not None or self._continue_owed or self._file:
+        if self._ready or self._error is not None or self._continue_owed \
+                or self._file is not None:
             return False
-        return self._stopped or (self._eof and (self._starved or self._pos == len(self._inbuf)))
+        return self._stopped or (self._eof and (self._starved
+                                                or self._pos == len(self._inbuf)))
 
     @property
     def waiting(self) -> int:
