@@ -1,3 +1,24 @@
-from tcplab.cli import main
+"""``python -m tcplab`` and the ``tcplab`` command.
 
-main()
+The command-line package is imported inside :func:`main`, so that Ctrl+C while Python is
+still importing it (click, rich, asyncio: a few hundred milliseconds on a busy machine)
+prints one line, like Ctrl+C at any later moment, instead of a KeyboardInterrupt
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    try:
+        from tcplab.cli import main as cli_main
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        raise SystemExit(130) from None
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from click.testing import CliRunner
 
 from tcplab.cli.http import http as http_command
-from tcplab.http.server import explain_port_in_use
+from tcplab.http.app import hello_handler
+from tcplab.http.messages import Limits
+from tcplab.http.protocol import ServerState
+from tcplab.http.server import ServeConfig, explain_port_in_use
 from tcplab.kernel.sockets import TcpSocket
 
 
@@ -44,3 +48,20 @@ def test_address_not_on_this_machine_is_one_clear_line() -> None:
     result = CliRunner().invoke(http_command, ["serve", "--host", "192.0.2.1", "--port", "0"])
     assert result.exit_code == 1
     assert "not an address of this machine" in result.output
+
+
+def test_serve_options_become_the_servers_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[ServeConfig] = []
+
+    def fake_run_server(config: ServeConfig, announce: object = None) -> ServerState:
+        seen.append(config)
+        return ServerState(hello_handler)
+
+    monkeypatch.setattr("tcplab.cli.http.run_server", fake_run_server)
+    result = CliRunner().invoke(http_command, [
+        "serve", "--port", "0", "--max-pipelined", "4", "--send-timeout", "2.5",
+        "--keepalive-timeout", "1", "--request-timeout", "3", "--max-connections", "9"])
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    assert config.limits == Limits(max_connections=9, keepalive_timeout=1.0,
+                                   request_timeout=3.0, max_pipelined=4, send_timeout=2.5)

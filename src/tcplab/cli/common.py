@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from tcplab.cli.params import OutputFile
 from tcplab.i18n import text as tr
 from tcplab.i18n import wrap
 from tcplab.render.narrate import Narrator, RunInfo
@@ -41,11 +42,11 @@ def trace_options(func: F) -> F:
         click.option("--width", default=None, metavar="COLUMNS",
                      help=f"Diagram width in columns ({MIN_WIDTH}-{MAX_WIDTH}; "
                           "default: the terminal's)."),
-        click.option("--svg", type=click.Path(dir_okay=False), default=None,
+        click.option("--svg", type=OutputFile(), default=None,
                      help="Also write the sequence diagram as SVG to this file."),
-        click.option("--html", type=click.Path(dir_okay=False), default=None,
+        click.option("--html", type=OutputFile(), default=None,
                      help="Also write a self-contained HTML report to this file."),
-        click.option("--pcap", type=click.Path(dir_okay=False), default=None,
+        click.option("--pcap", type=OutputFile(), default=None,
                      help="Also write the packets to a pcap file (opens in Wireshark)."),
     ]
     for opt in reversed(opts):

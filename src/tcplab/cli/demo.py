@@ -9,6 +9,7 @@ import time
 import click
 
 from tcplab.cli.common import OptionError, emit_outputs, print_diagram, resolve_width, trace_options
+from tcplab.cli.params import SEED, FiniteFloat, reject_unless
 from tcplab.i18n import seconds, wrap
 from tcplab.i18n import text as tr
 from tcplab.render.html import run_facts
@@ -17,11 +18,11 @@ from tcplab.scenarios.demo import run_demo
 
 
 @click.command()
-@click.option("--seed", default=1, show_default=True, help="Seed for ISNs and ports.")
-@click.option("--delay", default=0.05, show_default=True, type=click.FloatRange(0.0, 60.0),
+@click.option("--seed", type=SEED, default=1, show_default=True, help="Seed for ISNs and ports.")
+@click.option("--delay", default=0.05, show_default=True, type=FiniteFloat(0.0, 60.0),
               help="One-way delay of the link (s).")
 @click.option("--msl", default=30.0, show_default=True,
-              type=click.FloatRange(0.0, 3600.0, min_open=True),
+              type=FiniteFloat(0.0, 3600.0, min_open=True),
               help="Maximum segment lifetime (s); TIME-WAIT lasts 2*MSL.")
 @click.option("--all", "run_all", is_flag=True,
               help="Run the whole catalogue of scenarios (tcplab scenario list) instead.")
@@ -35,6 +36,10 @@ def demo(seed: int, delay: float, msl: float, run_all: bool, json_out: bool, lan
     and TIME-WAIT until CLOSED, each step explained.  Virtual time: the 60 s
     of TIME-WAIT take no time.  No network and no root needed.
     """
+    ctx = click.get_current_context()
+    reject_unless(ctx, not run_all, ["delay", "msl", "absolute", "svg", "html", "pcap"],
+                  "to --all (the catalogue prints a table)")
+    reject_unless(ctx, not json_out, ["width"], "to --json (no diagram is printed)")
     if run_all:
         # The catalogue lives with the scenarios (tcplab.cli.scenario).
         scenario_cli = importlib.import_module("tcplab.cli.scenario")

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from tcplab.cli.params import OutputFile
 from tcplab.kernel.inspect import COLUMNS, owners_for, row_cells
 from tcplab.kernel.sockets import TcpSocket
 from tcplab.lab.closestorm import MAX_REQUESTS, MODES, run_close_storm
@@ -97,7 +98,7 @@ def timewait(port: int, second_port: int | None, wait_expiry: bool, as_json: boo
 @click.option("--mode", "modes", multiple=True, type=click.Choice(MODES),
               help="Run only this mode (repeatable; default: all three).")
 @click.option("--json", "as_json", is_flag=True, help="Print the samples as JSON.")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", type=OutputFile(), default=None,
               help="Also write TIME_WAIT sockets at the server over the run as an SVG chart.")
 def close_storm(n: int, samples: int, modes: tuple[str, ...], as_json: bool,
                 plot: str | None) -> None:

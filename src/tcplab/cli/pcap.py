@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from tcplab.cli.params import OutputFile, reject_unless
 from tcplab.pcap.reader import CaptureError, read_capture
 from tcplab.render.model import flag_words, ordered
 
@@ -71,13 +72,13 @@ def text_lines(events: list[Event]) -> list[str]:
 
 @pcap.command("diagram")
 @click.argument("capture", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--svg", "svg_path", type=OutputFile(path_type=Path),
               help="Write the SVG sequence diagram to this file.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--html", "html_path", type=OutputFile(path_type=Path),
               help="Write the self-contained HTML report to this file.")
 @click.option("--text", "as_text", is_flag=True,
               help="Print the exchange as text (the default without --svg/--html).")
-@click.option("--conn", "conn_index", type=int, default=None,
+@click.option("--conn", "conn_index", type=click.IntRange(min=1), default=None,
               help="Draw only the N-th connection (from 1; see the text listing).")
 @click.option("--relative/--absolute", default=False,
               help="Sequence numbers relative to each side's ISN (default: absolute).")
@@ -85,6 +86,8 @@ def text_lines(events: list[Event]) -> list[str]:
 def diagram(capture: Path, svg_path: Path | None, html_path: Path | None, as_text: bool,
             conn_index: int | None, relative: bool, theme: str) -> None:
     """Draw the TCP connections of CAPTURE with both endpoints' inferred states."""
+    reject_unless(click.get_current_context(), svg_path is not None or html_path is not None,
+                  ["relative", "theme"], "without --svg or --html (the text lists raw numbers)")
     events, problem = load(capture)
     conns = connections(events)
     if conn_index is not None:

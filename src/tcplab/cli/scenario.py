@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from tcplab.cli.common import OptionError, emit_outputs, resolve_width, trace_options
+from tcplab.cli.params import SEED, FiniteFloat, OutputFile, reject_unless
 from tcplab.i18n import colon, pad, wrap
 from tcplab.i18n import text as tr
 from tcplab.i18n import width as width_of
@@ -54,12 +55,19 @@ def _get(name: str, lang: str = "en") -> Scenario:
                                       names=", ".join(CATALOGUE))) from None
 
 
+# Switches that belong to one scenario (the others set every host's configuration).
+_ONLY_FOR = {"syn_cookies": "syn-flood", "four_segment": "isn-sync",
+             "no_reuseaddr": "port-reuse", "reuseaddr_new_only": "port-reuse"}
+_PLOTTED = ("server-close-storm",)  # outcomes with a time series (a "table")
+
+
 @scenario.command("run")
 @click.argument("name")
-@click.option("--seed", default=1, show_default=True, help="Seed for ISNs, ports and links.")
+@click.option("--seed", type=SEED, default=1, show_default=True,
+              help="Seed for ISNs, ports and links.")
 @click.option("--two-way-handshake", is_flag=True,
               help="Passive side ESTABLISHED as soon as it sends its SYN-ACK (experiment).")
-@click.option("--time-wait", type=float, default=None, metavar="SECONDS",
+@click.option("--time-wait", type=FiniteFloat(0.0, 3600.0), default=None, metavar="SECONDS",
               help="TIME-WAIT length (default 2*MSL = 60 s; 0 = no TIME-WAIT).")
 @click.option("--syn-cookies", is_flag=True, help="SYN cookies when the SYN queue is full.")
 @click.option("--no-rfc1337", is_flag=True, help="Let a RST end TIME-WAIT (Linux's default).")
@@ -69,7 +77,7 @@ def _get(name: str, lang: str = "en") -> Scenario:
               help="port-reuse: SO_REUSEADDR on the restarted socket only.")
 @click.option("--four-segment", is_flag=True,
               help="isn-sync: the server sends its SYN and its ACK separately.")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", type=OutputFile(), default=None,
               help="server-close-storm: also write TIME-WAIT entries over time as an SVG chart.")
 @trace_options
 def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | None,
@@ -78,8 +86,12 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
             width: str | None, svg: str | None, html: str | None, pcap: str | None) -> None:
     """Run one scenario: a sequence diagram with explanations (or --json)."""
     sc = _get(name, lang)
-    if time_wait is not None and time_wait < 0:
-        raise OptionError(tr("err.time-wait", lang))
+    ctx = click.get_current_context()
+    for option, only in _ONLY_FOR.items():
+        reject_unless(ctx, name == only, [option], f"to scenario {name} (only to {only})")
+    reject_unless(ctx, name in _PLOTTED, ["plot"], f"to scenario {name}: it has no time series "
+                  f"to plot ({', '.join(_PLOTTED)} has)")
+    reject_unless(ctx, not json_out, ["width"], "to --json (no diagram is printed)")
     if no_reuseaddr and reuseaddr_new_only:
         raise OptionError(tr("err.reuse", lang))
     sw = Switches(two_way_handshake=two_way_handshake, time_wait=time_wait,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tcplab.cli.params import PORT, FiniteFloat, one_of, reject_unless
 from tcplab.kernel.inspect import (
     COLUMNS,
     changed_keys,
@@ -79,19 +80,21 @@ def _rich_table(sockets: list[TcpSocket], owners_enabled: bool,
     return table
 
 
+_FAMILY = one_of("family", {"ipv4": "4", "ipv6": "6"}, "all")
+
+
 @click.command("sockets")
 @click.option("--state", "states", multiple=True, callback=_validate_states,
               help="Only sockets in this state (repeatable), e.g. time-wait, listen, established.")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
+@click.option("--port", type=PORT, default=None,
               help="Only sockets with this port at either end.")
-@click.option("-4", "family", flag_value="4", help="IPv4 only.")
-@click.option("-6", "family", flag_value="6", help="IPv6 only.")
-@click.option("--all-families", "family", flag_value="all", default=True, hidden=True)
+@click.option("-4", "ipv4", is_flag=True, expose_value=False, callback=_FAMILY, help="IPv4 only.")
+@click.option("-6", "ipv6", is_flag=True, expose_value=False, callback=_FAMILY, help="IPv6 only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--watch", is_flag=True, help="Live view: refresh and highlight changed rows.")
-@click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True,
+@click.option("--interval", type=FiniteFloat(0.1, 60), default=1.0, show_default=True,
               help="Seconds between refreshes with --watch.")
-@click.option("--duration", type=click.FloatRange(0, 86400), default=None,
+@click.option("--duration", type=FiniteFloat(0, 86400), default=None,
               help="Stop --watch after this many seconds (default: until Ctrl+C).")
 @click.option("--processes/--no-processes", default=True, show_default=True,
               help="Find the owning process of each socket (scans /proc/*/fd).")
@@ -107,6 +110,9 @@ def sockets(states: tuple[str, ...], port: int | None, family: str, as_json: boo
       tcplab sockets --watch --port 8080
       tcplab sockets --json
     """
+    ctx = click.get_current_context()
+    reject_unless(ctx, watch, ["interval", "duration"], "without --watch")
+    reject_unless(ctx, not watch, ["as_json"], "to --watch (a live table)")
     if watch:
         _watch(states, port, family, interval, duration, processes, source)
         return

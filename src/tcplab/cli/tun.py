@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from tcplab.cli.common import emit_outputs, print_diagram, trace_options
+from tcplab.cli.params import reject_unless
 from tcplab.trace import Event, to_json_event
 from tcplab.tun.backend import TunBackend
 from tcplab.tun.netns import TunUnavailable, check_requirements, find_running, remove_all_live
@@ -126,6 +127,9 @@ def serve(use_http: bool, port: int | None, root: Path | None, mtu: int, json_ou
     On Ctrl+C the server closes its connections first, and the trace (both
     sides' segments and states) is printed or written as asked.
     """
+    ctx = click.get_current_context()
+    reject_unless(ctx, use_http, ["root"], "without --http (the echo server serves no files)")
+    reject_unless(ctx, not json_out, ["width"], "to --json (no diagram is printed)")
     port = port if port is not None else (80 if use_http else 7)
     try:
         check_requirements()
@@ -217,10 +221,19 @@ def exec_(netns: str | None, command: tuple[str, ...]) -> None:
         raise click.ClickException(f"cannot run ip netns exec: {exc.strerror}") from None
 
 
+def _url_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An origin-form path: it goes into the request line as it is."""
+    if not value.startswith("/") or any(not 0x21 <= ord(c) <= 0x7E for c in value):
+        raise click.BadParameter("must start with / and hold only visible ASCII "
+                                 "(percent-encode the rest)")
+    return value
+
+
 @tun.command("connect")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
               help="Port of the kernel's HTTP server.")
-@click.option("--path", "url_path", default="/", show_default=True, help="Page to fetch.")
+@click.option("--path", "url_path", default="/", show_default=True, callback=_url_path,
+              help="Page to fetch.")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Directory the kernel's server serves [default: a page "
                                  "made for the run].")
@@ -235,6 +248,8 @@ def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: boo
     TIME-WAIT and tcplab goes CLOSE-WAIT -> LAST-ACK -> CLOSED: the diagram shows
     both sides' states.
     """
+    reject_unless(click.get_current_context(), not json_out, ["width"],
+                  "to --json (no diagram is printed)")
     try:
         check_requirements()
     except TunUnavailable as exc:

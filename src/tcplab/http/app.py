@@ -6,20 +6,27 @@ queues, timer) read through sock_diag when the connection runs on the kernel's T
 
 Static files: the request path is percent-decoded, split into segments, and refused (403)
 if any segment is ``..`` or holds a NUL or a backslash; the resolved file must still lie
-inside the root (symlinks pointing out are refused too). Content types come from a fixed
-table first, so they do not depend on the machine's /etc/mime.types.
+inside the root (symlinks pointing out are refused too). A lookup the file system refuses
+(a name longer than NAME_MAX: ENAMETOOLONG, a path through a file: ENOTDIR, EACCES) is a
+404, never a 500. A path ending in "/" names a directory, so ``/file.txt/`` is 404; a
+directory asked for without the slash is redirected to its cleaned path with one, so
+``//sub`` goes to ``/sub/`` and never to the scheme-relative ``//sub/`` (another host, for
+a browser). Content types come from a fixed table first, so they do not depend on the
+machine's /etc/mime.types.
 """
 
 from __future__ import annotations
 
+import errno
 import html
 import json
 import mimetypes
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from tcplab.http.messages import Handler, Request, Response, error_response
 
@@ -57,8 +64,11 @@ CONTENT_TYPES: dict[str, str] = {
     ".pcap": "application/vnd.tcpdump.pcap",
 }
 
-# Files bigger than this are refused rather than read into memory.
+# Files bigger than this are refused.
 MAX_FILE_BYTES = 256 * 1024 * 1024
+# Files up to this size are read at once; bigger ones are sent from the open file, one
+# piece at a time as the client reads (HttpConnection.send_next).
+READ_AT_ONCE_BYTES = 256 * 1024
 
 SocketLookup = Callable[[tuple[str, int], tuple[str, int]], Any]
 
@@ -119,44 +129,68 @@ def static_file(root: Path, request: Request) -> Response:
         resp = error_response(403, "path leaves the served directory")
         resp.close = False
         return resp
+    try:
+        return _serve_path(root, parts, request)
+    except OSError as exc:
+        # Any failed lookup (ENAMETOOLONG for a segment over NAME_MAX, EACCES, ELOOP...)
+        # means there is nothing to serve under that name.
+        if exc.errno == errno.ENAMETOOLONG:
+            return _not_found("no such file (a name in the path is too long)")
+        return _not_found()
+
+
+def _serve_path(root: Path, parts: list[str], request: Request) -> Response:
     target = root.joinpath(*parts)
     try:
         resolved = target.resolve()
-    except (OSError, RuntimeError):
+    except RuntimeError:  # a symlink loop
         return _not_found()
     if resolved != root and root not in resolved.parents:
         resp = error_response(403, "path leaves the served directory")
         resp.close = False
         return resp
-    if resolved.is_dir():
+    try:
+        st = resolved.stat()
+    except FileNotFoundError:
+        return _not_found()
+    if stat.S_ISDIR(st.st_mode):
         if not request.path.endswith("/"):
-            return Response(301, [("Location", request.path + "/"),
+            # Built from the cleaned segments, so "//sub" cannot become the scheme-relative
+            # "//sub/" (another host, for a browser).
+            location = "/" + "".join(quote(p, safe="") + "/" for p in parts)
+            if request.query:
+                location += "?" + request.query
+            return Response(301, [("Location", location),
                                   ("Content-Type", "text/plain; charset=utf-8")],
                             b"moved to a trailing slash\n")
         index = resolved / "index.html"
         if index.is_file():
             resolved = index
+            st = resolved.stat()
         else:
             return _listing(resolved, request.path)
-    if not resolved.is_file():
+    elif request.path.endswith("/"):
+        return _not_found()  # "/file.txt/" names a directory, and there is none
+    if not stat.S_ISREG(st.st_mode):
         return _not_found()
-    try:
-        size = resolved.stat().st_size
-        if size > MAX_FILE_BYTES:
-            resp = error_response(403, "file too large to serve")
-            resp.close = False
-            return resp
-        body = b"" if request.method == "HEAD" else resolved.read_bytes()
-    except OSError:
-        return _not_found()
+    size = st.st_size
+    if size > MAX_FILE_BYTES:
+        resp = error_response(403, "file too large to serve")
+        resp.close = False
+        return resp
     headers = [("Content-Type", content_type_for(resolved))]
     if request.method == "HEAD":
         headers.append(("Content-Length", str(size)))
-    return Response(200, headers, body)
+        return Response(200, headers)
+    if size <= READ_AT_ONCE_BYTES:
+        return Response(200, headers, resolved.read_bytes())
+    fp = resolved.open("rb")
+    # The length is the one just seen: what the file holds then is what is sent.
+    return Response(200, headers, file=fp, file_size=size)
 
 
-def _not_found() -> Response:
-    resp = error_response(404, "no such file")
+def _not_found(detail: str = "no such file") -> Response:
+    resp = error_response(404, detail)
     resp.close = False
     return resp
 

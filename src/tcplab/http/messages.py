@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import BinaryIO
 
 __all__ = [
     "Handler",
@@ -34,6 +35,8 @@ class Limits:
     request_timeout: float = 10.0  # from a request's first byte to its last -> 408 and close
     keepalive_timeout: float = 5.0  # idle between requests -> close
     max_connections: int = 512  # more at once -> 503 and close
+    max_pipelined: int = 16  # requests read ahead of their answers; the rest wait unread
+    send_timeout: float = 30.0  # the client leaves the answers unread this long -> abort
 
 
 @dataclass(slots=True)
@@ -61,12 +64,19 @@ class Request:
 
 @dataclass
 class Response:
-    """What a handler answers. ``Content-Length`` and ``Date`` are added when sent."""
+    """What a handler answers. ``Content-Length`` and ``Date`` are added when sent.
+
+    A big body can come from an open ``file`` instead of ``body``: its first
+    ``file_size`` bytes are sent in chunks, each read only when the transport has room
+    for it, and the file is closed after the last one.
+    """
 
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     close: bool = False  # ask for Connection: close after this response
+    file: BinaryIO | None = None
+    file_size: int = 0
 
 
 Handler = Callable[[Request], Response]
@@ -95,7 +105,10 @@ def http_date() -> bytes:
 
 
 def serialize_response(resp: Response, *, head: bool, close: bool, version: str = "1.1") -> bytes:
-    """Bytes of a whole response; ``head`` leaves out the body but keeps its length."""
+    """Bytes of a whole response; ``head`` leaves out the body but keeps its length.
+
+    For a response with a ``file``, only the head: the caller sends the file.
+    """
     status = resp.status
     parts = [
         b"HTTP/1.1 %d %s\r\nServer: tcplab\r\nDate: %s\r\n"
@@ -110,13 +123,14 @@ def serialize_response(resp: Response, *, head: bool, close: bool, version: str 
             continue
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
     if not has_length and status >= 200 and status not in (204, 304):
-        parts.append(b"Content-Length: %d\r\n" % len(resp.body))
+        length = resp.file_size if resp.file is not None else len(resp.body)
+        parts.append(b"Content-Length: %d\r\n" % length)
     if close:
         parts.append(b"Connection: close\r\n")
     elif version == "1.0":
         parts.append(b"Connection: keep-alive\r\n")
     parts.append(b"\r\n")
-    if not head and status not in (204, 304):
+    if not head and status not in (204, 304) and resp.file is None:
         parts.append(resp.body)
     return b"".join(parts)
 

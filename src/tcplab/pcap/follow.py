@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tcplab.pcap.reader import Packet
+from tcplab.pcap.packet import Packet
 from tcplab.wire.seq import seq_lt
 
 Event = dict[str, Any]

@@ -1,22 +1,26 @@
-"""Read a pcap or pcapng capture into trace events.
+"""Read a pcap or pcapng capture into trace events, within fixed bounds.
 
-The file formats are read with dpkt (``dpkt.pcap.Reader``,
-``dpkt.pcapng.Reader``); the link layer, IP and TCP headers are decoded here,
-leniently: checksums are not verified (captures taken on the sending host
-carry checksums the NIC or the loopback device never filled in), and the
-payload length comes from the IP header, so a capture cut short by its
-snapshot length still gives the right ``len``.
+Classic pcap is read here, record by record, in 1 MiB blocks; pcapng with dpkt
+(``dpkt.pcapng.Reader``) through a file wrapper that checks every block length before
+dpkt reads it. Either way no record can ask for more than it may: a capture length over
+262,144 bytes (libpcap's ``MAXIMUM_SNAPLEN``, Wireshark's standard maximum) or a pcapng
+block over 16 MiB (Wireshark's ``MAX_BLOCK_SIZE``) or shorter than its own header means a
+damaged record header, and a record longer than what is left of the file means a cut
+file; neither is read. The link layer, IP and TCP headers are decoded with
+:func:`tcplab.pcap.packet.decode_ip_tcp` (leniently: checksums are not verified).
 
 Link types: Ethernet (1, with 802.1Q/802.1ad tags), raw IP (101, and 12 and
 14 as some systems number it), IPv4 (228), IPv6 (229), Linux cooked capture
 SLL (113) and SLL2 (276), BSD loopback (0 and 108).  Non-TCP packets are
 skipped; IP fragments too.
 
-A bad packet inside an intact file (a TCP header cut short, a bad IP
-header) is skipped with a ``note`` event naming the packet number.  A damaged
-file (a record cut short, a block that cannot be unpacked, junk after the
-last packet) stops the reading: :class:`CaptureError` is raised, naming the
-packet number, and carries in ``.events`` everything decoded before it, so
+A bad packet inside an intact file (a TCP header cut short, a bad IP header, an empty
+record) is skipped: the first 20 get a ``note`` event naming the packet number, the
+others are only counted, in one closing note (so a file of millions of bad records costs
+counters, not memory). A damaged file (a record cut short, a record header with an
+impossible length, a block that cannot be unpacked) stops the reading:
+:class:`CaptureError` is raised with a one-line message naming the packet number and the
+byte offset of its record, and carries in ``.events`` everything decoded before it, so
 the connections seen so far can still be drawn.
 
 The events follow the trace schema (``docs/trace.md``): ``segment`` events
@@ -31,19 +35,33 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import IO, Any
 
 import dpkt
 
-from tcplab.wire.errors import WireError
-from tcplab.wire.tcp import Eol, Nop, WindowScale, flags_str, option_text, parse_options
+from tcplab.pcap.follow import follow
+from tcplab.pcap.packet import BadPacket, Packet, decode_ip_tcp
+
+__all__ = ["MAX_BLOCK", "MAX_CAPLEN", "MAX_NOTES", "CaptureError", "Packet", "read_capture",
+           "read_packets"]
 
 Event = dict[str, Any]
 
 LINK_NAMES = {0: "BSD loopback", 1: "Ethernet", 12: "raw IP", 14: "raw IP", 101: "raw IP",
               108: "OpenBSD loopback", 113: "Linux cooked (SLL)", 228: "IPv4", 229: "IPv6",
               276: "Linux cooked (SLL2)"}
+
+MAX_CAPLEN = 262_144  #: the longest pcap record accepted (libpcap's MAXIMUM_SNAPLEN)
+MAX_BLOCK = 16 * 1024 * 1024  #: the longest pcapng block accepted (Wireshark's)
+MAX_NOTES = 20  #: skipped packets noted one by one; the rest are counted
+_MAX_REASONS = 20  # distinct reasons counted by name; the rest as "other"
+_CHUNK = 1 << 20
+
+# magic -> (byte order, fraction of a second of the timestamps' second field)
+_PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": ("<", 1e6), b"\xa1\xb2\xc3\xd4": (">", 1e6),
+               b"\x4d\x3c\xb2\xa1": ("<", 1e9), b"\xa1\xb2\x3c\x4d": (">", 1e9)}
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 
 class CaptureError(Exception):
@@ -56,53 +74,102 @@ class CaptureError(Exception):
         self.packet = packet
 
 
-class BadPacket(Exception):
-    """One packet that cannot be decoded (skipped with a note)."""
+class _Damaged(Exception):
+    """A record that cannot be read, at a byte offset of the file."""
+
+    def __init__(self, offset: int, what: str) -> None:
+        super().__init__(what)
+        self.offset = offset
+        self.what = what
 
 
-@dataclass
-class Packet:
-    """One TCP segment as seen in the capture."""
+def _pcap_records(fp: IO[bytes], header: bytes) -> Iterator[tuple[float, bytes]]:
+    """(time, frame) of each record of a classic pcap file; _Damaged where it is."""
+    endian, divisor = _PCAP_MAGIC[header[:4]]
+    record = struct.Struct(endian + "IIII")
+    buf, pos, offset = b"", 0, len(header)
+    while True:
+        if len(buf) - pos < 16:
+            buf, pos = buf[pos:] + fp.read(_CHUNK), 0
+            if not buf:
+                return
+            if len(buf) < 16:
+                raise _Damaged(offset, f"capture truncated ({len(buf)} of the 16 bytes of "
+                                       "the record header)")
+        sec, frac, caplen, _wirelen = record.unpack_from(buf, pos)
+        if caplen > MAX_CAPLEN:
+            raise _Damaged(offset, f"capture length {caplen} is over the maximum of "
+                                   f"{MAX_CAPLEN} bytes (a damaged record header)")
+        end = pos + 16 + caplen
+        if end > len(buf):
+            buf, pos = buf[pos:] + fp.read(max(_CHUNK, 16 + caplen)), 0
+            end = 16 + caplen
+            if end > len(buf):
+                raise _Damaged(offset, f"capture truncated ({len(buf) - 16} of {caplen} "
+                                       "bytes of the record)")
+        yield sec + frac / divisor, buf[pos + 16:end]
+        offset += end - pos
+        pos = end
 
-    number: int
-    t: float
-    src: str
-    dst: str
-    flags: str
-    seq: int
-    ack: int
-    win: int
-    length: int
-    opts: list[str] = field(default_factory=list)
-    wscale: int | None = None
-    raw: bytes = b""
 
+class _CheckedBlocks:
+    """A file wrapper for dpkt's pcapng reader: every block length is checked first.
 
-class _Tracked:
-    """A file wrapper that notices short reads (how a truncated file shows itself).
-
-    Both dpkt readers read a record as two calls, header then body; a header
-    read that returns nothing is the clean end of the file, any other short
-    read means the file was cut.
+    dpkt reads a block as ``read(8)`` (type and length) then ``read(length - 8)``; a
+    length under 8 would be a negative read (the whole file), a huge one a huge read.
     """
 
-    def __init__(self, fp: IO[bytes]) -> None:
+    def __init__(self, fp: IO[bytes], size: int) -> None:
         self.fp = fp
-        self.counting = False
-        self.reads = 0
-        self.short: tuple[int, int] | None = None
+        self.size = size
+        self.block = 0  # offset of the block being read
 
     def read(self, n: int = -1) -> bytes:
-        data = self.fp.read(n)
-        if self.counting:
-            self.reads += 1
-            header = self.reads % 2 == 1
-            if n > 0 and len(data) < n and not (header and not data) and self.short is None:
-                self.short = (n, len(data))
-        return data
+        at = self.fp.tell()
+        if n == 8:
+            self.block = at
+        left = self.size - at
+        if n < 0:
+            raise _Damaged(self.block, f"block length {n + 8} is shorter than a block header")
+        if n > MAX_BLOCK:
+            raise _Damaged(self.block, f"block length {n + 8} is over the maximum of "
+                                       f"{MAX_BLOCK} bytes (a damaged block header)")
+        if n > left and not (n == 8 and left == 0):
+            raise _Damaged(self.block, f"capture truncated ({left} of {n} bytes of the "
+                                       "block)")
+        return self.fp.read(n)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.fp, name)
+
+
+class _Skipped:
+    """Packets skipped inside an intact file: the first few as notes, then counts."""
+
+    def __init__(self) -> None:
+        self.notes: list[Event] = []
+        self.counts: dict[str, int] = {}
+        self.more = 0
+        self.last_t = 0.0
+
+    def add(self, number: int, t: float, reason: str) -> None:
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append({"t": t, "kind": "note", "frame": number,
+                               "text": f"packet {number} skipped: {reason}"})
+            return
+        self.more += 1
+        self.last_t = t
+        if reason not in self.counts and len(self.counts) >= _MAX_REASONS:
+            reason = "other"
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+
+    def events(self) -> list[Event]:
+        if not self.more:
+            return self.notes
+        why = ", ".join(f"{reason} ({n})" for reason, n in
+                        sorted(self.counts.items(), key=lambda kv: -kv[1]))
+        return [*self.notes, {"t": self.last_t, "kind": "note", "skipped": self.more,
+                              "text": f"{self.more} more packets skipped: {why}"}]
 
 
 def _ip_offset(linktype: int, buf: bytes) -> int | None:
@@ -128,134 +195,81 @@ def _ip_offset(linktype: int, buf: bytes) -> int | None:
     raise CaptureError(f"unsupported link type {linktype}")
 
 
-def _addr(raw: bytes) -> str:
-    import ipaddress
-    return str(ipaddress.ip_address(raw))
-
-
-def decode_ip_tcp(number: int, t: float, ip: bytes) -> Packet | None:
-    """A TCP segment from an IP packet; None if not TCP; BadPacket if malformed."""
-    if not ip:
-        raise BadPacket("empty IP packet")
-    version = ip[0] >> 4
-    if version == 4:
-        if len(ip) < 20:
-            raise BadPacket("IPv4 header cut short")
-        ihl = (ip[0] & 0x0F) * 4
-        total = struct.unpack_from("!H", ip, 2)[0] or len(ip)  # 0 with TSO: trust the capture
-        frag = struct.unpack_from("!H", ip, 6)[0]
-        if ihl < 20 or total < ihl or len(ip) < ihl:
-            raise BadPacket(f"bad IPv4 header length {ihl}")
-        if ip[9] != 6 or frag & 0x3FFF:
-            return None
-        src, dst = _addr(ip[12:16]), _addr(ip[16:20])
-        off, tcp_total = ihl, total - ihl
-    elif version == 6:
-        if len(ip) < 40:
-            raise BadPacket("IPv6 header cut short")
-        plen = struct.unpack_from("!H", ip, 4)[0] or len(ip) - 40
-        nxt, off = ip[6], 40
-        while nxt in (0, 43, 60) and len(ip) >= off + 8:
-            nxt, off = ip[off], off + (ip[off + 1] + 1) * 8
-        if nxt != 6:
-            return None
-        src, dst = _addr(ip[8:24]), _addr(ip[24:40])
-        tcp_total = 40 + plen - off
-    else:
-        raise BadPacket(f"not an IP packet (version {version})")
-    tcp = ip[off:]
-    if len(tcp) < 20:
-        raise BadPacket("TCP header cut short")
-    sport, dport, seq, ack, doff_byte, fl, win = struct.unpack_from("!HHIIBBH", tcp, 0)
-    doff = (doff_byte >> 4) * 4
-    if doff < 20 or doff > tcp_total:
-        raise BadPacket(f"bad TCP data offset {doff}")
-    flags = flags_str(fl)
-    opts: list[str] = []
-    wscale: int | None = None
-    if doff > 20 and len(tcp) >= doff:
+def _records(fp: IO[bytes], size: int) -> tuple[int, Iterator[tuple[float, bytes]]]:
+    """The link type and the records of a capture; CaptureError if it is not one."""
+    head = fp.read(24)
+    if head[:4] in _PCAP_MAGIC:
+        if len(head) < 24:
+            raise CaptureError(f"bad file header: {len(head)} of its 24 bytes")
+        endian = _PCAP_MAGIC[head[:4]][0]
+        linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0xFFFF
+        return linktype, _pcap_records(fp, head)
+    if head[:4] == _PCAPNG_MAGIC:
+        fp.seek(0)
+        checked = _CheckedBlocks(fp, size)
         try:
-            for o in parse_options(bytes(tcp[20:doff])):
-                if isinstance(o, WindowScale):
-                    wscale = o.shift
-                text = "" if isinstance(o, (Nop, Eol)) else option_text(o)
-                if text:
-                    opts.append(text)
-        except (WireError, ValueError):
-            opts = ["(malformed options)"]
-    sfx = f"[{src}]" if version == 6 else src
-    dfx = f"[{dst}]" if version == 6 else dst
-    return Packet(number, t, f"{sfx}:{sport}", f"{dfx}:{dport}", flags, seq, ack, win,
-                  max(tcp_total - doff, 0), opts, wscale, bytes(ip))
+            reader = dpkt.pcapng.Reader(checked)
+        except _Damaged as exc:
+            raise CaptureError(f"bad file header: {exc.what} (at byte {exc.offset})") from None
+        except (ValueError, dpkt.UnpackError, struct.error) as exc:
+            raise CaptureError(f"bad file header: {exc}") from None
+
+        def blocks() -> Iterator[tuple[float, bytes]]:
+            for ts, buf in reader:
+                yield float(ts), bytes(buf)
+
+        return int(reader.datalink()), blocks()
+    raise CaptureError(f"not a pcap or pcapng file (starts with {head[:4].hex() or 'nothing'})")
 
 
 def read_packets(path: str | os.PathLike[str]) -> tuple[list[Packet], list[Event],
                                                           CaptureError | None]:
     """The TCP packets of a capture, notes about skipped packets, and the error, if any."""
     packets: list[Packet] = []
-    notes: list[Event] = []
+    skipped = _Skipped()
     try:
         fp = open(path, "rb")  # noqa: SIM115 (closed in finally)
     except OSError as exc:
-        return packets, notes, CaptureError(f"cannot open: {exc.strerror}")
+        return packets, [], CaptureError(f"cannot open: {exc.strerror}")
+    number = 0
     try:
-        tracked = _Tracked(fp)
-        magic = fp.read(4)
-        fp.seek(0)
-        reader: Any
-        try:
-            if magic == b"\x0a\x0d\x0d\x0a":
-                reader = dpkt.pcapng.Reader(tracked)
-            elif magic in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
-                           b"\xa1\xb2\x3c\x4d"):
-                reader = dpkt.pcap.Reader(tracked)
-            else:
-                return packets, notes, CaptureError(
-                    f"not a pcap or pcapng file (starts with {magic.hex() or 'nothing'})")
-        except (ValueError, dpkt.UnpackError, struct.error) as exc:
-            return packets, notes, CaptureError(f"bad file header: {exc}")
-        linktype = int(reader.datalink())
-        tracked.counting = True
-        number = 0
-        it = iter(reader)
+        size = os.fstat(fp.fileno()).st_size
+        linktype, records = _records(fp, size)
+        if linktype not in LINK_NAMES:
+            return packets, [], CaptureError(f"unsupported link type {linktype}")
         while True:
             try:
-                ts, buf = next(it)
+                ts, buf = next(records)
             except StopIteration:
                 break
+            except _Damaged as exc:
+                return packets, skipped.events(), CaptureError(
+                    f"packet {number + 1} (record at byte {exc.offset}): {exc.what}",
+                    packet=number + 1)
             except (ValueError, dpkt.UnpackError, struct.error) as exc:
-                return packets, notes, CaptureError(
-                    f"packet {number + 1}: cannot unpack the record ({exc or type(exc).__name__});"
-                    f" the capture is damaged or truncated", packet=number + 1)
+                return packets, skipped.events(), CaptureError(
+                    f"packet {number + 1}: cannot unpack the record "
+                    f"({exc or type(exc).__name__}); the capture is damaged or truncated",
+                    packet=number + 1)
             number += 1
-            if tracked.short is not None:
-                want, got = tracked.short
-                return packets, notes, CaptureError(
-                    f"packet {number}: capture truncated ({got} of {want} bytes of the record)",
-                    packet=number)
+            if not buf:
+                skipped.add(number, ts, "empty record")
+                continue
             try:
                 off = _ip_offset(linktype, buf)
                 if off is None:
                     continue
-                pkt = decode_ip_tcp(number, float(ts), bytes(buf[off:]))
-            except BadPacket as exc:
-                notes.append({"t": float(ts), "kind": "note", "frame": number,
-                              "text": f"packet {number} skipped: {exc}"})
-                continue
-            except (IndexError, struct.error) as exc:
-                notes.append({"t": float(ts), "kind": "note", "frame": number,
-                              "text": f"packet {number} skipped: {exc}"})
+                pkt = decode_ip_tcp(number, ts, buf[off:])
+            except (BadPacket, IndexError, struct.error) as exc:
+                skipped.add(number, ts, str(exc) or type(exc).__name__)
                 continue
             if pkt is not None:
                 packets.append(pkt)
-        if tracked.short is not None:
-            want, got = tracked.short
-            return packets, notes, CaptureError(
-                f"packet {number + 1}: capture truncated ({got} of {want} bytes of the record)",
-                packet=number + 1)
-        return packets, notes, None
+        return packets, skipped.events(), None
     except CaptureError as exc:
-        return packets, notes, exc
+        return packets, skipped.events(), exc
+    except OSError as exc:
+        return packets, skipped.events(), CaptureError(f"cannot read: {exc.strerror}")
     finally:
         fp.close()
 
@@ -266,8 +280,6 @@ def read_capture(path: str | os.PathLike[str]) -> list[Event]:
     Raises :class:`CaptureError` (with the partial ``events``) when the file
     cannot be read to the end.
     """
-    from tcplab.pcap.follow import follow
-
     packets, notes, error = read_packets(path)
     t0 = packets[0].t if packets else (notes[0]["t"] if notes else 0.0)
     for n in notes:
