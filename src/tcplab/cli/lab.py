@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tcplab.kernel.inspect import COLUMNS, owners_for, row_cells
-from tcplab.kernel.sockets import TcpSocket
+from tcplab.kernel.sockets import KernelSocket
 from tcplab.lab.closestorm import MAX_REQUESTS, MODES, run_close_storm
 from tcplab.lab.timewait import LabError, run_timewait_lab, wait_for_expiry
 
@@ -19,7 +19,7 @@ def lab() -> None:
     """Practice labs on kernel sockets (loopback only, bounded in time)."""
 
 
-def _socket_table(rows: list[TcpSocket]) -> Table:
+def _socket_table(rows: list[KernelSocket]) -> Table:
     """The columns that matter for the lab: state, both ends, timer, owner."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     keep = ("State", "Local", "Peer", "Timer", "Process")
@@ -50,7 +50,7 @@ def timewait(port: int, second_port: int | None, wait_expiry: bool, as_json: boo
     console = Console(highlight=False)
     step = 0
 
-    def narrate(title: str, text: str, rows: list[TcpSocket] | None) -> None:
+    def narrate(title: str, text: str, rows: list[KernelSocket] | None) -> None:
         nonlocal step
         if as_json:
             return
@@ -77,7 +77,7 @@ def timewait(port: int, second_port: int | None, wait_expiry: bool, as_json: boo
             console.print("On Linux SO_REUSEADDR helps only when the old socket had it too; "
                           "the article's fix works because its server sets it on every run.")
         if wait_expiry:
-            def tick(rows: list[TcpSocket]) -> None:
+            def tick(rows: list[KernelSocket]) -> None:
                 if not as_json and rows:
                     left = max(s.expires_ms for s in rows) / 1000
                     console.print(f"  TIME-WAIT on port {port}: {len(rows)} socket(s), "

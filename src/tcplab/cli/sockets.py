@@ -20,9 +20,9 @@ from tcplab.kernel.inspect import (
     socket_json,
 )
 from tcplab.kernel.sockets import (
+    KernelSocket,
     NetlinkUnavailable,
     Snapshot,
-    TcpSocket,
     count_by_state,
     list_sockets,
     parse_state,
@@ -56,7 +56,7 @@ def _take(states: tuple[str, ...], port: int | None, source: str, family: str) -
         raise click.ClickException(f"cannot read the kernel's sockets: {exc}") from None
 
 
-def _rich_table(sockets: list[TcpSocket], owners_enabled: bool,
+def _rich_table(sockets: list[KernelSocket], owners_enabled: bool,
                 new: set[object] | None = None, changed: set[object] | None = None,
                 title: str | None = None) -> Table:
     from rich.table import Table
@@ -141,7 +141,7 @@ def _watch(states: tuple[str, ...], port: int | None, family: str, interval: flo
     from rich.text import Text
 
     start = time.monotonic()
-    previous: dict[tuple[int, str, int, str, int], TcpSocket] = {}
+    previous: dict[tuple[int, str, int, str, int], KernelSocket] = {}
     first = True
 
     def render() -> Group:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from tcplab.kernel.sockets import Process, TcpSocket, find_owners
+from tcplab.kernel.sockets import KernelSocket, Process, find_owners
 
 __all__ = [
     "COLUMNS",
@@ -28,7 +28,7 @@ COLUMNS = ("State", "Recv-Q", "Send-Q", "Local", "Peer", "Timer", "Uid", "Inode"
 RowKey = tuple[int, str, int, str, int]
 
 
-def row_key(s: TcpSocket) -> RowKey:
+def row_key(s: KernelSocket) -> RowKey:
     """A socket's identity across snapshots: family and 4-tuple."""
     return (s.family, s.local_addr, s.local_port, s.remote_addr, s.remote_port)
 
@@ -42,7 +42,7 @@ def format_time_left(ms: int) -> str:
     return f"{ms / 1000:.1f}s"
 
 
-def _timer_text(s: TcpSocket) -> str:
+def _timer_text(s: KernelSocket) -> str:
     if not s.timer:
         return ""
     return f"{s.timer} {format_time_left(s.expires_ms)}"
@@ -57,7 +57,7 @@ def _process_text(procs: Sequence[Process] | None) -> str:
     return ",".join(f"{name}({pid})" for pid, name in seen.items())
 
 
-def row_cells(s: TcpSocket, owners: dict[int, list[Process]]) -> tuple[str, ...]:
+def row_cells(s: KernelSocket, owners: dict[int, list[Process]]) -> tuple[str, ...]:
     """The text of one table row, in :data:`COLUMNS` order."""
     return (
         s.state,
@@ -72,7 +72,7 @@ def row_cells(s: TcpSocket, owners: dict[int, list[Process]]) -> tuple[str, ...]
     )
 
 
-def format_plain(sockets: Sequence[TcpSocket], owners: dict[int, list[Process]]) -> str:
+def format_plain(sockets: Sequence[KernelSocket], owners: dict[int, list[Process]]) -> str:
     """A fixed-width text table (what goes to a pipe; 10,000 rows in a few milliseconds).
 
     Column widths come from the few distinct addresses, uids and timers rather than from
@@ -107,19 +107,19 @@ def format_counts(counts: dict[str, int]) -> str:
     return f"{total} {noun}" + (f": {parts}" if parts else "")
 
 
-def socket_json(s: TcpSocket, owners: dict[int, list[Process]]) -> dict[str, Any]:
+def socket_json(s: KernelSocket, owners: dict[int, list[Process]]) -> dict[str, Any]:
     d: dict[str, Any] = s._asdict()
     d["processes"] = [{"pid": p.pid, "name": p.name, "fd": p.fd} for p in owners.get(s.inode, [])]
     return d
 
 
-def owners_for(sockets: Iterable[TcpSocket], enabled: bool = True) -> dict[int, list[Process]]:
+def owners_for(sockets: Iterable[KernelSocket], enabled: bool = True) -> dict[int, list[Process]]:
     if not enabled:
         return {}
     return find_owners(s.inode for s in sockets)
 
 
-def changed_keys(previous: dict[RowKey, TcpSocket], current: Iterable[TcpSocket]
+def changed_keys(previous: dict[RowKey, KernelSocket], current: Iterable[KernelSocket]
                  ) -> tuple[set[RowKey], set[RowKey]]:
     """(new, changed) row keys between two snapshots; timers counting down are no change."""
     new: set[RowKey] = set()

@@ -37,10 +37,10 @@ from typing import NamedTuple
 
 __all__ = [
     "STATES",
+    "KernelSocket",
     "NetlinkUnavailable",
     "Process",
     "Snapshot",
-    "TcpSocket",
     "count_by_state",
     "find_owners",
     "list_sockets",
@@ -113,7 +113,7 @@ class NetlinkUnavailable(OSError):
     """sock_diag netlink cannot be used here (not allowed or not supported)."""
 
 
-class TcpSocket(NamedTuple):
+class KernelSocket(NamedTuple):
     """One kernel TCP socket as the kernel describes it."""
 
     family: int  # 4 or 6
@@ -152,7 +152,7 @@ class Process:
 class Snapshot:
     """A list of sockets taken at one moment, and how it was read."""
 
-    sockets: list[TcpSocket]
+    sockets: list[KernelSocket]
     source: str  # "netlink" or "proc"
     taken_at: float  # time.monotonic()
 
@@ -208,7 +208,7 @@ _RECORD = struct.Struct("=IHHIIBBBBHH4s12s4s12sIIIIIIII")
 _RECORD_SIZE = _RECORD.size
 
 
-def _parse_messages(buf: memoryview, out: list[TcpSocket]) -> bool:
+def _parse_messages(buf: memoryview, out: list[KernelSocket]) -> bool:
     """Append the sockets in one netlink datagram to ``out``; True when the dump is done.
 
     Fast path: each socket record (header and inet_diag_msg, attributes skipped) is
@@ -244,14 +244,14 @@ def _parse_messages(buf: memoryview, out: list[TcpSocket]) -> bool:
             la = ntop(af6, s4 + s12)
             ra = ntop(af6, d4 + d12)
             v = 6
-        append(new(TcpSocket, (
+        append(new(KernelSocket, (
             v, states.get(st) or str(st), la, ntohs(sport), ra, ntohs(dport), rq, wq,
             timers.get(tmr) or "", expires if tmr else 0, retrans, uid, inode)))
         offset += (length + 3) & ~3
     return _parse_general(buf, offset, out)
 
 
-def _parse_general(buf: memoryview, offset: int, out: list[TcpSocket]) -> bool:
+def _parse_general(buf: memoryview, offset: int, out: list[KernelSocket]) -> bool:
     unpack_hdr = _NLMSGHDR.unpack_from
     unpack_msg = _MSG.unpack_from
     ntohs = socket.ntohs
@@ -276,7 +276,7 @@ def _parse_general(buf: memoryview, offset: int, out: list[TcpSocket]) -> bool:
                 la, ra, v = ntop(af4, src[:4]), ntop(af4, dst[:4]), 4
             else:
                 la, ra, v = ntop(af6, src), ntop(af6, dst), 6
-            out.append(TcpSocket(
+            out.append(KernelSocket(
                 v, STATES.get(st, str(st)), la, ntohs(sport), ra, ntohs(dport),
                 rq, wq, TIMERS.get(tmr, str(tmr)), expires if tmr else 0, retrans, uid, inode,
             ))
@@ -284,7 +284,7 @@ def _parse_general(buf: memoryview, offset: int, out: list[TcpSocket]) -> bool:
     return False
 
 
-def _netlink_dump(sock: socket.socket, family: int, states: int, out: list[TcpSocket]) -> None:
+def _netlink_dump(sock: socket.socket, family: int, states: int, out: list[KernelSocket]) -> None:
     sock.sendto(_request(family, states, b"\0" * 48, NLM_F_REQUEST | NLM_F_DUMP, family),
                 (0, 0))
     buf = bytearray(_RECV_BUFFER)
@@ -297,9 +297,9 @@ def _netlink_dump(sock: socket.socket, family: int, states: int, out: list[TcpSo
             return
 
 
-def netlink_list(families: Iterable[int] = (4, 6), states: int = ALL_STATES_MASK) -> list[TcpSocket]:
+def netlink_list(families: Iterable[int] = (4, 6), states: int = ALL_STATES_MASK) -> list[KernelSocket]:
     """Every TCP socket of the given families whose state bit is in ``states``."""
-    out: list[TcpSocket] = []
+    out: list[KernelSocket] = []
     sock = _open_netlink()
     try:
         for family in families:
@@ -329,10 +329,10 @@ def _proc_addr(text: str) -> tuple[str, int]:
     return socket.inet_ntop(socket.AF_INET6, words), int(port_hex, 16)
 
 
-def parse_proc_net_tcp(text: str, family: int, states: int = ALL_STATES_MASK) -> list[TcpSocket]:
+def parse_proc_net_tcp(text: str, family: int, states: int = ALL_STATES_MASK) -> list[KernelSocket]:
     """Parse the text of /proc/net/tcp (family 4) or /proc/net/tcp6 (family 6)."""
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    out: list[TcpSocket] = []
+    out: list[KernelSocket] = []
     for line in text.splitlines()[1:]:
         f = line.split()
         if len(f) < 10:
@@ -346,15 +346,15 @@ def parse_proc_net_tcp(text: str, family: int, states: int = ALL_STATES_MASK) ->
         tr, when = f[5].split(":")
         tmr = int(tr, 16)
         expires = int(when, 16) * 1000 // ticks if tmr else 0
-        out.append(TcpSocket(
+        out.append(KernelSocket(
             family, STATES.get(st, str(st)), la, lp, ra, rp, rx, tx,
             TIMERS.get(tmr, str(tmr)), expires, int(f[6], 16), int(f[7]), int(f[9]),
         ))
     return out
 
 
-def proc_list(families: Iterable[int] = (4, 6), states: int = ALL_STATES_MASK) -> list[TcpSocket]:
-    out: list[TcpSocket] = []
+def proc_list(families: Iterable[int] = (4, 6), states: int = ALL_STATES_MASK) -> list[KernelSocket]:
+    out: list[KernelSocket] = []
     for family in families:
         path = "/proc/net/tcp" if family == 4 else "/proc/net/tcp6"
         try:
@@ -405,7 +405,7 @@ def list_sockets(
     return Snapshot(found, used, time.monotonic())
 
 
-def lookup_socket(local: tuple[str, int], remote: tuple[str, int]) -> TcpSocket | None:
+def lookup_socket(local: tuple[str, int], remote: tuple[str, int]) -> KernelSocket | None:
     """The one socket with this local and remote end (as the local side sees it), if any."""
     family = 6 if ":" in local[0] else 4
     try:
@@ -417,7 +417,7 @@ def lookup_socket(local: tuple[str, int], remote: tuple[str, int]) -> TcpSocket 
             sock.sendto(_request(family, ALL_STATES_MASK, _sockid(family, local, remote),
                                  NLM_F_REQUEST, 1), (0, 0))
             data = sock.recv(_RECV_BUFFER)
-            out: list[TcpSocket] = []
+            out: list[KernelSocket] = []
             _parse_messages(memoryview(data), out)
             # The kernel's lookup falls back to a listener on the local port: check the tuple.
             for s in out:
@@ -436,7 +436,7 @@ def lookup_socket(local: tuple[str, int], remote: tuple[str, int]) -> TcpSocket 
     return None
 
 
-def count_by_state(sockets: Iterable[TcpSocket]) -> dict[str, int]:
+def count_by_state(sockets: Iterable[KernelSocket]) -> dict[str, int]:
     """How many sockets are in each state, most frequent first."""
     counts: dict[str, int] = {}
     for s in sockets:

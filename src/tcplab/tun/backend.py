@@ -43,7 +43,7 @@ from typing import Any
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.host import Host
-from tcplab.kernel.sockets import TcpSocket, netlink_list
+from tcplab.kernel.sockets import KernelSocket, netlink_list
 from tcplab.trace import Event, Trace
 from tcplab.tun.device import KERNEL_ADDR, STACK_ADDR, TunDevice
 from tcplab.tun.kernelstate import KernelStateWatcher
@@ -263,12 +263,12 @@ class TunBackend:
         for ev in w.drain():
             self.trace.add(ev)
 
-    def kernel_sockets(self) -> list[TcpSocket]:
+    def kernel_sockets(self) -> list[KernelSocket]:
         """The namespace's IPv4 TCP sockets now (sock_diag, read from inside)."""
         return self.ns.call(lambda: netlink_list((4,)))
 
-    async def wait_kernel(self, pred: Callable[[list[TcpSocket]], bool], timeout: float = 5.0,
-                          what: str = "kernel socket state") -> list[TcpSocket]:
+    async def wait_kernel(self, pred: Callable[[list[KernelSocket]], bool], timeout: float = 5.0,
+                          what: str = "kernel socket state") -> list[KernelSocket]:
         """Poll the kernel's sockets until ``pred`` holds; TimeoutError names ``what``."""
         loop = self.loop
         end = loop.time() + timeout

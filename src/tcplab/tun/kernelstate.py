@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from tcplab.kernel.sockets import TcpSocket, netlink_list
+from tcplab.kernel.sockets import KernelSocket, netlink_list
 from tcplab.trace import Event
 from tcplab.tun.netns import enter_netns
 
@@ -31,7 +31,7 @@ __all__ = ["KernelStateWatcher", "socket_name"]
 Key = tuple[str, int, str, int]
 
 
-def socket_name(s: TcpSocket) -> str:
+def socket_name(s: KernelSocket) -> str:
     """The connection's name as the kernel sees it: ``local-remote``."""
     return f"{s.local_addr}:{s.local_port}-{s.remote_addr}:{s.remote_port}"
 
@@ -46,7 +46,7 @@ class KernelStateWatcher:
         self.interval = interval
         self.on_events = on_events
         self.pending: deque[Event] = deque()
-        self.current: dict[Key, TcpSocket] = {}
+        self.current: dict[Key, KernelSocket] = {}
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sockdiag-{netns}",
@@ -79,7 +79,7 @@ class KernelStateWatcher:
     def poll(self) -> None:
         """Read the sockets once (from a thread inside the namespace) and diff."""
         t = time.monotonic()
-        now: dict[Key, TcpSocket] = {}
+        now: dict[Key, KernelSocket] = {}
         for s in netlink_list((4,)):
             if s.local_addr.startswith("127.") or s.remote_addr.startswith("127."):
                 continue
