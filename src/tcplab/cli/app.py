@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("tcplab.cli.demo", "demo",
              "One whole connection life, simulated and explained (start here)."),
     "sockets": ("tcplab.cli.sockets", "sockets", "Inspect the kernel's TCP sockets: states, queues, timers, owners"),
+    "watch": ("tcplab.cli.watch", "watch",
+              "The kernel's own TCP, live: states, segments, retransmissions, resets (root)"),
     "http": ("tcplab.cli.http", "http", "A small, fast HTTP/1.1 server on kernel sockets"),
     "pcap": ("tcplab.cli.pcap", "pcap", "Draw the TCP connections of a pcap/pcapng capture, with both ends' states"),
     "packetdrill": ("tcplab.cli.packetdrill", "packetdrill", "Run packetdrill scripts against the engine, in virtual time"),
