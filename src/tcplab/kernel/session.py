@@ -128,7 +128,7 @@ class WatchSession:
             symbols = {fmt.name: fmt.symbols for fmt in self.instance.formats.values()}
         self.watch = KernelWatch(filt=self.filt, lang=self.lang, t0_ns=self.started_ns,
                                  now_ns=lambda: clock_now(clock), on_event=self.on_event,
-                                 segments=self.capture is not None, symbols=symbols)
+                                 symbols=symbols)
         self._snapshot()
         if self.poller is not None:
             self.poller.poll()  # the starting point: later polls report changes

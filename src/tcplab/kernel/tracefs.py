@@ -20,9 +20,10 @@ bits of time delta; see ``events/header_event``). The fields of each event are d
 from the offsets its ``format`` file gives, so a kernel that moves or adds fields is
 read correctly.
 
-Clock: ``tai`` where the kernel offers it (CLOCK_TAI, which is CLOCK_REALTIME plus a
-whole number of seconds, the same clock packet timestamps are taken on, so segments and
-state changes line up to the nanosecond), else ``mono``.
+Clock: ``tai`` by default where the kernel offers it (CLOCK_TAI, which is CLOCK_REALTIME
+plus a whole number of seconds, the same clock packet timestamps are taken on, so
+segments and state changes line up to the nanosecond), else ``mono``; the TUN backend
+asks for ``mono``, the clock of its event loop.
 
 The tracepoints this module knows (docs/kernel.md says what each shows and misses):
 
@@ -89,6 +90,8 @@ _ABS_TS_MASK = (1 << 59) - 1  # an absolute time stamp event holds the low 59 bi
 TRACE_FLAG_HARDIRQ = 0x08
 TRACE_FLAG_SOFTIRQ = 0x10
 TRACE_FLAG_NMI = 0x40
+TRACE_FLAG_BH_OFF = 0x80  # bottom halves off in a task: e.g. packets handled on its behalf
+_NOT_A_SYSCALL = TRACE_FLAG_HARDIRQ | TRACE_FLAG_SOFTIRQ | TRACE_FLAG_NMI | TRACE_FLAG_BH_OFF
 
 
 class TracefsUnavailable(Exception):
@@ -154,7 +157,9 @@ class TraceRecord(NamedTuple):
     cpu: int
     event: str  # "inet_sock_set_state", ...
     pid: int  # common_pid: the task that was running (see ``in_irq``)
-    in_irq: bool  # the event ran in softirq/hardirq/NMI context (a packet or a timer)
+    # The event ran in interrupt context or with bottom halves off (a packet or a timer,
+    # maybe on behalf of another task), not plainly in a system call of ``pid``.
+    in_irq: bool
     values: dict[str, int | bytes]
 
 
@@ -296,8 +301,10 @@ class TraceInstance:
     """
 
     def __init__(self, events: Iterable[str] = EVENTS,
-                 filters: dict[str, str] | None = None, buffer_kb: int = 2048) -> None:
+                 filters: dict[str, str] | None = None, buffer_kb: int = 2048,
+                 clock: str = "tai") -> None:
         self.events = list(events)
+        self.want_clock = clock
         self.filters = dict(filters or {})
         self.buffer_kb = buffer_kb
         self.name = f"{INSTANCE_PREFIX}{os.getpid()}-{next(_counter)}"
@@ -340,7 +347,8 @@ class TraceInstance:
             _live[self.name] = self
         clocks = _read(os.path.join(self.path, "trace_clock")).replace("[", "").replace(
             "]", "").split()
-        self.clock = "tai" if "tai" in clocks else "mono"
+        self.clock = self.want_clock if self.want_clock in clocks else (
+            "tai" if "tai" in clocks else "mono")
         _write(os.path.join(self.path, "trace_clock"), self.clock)
         with contextlib.suppress(OSError):
             _write(os.path.join(self.path, "buffer_size_kb"), str(self.buffer_kb))
@@ -474,9 +482,7 @@ class TraceInstance:
                 continue
             flags = data[2]
             pid = int.from_bytes(data[4:8], "little", signed=True)
-            yield TraceRecord(ts, cpu, fmt.name, pid,
-                              bool(flags & (TRACE_FLAG_HARDIRQ | TRACE_FLAG_SOFTIRQ
-                                            | TRACE_FLAG_NMI)),
+            yield TraceRecord(ts, cpu, fmt.name, pid, bool(flags & _NOT_A_SYSCALL),
                               decode_fields(fmt, data))
 
 

@@ -76,7 +76,7 @@ _TEXTS: dict[str, dict[str, str]] = {
     "connect": {"en": "connect() by {who}", "zh": "{who} 调用 connect()"},
     "listen": {"en": "listen() by {who}", "zh": "{who} 调用 listen()"},
     "close": {"en": "close() or shutdown() by {who}", "zh": "{who} 调用 close() 或 shutdown()"},
-    "after": {"en": "after {what} from the {role}", "zh": "收到{role}的 {what} 之后"},
+    "after": {"en": "after {what} from {peer}", "zh": "收到{peer}的 {what} 之后"},
     "child": {"en": "the full socket is made from the request socket (TCP_NEW_SYN_RECV) "
                     "when the handshake's ACK arrives",
               "zh": "握手的 ACK 到达时，由请求套接字（TCP_NEW_SYN_RECV）创建完整套接字"},
@@ -99,7 +99,7 @@ _TEXTS: dict[str, dict[str, str]] = {
               "visible only to sock_diag); the full socket is freed",
         "zh": "{role} {conn}：跟踪点显示 {old} -> CLOSE，但连接以 TIME-WAIT 迷你套接字"
               "（inet_timewait_sock，只有 sock_diag 能看到）继续存在；释放的只是完整套接字"},
-    "tw_fin": {"en": "the {peer}'s FIN reached the timewait mini-socket (sock_diag: "
+    "tw_fin": {"en": "the FIN from {peer} reached the timewait mini-socket (sock_diag: "
                      "TIME-WAIT)",
                "zh": "{peer}的 FIN 到达 TIME-WAIT 迷你套接字（sock_diag：TIME-WAIT）"},
     "tw_seen": {"en": "seen by sock_diag: the timewait mini-socket is in {state}",
@@ -124,13 +124,13 @@ _TEXTS: dict[str, dict[str, str]] = {
                         "(skb:kfree_skb)",
                   "zh": "{role} {conn}：内核丢弃一个报文，原因 {reason}（skb:kfree_skb）"},
     "request_sock": {
-        "en": "server {conn}: the SYN makes a request socket (TCP_NEW_SYN_RECV): it "
+        "en": "{role} {conn}: the SYN makes a request socket (TCP_NEW_SYN_RECV): it "
               "answers SYN-ACK and holds SYN-RECEIVED without a tracepoint; the full "
               "socket comes with the handshake's ACK",
-        "zh": "server {conn}：SYN 创建了请求套接字（TCP_NEW_SYN_RECV）：它回复 SYN-ACK，"
+        "zh": "{role} {conn}：SYN 创建了请求套接字（TCP_NEW_SYN_RECV）：它回复 SYN-ACK，"
               "处于 SYN-RECEIVED 但没有跟踪点；完整套接字在握手的 ACK 到达时才创建"},
-    "client": {"en": "client", "zh": "客户端"},
-    "server": {"en": "server", "zh": "服务器"},
+    "the client": {"en": "the client", "zh": "客户端"},
+    "the server": {"en": "the server", "zh": "服务器"},
     "truncated": {"en": "the trace reached {n} events: later segments are counted, not kept",
                   "zh": "跟踪已达 {n} 个事件：之后的报文只计数，不再保存"},
 }
@@ -230,8 +230,9 @@ class KernelWatch:
                  lookup: Callable[[Key], str | None] | None = None,
                  on_event: Callable[[Event], None] | None = None,
                  host_names: tuple[str, str] = ("client", "server"),
-                 segments: bool = True,
-                 symbols: dict[str, dict[str, dict[int, str]]] | None = None) -> None:
+                 emit_segments: bool = True,
+                 symbols: dict[str, dict[str, dict[int, str]]] | None = None,
+                 peer_name: str | None = None) -> None:
         self.filt = filt or WatchFilter()
         self.lang = lang
         self.t0_ns = t0_ns
@@ -239,8 +240,9 @@ class KernelWatch:
         self.lookup = lookup or lookup_state
         self.on_event = on_event
         self.client_name, self.server_name = host_names
-        self.with_segments = segments
+        self.emit_segments = emit_segments
         self.symbols = symbols or {}
+        self.peer_name = peer_name  # who the other end is, when not a watched socket
         self.events: list[Event] = []
         self.dropped_events = 0
         self.raw_bytes = 0
@@ -278,8 +280,9 @@ class KernelWatch:
         heapq.heappush(self._heap, (rec.ts_ns, next(self._order), "record", rec))
 
     def feed_packet(self, ts_ns: int, data: bytes) -> None:
-        if self.with_segments:
-            heapq.heappush(self._heap, (ts_ns, next(self._order), "packet", data))
+        """A segment on the wire: a ``segment`` event (if ``emit_segments``), and what
+        tells which segment caused a state change and when a peer's FIN arrived."""
+        heapq.heappush(self._heap, (ts_ns, next(self._order), "packet", data))
 
     def know_listener(self, addr: str, port: int, pid_owned: bool = False) -> None:
         """A socket already listening when the watch started (from sock_diag)."""
@@ -417,6 +420,8 @@ class KernelWatch:
                                           e.pid, e.in_irq, e.polled_ms))
 
     def _apply_state(self, ch: StateChange) -> None:
+        if ch.old == ch.new:
+            return  # e.g. close() after shutdown(): tcp_set_state(FIN-WAIT-1) once more
         key = ch.key
         pid_match = self.filt.pid is not None and not ch.in_irq and ch.pid == self.filt.pid
         if ch.new == "LISTEN" or (ch.old == "LISTEN" and ch.new == CLOSED):
@@ -476,12 +481,18 @@ class KernelWatch:
             return f"{texts('child', lang)} ({source})"
         last = self._last_in.get(conn.key)
         if last is not None and 0 <= ch.ts_ns - last[0] <= CAUSE_WINDOW_NS:
-            peer = texts("server" if self.role(conn.key) == self.client_name else "client",
-                         lang)
-            return f"{texts('after', lang, what=_flag_words(last[1]), role=peer)} ({source})"
+            peer = self._peer_text(conn.key)
+            return f"{texts('after', lang, what=_flag_words(last[1]), peer=peer)} ({source})"
         if ch.in_irq:
             return f"{texts('irq', lang)} ({source})"
         return f"{texts('context', lang, who=self.comm(ch.pid))} ({source})"
+
+    def _peer_text(self, key: Key) -> str:
+        """Who is at the other end: "the server", "the client", or the peer's name."""
+        if self.peer_name is not None:
+            return self.peer_name
+        mine = self.role(key)
+        return texts("the server" if mine == self.client_name else "the client", self.lang)
 
     def comm(self, pid: int) -> str:
         """``name[pid]`` of a process, as first seen (it may have exited since)."""
@@ -571,17 +582,19 @@ class KernelWatch:
         if "S" in flags and "A" not in flags and (src, seg.src_port) not in self._roles:
             self._set_role(key, self.client_name)  # a SYN comes from the client
             sender = self.client_name
-        pid = next(self._next_id)
-        ev: Event = {"kind": "segment", "event": "send", "id": pid, "host": sender,
-                     "conn": conn_text(key), "src": endpoint_text(src, seg.src_port),
-                     "dst": endpoint_text(dst, seg.dst_port), "flags": flags,
-                     "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload),
-                     "win": seg.window, "opts": [option_text(o) for o in seg.options],
-                     "fate": "delivered"}
-        if self.raw_bytes + len(data) <= MAX_RAW_BYTES:
-            ev["raw"] = bytes(data)
-            self.raw_bytes += len(data)
-        self._emit(ev, ts)
+        pid = 0
+        if self.emit_segments:
+            pid = next(self._next_id)
+            ev: Event = {"kind": "segment", "event": "send", "id": pid, "host": sender,
+                         "conn": conn_text(key), "src": endpoint_text(src, seg.src_port),
+                         "dst": endpoint_text(dst, seg.dst_port), "flags": flags,
+                         "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload),
+                         "win": seg.window, "opts": [option_text(o) for o in seg.options],
+                         "fate": "delivered"}
+            if self.raw_bytes + len(data) <= MAX_RAW_BYTES:
+                ev["raw"] = bytes(data)
+                self.raw_bytes += len(data)
+            self._emit(ev, ts)
         if len(self._last_in) > 50_000:
             self._last_in.clear()  # bound; only the last few milliseconds matter
         self._last_in[rkey] = (ts, flags, pid)
@@ -595,8 +608,8 @@ class KernelWatch:
             if rkey not in self._seen_request and len(self._seen_request) < 10_000:
                 self._seen_request.add(rkey)
                 ctext = conn_text(rkey)
-                self._note(ts, texts("request_sock", self.lang, conn=ctext),
-                           self.server_name, ctext)
+                self._note(ts, texts("request_sock", self.lang, role=self.server_name,
+                                     conn=ctext), self.server_name, ctext)
 
     def _timewait_fin(self, conn: _Conn, ts: int) -> None:
         """The peer's FIN reached a mini-socket in FIN-WAIT-2: confirm TIME-WAIT."""
@@ -604,7 +617,7 @@ class KernelWatch:
         if state not in ("TIME-WAIT", None):
             return  # not (yet) accepted: _check_timewait looks again
         role = self.role(conn.key)
-        peer = texts("server" if role == self.client_name else "client", self.lang)
+        peer = self._peer_text(conn.key)
         old, conn.state, conn.tw = conn.state, "TIME-WAIT", "TIME-WAIT"
         ctext = conn_text(conn.key)
         self._emit({"kind": "state", "host": role, "conn": ctext, "from": old,
@@ -655,7 +668,7 @@ class KernelWatch:
         reason = self.symbol(rec, "reason", rec.values.get("reason"))
         role = self.role(key)
         last = self._last_in.get(key)
-        if conn is not None and last is not None \
+        if conn is not None and last is not None and last[2] \
                 and 0 <= rec.ts_ns - last[0] <= CAUSE_WINDOW_NS:
             self._emit({"kind": "segment", "event": "drop", "id": last[2],
                         "host": role, "conn": conn_text(key),

@@ -117,7 +117,8 @@ class TunBackend:
                 lp.call_soon_threadsafe(self._drain_states)
 
             self.watcher = KernelStateWatcher(self.ns.name, self.kernel_name,
-                                              self._poll_interval, on_events=wake)
+                                              self._poll_interval, on_events=wake,
+                                              trace=self.trace, address=self.kernel_addr)
             self.watcher.start()
 
     def close(self) -> None:

@@ -148,7 +148,8 @@ def list_tcplab_namespaces() -> list[str]:
     return names
 
 
-def _owner_alive(name: str) -> bool:
+def owner_alive(name: str) -> bool:
+    """Is the process whose pid is in the namespace's name (tcplab-PID-N) alive?"""
     m = _NAME_RE.match(name)
     if m is None:
         return False
@@ -163,7 +164,7 @@ def _owner_alive(name: str) -> bool:
 
 def find_running() -> str:
     """The only tcplab namespace whose owner is alive; a clear error otherwise."""
-    alive = [n for n in list_tcplab_namespaces() if _owner_alive(n)]
+    alive = [n for n in list_tcplab_namespaces() if owner_alive(n)]
     if not alive:
         raise TunUnavailable("no tcplab namespace is running: start one with "
                              "`tcplab tun serve --http` in another terminal")
