@@ -97,8 +97,8 @@ def test_endpoints_of_both_address_layouts() -> None:
 
 
 def test_packet_filter_jumps_land_inside_the_program() -> None:
-    for port in (None, 8080):
-        prog = tcp_filter(port)
+    for ports in ((), (8080,), (8080, 9090)):
+        prog = tcp_filter(ports)
         for i, (code, jt, jf, k) in enumerate(prog):
             if code == 0x05:  # unconditional jump
                 assert 0 <= i + 1 + k < len(prog)
@@ -120,7 +120,7 @@ class Timeline:
     def __init__(self) -> None:
         self.now = 0
         self.sock_diag: dict[tuple[str, int, str, int], str] = {}
-        self.watch = KernelWatch(filt=WatchFilter(port=8080), now_ns=lambda: self.now,
+        self.watch = KernelWatch(filt=WatchFilter(ports=(8080,)), now_ns=lambda: self.now,
                                  lookup=self.sock_diag.get)
         self.seq = {C: 1000, S: 5000}
 
@@ -226,7 +226,7 @@ def test_full_socket_gone_without_a_mini_socket_is_plain_closed() -> None:
 
 
 def test_filters_drop_other_ports_and_other_hosts() -> None:
-    watch = KernelWatch(filt=WatchFilter(port=8080, host="127.0.0.9"), now_ns=lambda: 10**9,
+    watch = KernelWatch(filt=WatchFilter(ports=(8080,), host="127.0.0.9"), now_ns=lambda: 10**9,
                         lookup=lambda key: None)
     watch.feed_state(StateChange(1, "a", 4, C, "CLOSED", "SYN-SENT"))
     watch.feed_state(StateChange(2, "b", 4, ("127.0.0.9", 1, "127.0.0.1", 8080), "CLOSED",

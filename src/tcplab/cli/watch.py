@@ -58,15 +58,19 @@ def needs_root_message(command: str) -> str:
 class LiveLines:
     """One line per trace event, sequence numbers relative to each side's ISN."""
 
-    def __init__(self, out: TextIO, width: int | None) -> None:
+    def __init__(self, out: TextIO, width: int | None, kinds: tuple[str, ...] = (),
+                 prefix: str = "") -> None:
         self.out = out
         self.width = width
+        self.kinds = kinds  # only these kinds of event (default: all)
+        self.prefix = prefix
         self.isn: dict[str, int] = {}
 
     def __call__(self, ev: Event) -> None:
         line = self.format(ev)
-        if line is None:
+        if line is None or (self.kinds and ev["kind"] not in self.kinds):
             return
+        line = self.prefix + line
         if self.width is not None and len(line) > self.width:
             line = line[: self.width - 1] + "…"
         self.out.write(line + "\n")
@@ -170,7 +174,7 @@ def watch(port: int | None, host_addr: str | None, pid: int | None, duration: fl
     def notice(text: str) -> None:
         click.echo(f"notice: {text}", err=True)
 
-    filt = WatchFilter(port=port, host=host_addr, pid=pid)
+    filt = WatchFilter(ports=(port,) if port else (), host=host_addr, pid=pid)
     session = WatchSession(filt, lang=lang, on_event=lines, notice=notice,
                            use_tracefs=not force_poll)
     what = " ".join(x for x in (f"port {port}" if port else "",

@@ -9,6 +9,9 @@ IPv6), and only one port at either end when a port is given, so the kernel copie
 nothing else to this process. Each packet comes with the kernel's receive timestamp in
 nanoseconds (``SO_TIMESTAMPNS``, CLOCK_REALTIME).
 
+At most a few hundred ports fit (BPF jumps are 8 bits); the program is checked when it is
+built.
+
 On the loopback interface every packet passes the tap twice: once leaving (packet type
 ``PACKET_OUTGOING``) and once arriving (``PACKET_HOST``). Only the outgoing copy is
 kept there, so each segment is seen once, at the moment it was sent; on other
@@ -54,8 +57,8 @@ _RET_K = 0x06
 Insn = tuple[int, str | int, str | int, str | int]
 
 
-def tcp_filter(port: int | None) -> list[tuple[int, int, int, int]]:
-    """A classic BPF program: TCP over IPv4/IPv6, with ``port`` at either end if given.
+def tcp_filter(ports: tuple[int, ...] = ()) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program: TCP over IPv4/IPv6, with one of ``ports`` at either end.
 
     Written with labels, resolved to the relative jumps BPF wants. IPv4 fragments after
     the first are dropped (they have no TCP header); IPv6 packets with extension headers
@@ -70,33 +73,33 @@ def tcp_filter(port: int | None) -> list[tuple[int, int, int, int]]:
         (None, (_JSET_K, "drop", 0, 0x1FFF)),
         (None, (_LDX_B_MSH, 0, 0, 0)),           # X = IPv4 header length
     ]
-    if port is None:
+    if not ports:
         prog.append((None, (_JA, 0, 0, "accept")))
     else:
-        prog += [
-            (None, (_LD_H_IND, 0, 0, 0)),        # source port
-            (None, (_JEQ_K, "accept", 0, port)),
-            (None, (_LD_H_IND, 0, 0, 2)),        # destination port
-            (None, (_JEQ_K, "accept", "drop", port)),
-        ]
+        prog.append((None, (_LD_H_IND, 0, 0, 0)))  # source port
+        prog += [(None, (_JEQ_K, "accept", 0, p)) for p in ports]
+        prog.append((None, (_LD_H_IND, 0, 0, 2)))  # destination port
+        prog += [(None, (_JEQ_K, "accept", 0, p)) for p in ports]
+        prog.append((None, (_JA, 0, 0, "drop")))
     prog += [
         ("v6", (_JEQ_K, 0, "drop", ETH_P_IPV6)),
         (None, (_LD_B_ABS, 0, 0, 6)),            # IPv6 next header
         (None, (_JEQ_K, 0, "drop", socket.IPPROTO_TCP)),
     ]
-    if port is None:
+    if not ports:
         prog.append((None, (_JA, 0, 0, "accept")))
     else:
-        prog += [
-            (None, (_LD_H_ABS, 0, 0, 40)),
-            (None, (_JEQ_K, "accept", 0, port)),
-            (None, (_LD_H_ABS, 0, 0, 42)),
-            (None, (_JEQ_K, "accept", "drop", port)),
-        ]
+        prog.append((None, (_LD_H_ABS, 0, 0, 40)))
+        prog += [(None, (_JEQ_K, "accept", 0, p)) for p in ports]
+        prog.append((None, (_LD_H_ABS, 0, 0, 42)))
+        prog += [(None, (_JEQ_K, "accept", 0, p)) for p in ports]
+        prog.append((None, (_JA, 0, 0, "drop")))
     prog += [
         ("drop", (_RET_K, 0, 0, 0)),
         ("accept", (_RET_K, 0, 0, _BUFFER)),
     ]
+    if len(prog) > 250:
+        raise ValueError(f"too many ports for one packet filter ({len(ports)})")
     labels = {label: i for i, (label, _) in enumerate(prog) if label}
     out: list[tuple[int, int, int, int]] = []
     for i, (_label, (code, jt, jf, k)) in enumerate(prog):
@@ -122,15 +125,15 @@ class CapturedPacket(NamedTuple):
 class Capture:
     """An AF_PACKET socket that yields TCP packets (see the module doc)."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port
+    def __init__(self, ports: tuple[int, ...] = ()) -> None:
+        self.ports = ports
         self.sock: socket.socket | None = None
         self.truncated = 0
 
     def open(self) -> None:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
         try:
-            insns = tcp_filter(self.port)
+            insns = tcp_filter(self.ports)
             raw = b"".join(struct.pack("=HBBI", c, jt, jf, k) for c, jt, jf, k in insns)
             buf = ctypes.create_string_buffer(raw, len(raw))
             fprog = struct.pack("@HP", len(insns), ctypes.addressof(buf))

@@ -41,9 +41,10 @@ __all__ = ["WatchSession", "kernel_filters"]
 _CAPTURE_ERRORS = (OSError,)
 
 
-def kernel_filters(port: int | None) -> dict[str, str]:
-    """The filter each event gets in the kernel: TCP only, and the port at either end."""
-    ports = f"(sport == {port} || dport == {port})" if port is not None else ""
+def kernel_filters(port_list: tuple[int, ...] = ()) -> dict[str, str]:
+    """The filter each event gets in the kernel: TCP only, and the ports at either end."""
+    ports = ("(" + " || ".join(f"sport == {p} || dport == {p}" for p in port_list) + ")"
+             if port_list else "")
     out = {
         "sock/inet_sock_set_state": "protocol == 6" + (f" && {ports}" if ports else ""),
         "skb/kfree_skb": "(protocol == 2048 || protocol == 34525) && rx_sk != 0",
@@ -94,7 +95,7 @@ class WatchSession:
 
     def _open(self) -> None:
         if self.use_tracefs:
-            inst = TraceInstance(EVENTS, kernel_filters(self.filt.port))
+            inst = TraceInstance(EVENTS, kernel_filters(self.filt.ports))
             try:
                 inst.open()
             except (TracefsUnavailable, OSError) as exc:
@@ -112,7 +113,7 @@ class WatchSession:
         if self.instance is None:
             self.poller = PolledStates(self.filt, self.poll_interval, time.time_ns)
         if self.want_capture:
-            cap = Capture(self.filt.port)
+            cap = Capture(self.filt.ports)
             try:
                 cap.open()
             except _CAPTURE_ERRORS as exc:
@@ -144,8 +145,8 @@ class WatchSession:
                 records = sockdiag.dump(fam)
             except OSError:
                 continue
-            if self.filt.port is not None:
-                records = sockdiag.keep_port(records, self.filt.port)
+            if self.filt.ports:
+                records = sockdiag.keep_ports(records, self.filt.ports)
             cols = sockdiag.to_columns(fam, records)
             for st, la, lp, ra, rp, inode in zip(cols[1], cols[2], cols[3], cols[4], cols[5],
                                                  cols[12], strict=True):

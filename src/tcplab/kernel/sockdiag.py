@@ -358,6 +358,12 @@ def keep_port(records: list[RawRecord], port: int) -> list[RawRecord]:
     return [r for r in records if r[4] == p or r[5] == p]
 
 
+def keep_ports(records: list[RawRecord], ports: Iterable[int]) -> list[RawRecord]:
+    """The records with any of ``ports`` at either end."""
+    wanted = {p.to_bytes(2, "big") for p in ports}
+    return [r for r in records if r[4] in wanted or r[5] in wanted]
+
+
 # --------------------------------------------------------------------------- owners
 
 

@@ -162,14 +162,14 @@ class StateChange:
 
 @dataclass
 class WatchFilter:
-    """Which connections to show: a port at either end, an address, a process."""
+    """Which connections to show: ports (any of them at either end), an address, a process."""
 
-    port: int | None = None
+    ports: tuple[int, ...] = ()
     host: str | None = None
     pid: int | None = None
 
     def tuple_ok(self, key: Key) -> bool:
-        if self.port is not None and self.port not in (key[1], key[3]):
+        if self.ports and key[1] not in self.ports and key[3] not in self.ports:
             return False
         return self.host is None or self.host in (key[0], key[2])
 
@@ -745,8 +745,8 @@ class PolledStates:
         now: dict[Key, tuple[int, str]] = {}
         for fam in families:
             records = sockdiag.dump(fam)
-            if self.filt.port is not None:
-                records = sockdiag.keep_port(records, self.filt.port)
+            if self.filt.ports:
+                records = sockdiag.keep_ports(records, self.filt.ports)
             cols = sockdiag.to_columns(fam, records)
             for la, lp, ra, rp, st in zip(cols[2], cols[3], cols[4], cols[5], cols[1],
                                           strict=True):
