@@ -25,14 +25,17 @@ __all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
 
 def main() -> None:
     """Console-script entry point."""
-    argv = sys.argv[1:]
-    if argv[:1] == ["sockets"]:
-        from tcplab.cli.sockets_quick import quick_listing
+    try:
+        argv = sys.argv[1:]
+        if argv[:1] == ["sockets"]:
+            from tcplab.cli.sockets_quick import quick_listing
 
-        if quick_listing(argv[1:]):
-            return
-    from tcplab.cli.app import main as click_main
-
+            if quick_listing(argv[1:]):
+                return
+        from tcplab.cli.app import main as click_main
+    except KeyboardInterrupt:  # Ctrl+C while the command is still being imported
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)
     click_main()
 
 

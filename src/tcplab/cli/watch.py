@@ -25,6 +25,7 @@ from tcplab.kernel.watch import WatchFilter
 from tcplab.trace import Event, to_json_event
 from tcplab.wire.tcp import parse_flags
 
+_CAP_DAC_OVERRIDE = 1
 _CAP_NET_ADMIN = 12
 _CAP_NET_RAW = 13
 
@@ -41,18 +42,19 @@ def _capabilities() -> int:
 
 
 def privileged() -> bool:
-    """Root, or both CAP_NET_ADMIN (tracefs, namespaces) and CAP_NET_RAW (capture)."""
-    if os.geteuid() == 0:
-        return True
+    """Root with its capabilities: CAP_NET_ADMIN and CAP_NET_RAW (the capture), and the
+    files of tracefs, which belong to root (uid 0, or CAP_DAC_OVERRIDE)."""
     caps = _capabilities()
-    return bool(caps & (1 << _CAP_NET_ADMIN)) and bool(caps & (1 << _CAP_NET_RAW))
+    if not (caps & (1 << _CAP_NET_ADMIN) and caps & (1 << _CAP_NET_RAW)):
+        return False
+    return os.geteuid() == 0 or bool(caps & (1 << _CAP_DAC_OVERRIDE))
 
 
 def needs_root_message(command: str) -> str:
     """One line: what is missing and the command line that works."""
     argv = " ".join(shlex.quote(a) for a in sys.argv[1:]) or command
-    return (f"tcplab {command} needs root (or CAP_NET_ADMIN and CAP_NET_RAW): it reads the "
-            f"kernel's tracepoints and captures packets. Run: sudo tcplab {argv}")
+    return (f"tcplab {command} needs root: it reads the kernel's tracepoints (tracefs) and "
+            f"captures packets (CAP_NET_RAW). Run: sudo tcplab {argv}")
 
 
 class LiveLines:

@@ -34,6 +34,7 @@ from tcplab.kernel.watch import (
     packet_clock_offset,
     process_sockets,
 )
+from tcplab.signals import deferred
 from tcplab.trace import Event
 
 __all__ = ["WatchSession", "kernel_filters"]
@@ -157,6 +158,10 @@ class WatchSession:
                     self.watch.know_connection((la, lp, ra, rp), st, pid_owned=mine)
 
     def close(self) -> None:
+        with deferred():
+            self._close()
+
+    def _close(self) -> None:
         if self.instance is not None:
             self.instance.close()
             self.instance = None

@@ -11,7 +11,11 @@ enables only the events asked for, each with a filter the kernel evaluates (``sp
 (``per_cpu/cpuN/trace_pipe_raw``). :meth:`TraceInstance.close` disables every event,
 clears the filters and removes the directory (``rmdir``), which frees the buffer; it
 runs from ``with``, ``finally`` and an :mod:`atexit` hook, and a later run removes the
-instances of a tcplab process that died (:func:`remove_stale_instances`).
+instances of a tcplab process that died (:func:`remove_stale_instances`). Making the
+instance and registering it for removal happen with SIGINT held
+(:func:`tcplab.signals.deferred`). If tcplab mounted tracefs itself, it unmounts it at
+the end; a marker file (:data:`MOUNT_MARKER`) lets a later run finish that job for a
+tcplab that was killed.
 
 The binary buffers give the kernel's nanosecond timestamps and the raw fields. A read
 returns one sub-buffer page: a 16-byte header (the page's first timestamp, then the
@@ -51,6 +55,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from tcplab.signals import deferred
 
 __all__ = [
     "EVENTS",
@@ -212,6 +218,24 @@ def find_tracefs() -> str | None:
     return None
 
 
+# Written when tcplab mounts tracefs itself: the pid of the process that will unmount it.
+# A run that finds it with a dead pid (a tcplab killed with SIGKILL) takes the job over.
+MOUNT_MARKER = "/run/tcplab-tracefs-mount.pid"
+
+
+def _marker_pid() -> int | None:
+    try:
+        with open(MOUNT_MARKER, encoding="ascii") as fh:
+            return int(fh.read().strip() or 0)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_marker() -> None:
+    with contextlib.suppress(OSError), open(MOUNT_MARKER, "w", encoding="ascii") as fh:
+        fh.write(str(os.getpid()))
+
+
 def _mount_tracefs() -> str:
     path = MOUNT_POINTS[0]
     if not os.path.isdir(path):
@@ -333,18 +357,26 @@ class TraceInstance:
     def _open(self) -> None:
         root = find_tracefs()
         if root is None:
-            root = _mount_tracefs()
-            self.mounted_here = True
+            with deferred():
+                root = _mount_tracefs()
+                self.mounted_here = True
+                _write_marker()
+        else:
+            owner = _marker_pid()
+            if owner is not None and owner != os.getpid() and not _pid_alive(owner):
+                self.mounted_here = True  # a killed tcplab mounted it: unmount it later
+                _write_marker()
         self.root = root
         remove_stale_instances(root)
         self.path = os.path.join(root, "instances", self.name)
-        try:
-            os.mkdir(self.path)
-        except OSError as exc:
-            raise TracefsUnavailable(
-                f"cannot make tracefs instance {self.path}: {exc.strerror}") from None
-        with _live_lock:
-            _live[self.name] = self
+        with deferred():  # made and registered at once
+            try:
+                os.mkdir(self.path)
+            except OSError as exc:
+                raise TracefsUnavailable(
+                    f"cannot make tracefs instance {self.path}: {exc.strerror}") from None
+            with _live_lock:
+                _live[self.name] = self
         clocks = _read(os.path.join(self.path, "trace_clock")).replace("[", "").replace(
             "]", "").split()
         self.clock = self.want_clock if self.want_clock in clocks else (
@@ -397,6 +429,10 @@ class TraceInstance:
 
     def close(self) -> None:
         """Disable the events, clear the filters, remove the instance. Idempotent."""
+        with deferred():  # not split by a second Ctrl+C
+            self._close()
+
+    def _close(self) -> None:
         for fd in list(self._fds):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -423,9 +459,17 @@ class TraceInstance:
             _live.pop(self.name, None)
         if self.mounted_here:
             self.mounted_here = False
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run(["umount", self.root], capture_output=True, timeout=10,
-                               check=False)
+            with _live_lock:
+                others = bool(_live)
+            if not others:
+                with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                    res = subprocess.run(["umount", self.root], capture_output=True,
+                                         timeout=10, check=False)
+                    if res.returncode == 0:
+                        with contextlib.suppress(OSError):
+                            os.unlink(MOUNT_MARKER)
+                    # else: busy (another tcplab reads it); the marker stays, and a
+                    # later run unmounts it once this process is gone.
 
     def __enter__(self) -> TraceInstance:
         self.open()
