@@ -21,7 +21,7 @@ import click
 
 from tcplab.cli.common import emit_outputs
 from tcplab.kernel.session import WatchSession
-from tcplab.kernel.watch import WatchFilter
+from tcplab.kernel.watch import WatchFilter, texts
 from tcplab.trace import Event, to_json_event
 from tcplab.wire.tcp import parse_flags
 
@@ -73,8 +73,11 @@ class LiveLines:
         if line is None or (self.kinds and ev["kind"] not in self.kinds):
             return
         line = self.prefix + line
-        if self.width is not None and len(line) > self.width:
-            line = line[: self.width - 1] + "…"
+        if self.width is not None and len(line) > self.width // 2:
+            from rich.cells import cell_len, set_cell_size  # CJK characters are 2 columns
+
+            if cell_len(line) > self.width:
+                line = set_cell_size(line, self.width - 1) + "…"
         self.out.write(line + "\n")
         self.out.flush()
 
@@ -181,7 +184,8 @@ def watch(port: int | None, host_addr: str | None, pid: int | None, duration: fl
                            use_tracefs=not force_poll)
     what = " ".join(x for x in (f"port {port}" if port else "",
                                 f"host {host_addr}" if host_addr else "",
-                                f"pid {pid}" if pid else "") if x) or "every TCP connection"
+                                f"pid {pid}" if pid else "") if x) or texts(
+        "every_connection", lang)
     source: dict[str, Any] = {}
     try:
         try:
@@ -189,10 +193,11 @@ def watch(port: int | None, host_addr: str | None, pid: int | None, duration: fl
         except OSError as exc:
             raise click.ClickException(f"cannot watch: {exc.strerror or exc}") from None
         source = session.meta()
-        until = f"for {duration:g} s" if duration is not None else "until Ctrl+C"
-        click.echo(f"watching {what} ({session.source}"
-                   f"{', capture on every interface' if session.capture else ''}) {until}",
-                   err=True)
+        until = (texts("for_seconds", lang, s=f"{duration:g}") if duration is not None
+                 else texts("until_ctrl_c", lang))
+        click.echo(texts("watching", lang, what=what, source=session.source,
+                         capture=texts("capture_on", lang) if session.capture else "",
+                         until=until), err=True)
         why = session.run(duration)
     except KeyboardInterrupt:
         why = "interrupted"
@@ -205,10 +210,14 @@ def watch(port: int | None, host_addr: str | None, pid: int | None, duration: fl
     events = session.watch.events
     nconn = len({e["conn"] for e in events if e["kind"] == "state"})
     nseg = sum(1 for e in events if e["kind"] == "segment" and e.get("event") == "send")
-    click.echo(f"{'stopped' if why != 'duration' else 'done'}: {nconn} socket(s), "
-               f"{nseg} segment(s); tracefs instance removed.", err=True)
-    meta: dict[str, Any] = {"command": "watch", "port": port, "host": host_addr, "pid": pid,
-                            "duration": duration, **source}
+    click.echo(texts("finished", lang, how=texts("done" if why == "duration" else "stopped",
+                                                 lang),
+                     conns=nconn, segs=nseg,
+                     cleanup=texts("instance_removed" if source.get("tracepoints")
+                                   else "nothing_left", lang)), err=True)
+    options = {"port": port, "host": host_addr, "pid": pid, "duration": duration}
+    meta: dict[str, Any] = {"command": "watch",
+                            **{k: v for k, v in options.items() if v is not None}, **source}
     if json_out:
         doc = {"schema": "tcplab-trace/1", "meta": meta,
                "events": [to_json_event(e) for e in events]}
