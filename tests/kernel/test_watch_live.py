@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import dpkt
 import pytest
 from watch_helpers import free_port, need_watch, states, timeline, wait_state, watching
 
@@ -163,3 +167,47 @@ def test_ipv6_life_and_the_polling_fallback_side_by_side() -> None:
     assert "ESTABLISHED" in seen and seen[-1] == "TIME-WAIT"
     assert all("polled every 10 ms" in e["cause"] for e in polled_doc["events"]
                if e["kind"] == "state")
+
+
+HELPER = """
+import socket, sys
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(4)
+print(lst.getsockname()[1], flush=True)
+sys.stdin.readline()  # go
+client = socket.create_connection(lst.getsockname()); server, _ = lst.accept()
+client.close(); server.recv(1); server.close(); lst.close()
+print("done", flush=True)
+"""
+
+
+def test_pid_filter_follows_one_process_and_pcap_holds_its_segments(tmp_path: Path) -> None:
+    helper = subprocess.Popen([sys.executable, "-c", HELPER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert helper.stdout is not None and helper.stdin is not None
+        port = int(helper.stdout.readline())
+        pcap = tmp_path / "run.pcap"
+        with watching("--pid", str(helper.pid), "--pcap", str(pcap)) as run:
+            other = free_port()  # this test process's own connection: not the helper's
+            lst, client, server = _pair(other)
+            client.close()
+            server.close()
+            lst.close()
+            helper.stdin.write("go\n")
+            helper.stdin.flush()
+            assert helper.stdout.readline().strip() == "done"
+    finally:
+        helper.kill()
+        helper.wait(10)
+    doc = run["doc"]
+    conns = {e["conn"] for e in doc["events"] if e["kind"] in ("state", "segment")}
+    assert conns and all(str(port) in c for c in conns), conns
+    assert not any(str(other) in c for c in conns)
+    client_conn = next(c for c in conns if c.endswith(f"-127.0.0.1:{port}"))
+    assert states(doc, "client", client_conn)[:3] == ["SYN-SENT", "ESTABLISHED", "FIN-WAIT-1"]
+    segments = [e for e in doc["events"] if e["kind"] == "segment" and e["event"] == "send"]
+    reader = dpkt.pcap.Reader(pcap.open("rb"))
+    packets = [dpkt.ip.IP(buf) for _ts, buf in reader]
+    assert len(packets) == len(segments) >= 6
+    assert [p.data.dport for p in packets] == [
+        int(e["dst"].rsplit(":", 1)[1]) for e in segments]
