@@ -218,6 +218,8 @@ def watch(port: int | None, host_addr: str | None, pid: int | None, duration: fl
     options = {"port": port, "host": host_addr, "pid": pid, "duration": duration}
     meta: dict[str, Any] = {"command": "watch",
                             **{k: v for k, v in options.items() if v is not None}, **source}
+    meta["segments_seen"] = session.watch.segments_seen
+    meta["segments_not_kept"] = session.watch.dropped_events  # beyond the trace's bound
     if json_out:
         doc = {"schema": "tcplab-trace/1", "meta": meta,
                "events": [to_json_event(e) for e in events]}

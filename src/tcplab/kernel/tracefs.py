@@ -480,10 +480,6 @@ class TraceInstance:
 
     # ------------------------------------------------------------ reading
 
-    def fileno_list(self) -> list[int]:
-        """The per-CPU descriptors (for select/poll: readable when events arrived)."""
-        return list(self._fds)
-
     def read_available(self, fds: Iterable[int] | None = None) -> list[TraceRecord]:
         """Every event waiting in the buffers (of ``fds``, default all), in time order."""
         out: list[TraceRecord] = []

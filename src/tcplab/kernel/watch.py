@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcplab.kernel import sockdiag
-from tcplab.kernel.capture import CapturedPacket
 from tcplab.kernel.tracefs import TraceRecord, endpoints
 from tcplab.trace import Event
 from tcplab.wire.errors import WireError
@@ -779,9 +778,6 @@ class PolledStates:
         self.current = {k: st for k, (_f, st) in now.items()}
         return out
 
-    def snapshot(self) -> dict[Key, str]:
-        return dict(self.current)
-
 
 def packet_clock_offset(clock: str) -> int:
     """What to add to a packet's CLOCK_REALTIME timestamp to put it on ``clock``."""
@@ -801,11 +797,6 @@ def clock_now(clock: str) -> int:
     if clock == "mono":
         return time.monotonic_ns()
     return time.time_ns()
-
-
-def captured(pkts: Iterable[CapturedPacket], offset: int) -> Iterable[tuple[int, bytes]]:
-    for p in pkts:
-        yield p.ts_ns + offset, p.data
 
 
 def process_sockets(pid: int) -> set[int]:
