@@ -195,3 +195,26 @@ def test_without_root_one_line_says_so_and_how_to_run_it(command: list[str]) -> 
     assert len(lines) == 1, res.stderr
     assert "needs root" in lines[0] and f"Run: sudo tcplab {' '.join(command)}" in lines[0]
     assert "mount" not in lines[0] and "Traceback" not in res.stderr
+
+
+def test_sigkilled_watch_leaves_an_instance_that_the_next_run_removes() -> None:
+    proc = subprocess.Popen([*TCPLAB, "watch", "--port", "9", "--duration", "30"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stderr is not None
+        assert "watching" in proc.stderr.readline()
+        proc.kill()
+        proc.wait(10)
+        assert _left_behind(proc.pid)["tracefs instances"]  # nothing could remove it
+        res = subprocess.run([*TCPLAB, "watch", "--port", "9", "--duration", "0.2"],
+                             capture_output=True, text=True, timeout=30, check=False)
+        assert res.returncode == 0, res.stderr
+        assert _left_behind(proc.pid) == {"namespaces": [], "tracefs instances": [],
+                                          "processes": []}
+        # If the killed run had mounted tracefs, the new run unmounted it.
+        assert not os.path.exists("/run/tcplab-tracefs-mount.pid")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _clean_up_after(proc.pid)

@@ -252,13 +252,12 @@ def _mount_tracefs() -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Is process ``pid`` running? (A zombie, killed but not yet reaped, is not.)"""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_instances(root: str | None = None) -> list[str]:

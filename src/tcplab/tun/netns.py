@@ -181,17 +181,18 @@ def list_tcplab_namespaces() -> list[str]:
 
 
 def owner_alive(name: str) -> bool:
-    """Is the process whose pid is in the namespace's name (tcplab-PID-N) alive?"""
+    """Is the process whose pid is in the namespace's name (tcplab-PID-N) running?
+
+    A zombie (killed, not yet reaped by its parent) is not.
+    """
     m = _NAME_RE.match(name)
     if m is None:
         return False
     try:
-        os.kill(int(m.group(1)), 0)
-    except ProcessLookupError:
+        with open(f"/proc/{m.group(1)}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_namespaces() -> list[str]:
