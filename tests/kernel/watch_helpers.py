@@ -74,7 +74,7 @@ def watching(*args: str, ready_timeout: float = 20.0,
     proc = subprocess.Popen([*TCPLAB, "watch", *args, "--json", "--duration",
                              str(max_seconds)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"pid": proc.pid}
     try:
         assert proc.stderr is not None
         sel = selectors.DefaultSelector()
