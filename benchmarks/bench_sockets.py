@@ -3,11 +3,16 @@
 Makes N server-side TIME-WAIT sockets on loopback (the server end of each connection
 closes first), then times, alternately and several times each:
 
-- ``ss -tan`` (a subprocess, output read from a pipe);
-- ``tcplab sockets`` (a subprocess: Python's start-up included, output read from a pipe);
+- ``ss -tan`` (a subprocess, output read from a pipe), and ``ss -tanp``, which finds the
+  owners as ``tcplab sockets`` does by default;
+- ``tcplab sockets``, the console script a user runs (a subprocess: Python's start-up and
+  imports included, output read from a pipe), with and without the owner scan, and
+  ``tcplab sockets --json``;
 - the same listing in process (netlink dump + the plain table), and the /proc fallback.
 
-and prints the medians side by side. Loopback only; bounded in count (``--count``, at most
+and prints the medians side by side, with each one's ratio to ``ss -tan``. Every command
+runs once untimed first, and the subprocesses may write bytecode caches (as any installed
+program has them), so start-up is measured as a user meets it from the second run on. Loopback only; bounded in count (``--count``, at most
 50,000) and time (``--max-seconds`` to make the sockets). The sockets expire by themselves
 after 60 s.
 
@@ -17,6 +22,7 @@ Run: .venv/bin/python benchmarks/bench_sockets.py [--count 10000] [--runs 7]
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import statistics
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from tcplab.kernel.inspect import format_plain, owners_for
 from tcplab.kernel.sockets import list_sockets
@@ -62,9 +69,22 @@ def timed(fn: Callable[[], int], runs: int) -> tuple[float, int]:
     return statistics.median(times), lines
 
 
+# Subprocesses as a user's shell starts them: bytecode caches allowed (a development
+# environment may forbid writing them, which would time the compiler instead).
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_cmd(cmd: list[str]) -> int:
-    out = subprocess.run(cmd, capture_output=True, check=True).stdout
+    out = subprocess.run(cmd, capture_output=True, check=True, env=_ENV).stdout
     return out.count(b"\n")
+
+
+def tcplab_command() -> list[str]:
+    """The ``tcplab`` console script beside this Python (else ``python -m tcplab``)."""
+    script = Path(sys.executable).with_name("tcplab")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "tcplab"]
 
 
 def in_process(source: str) -> int:
@@ -85,25 +105,34 @@ def main() -> None:
     start = time.monotonic()
     port, made = make_time_wait(count, args.max_seconds)
     print(f"made {made} TIME-WAIT sockets on 127.0.0.1:{port} in "
-          f"{time.monotonic() - start:.1f} s")
-    tcplab_cmd = [sys.executable, "-m", "tcplab", "sockets"]
+          f"{time.monotonic() - start:.1f} s; "
+          f"{len(list_sockets(states=['time-wait']).sockets)} TIME-WAIT sockets on the machine "
+          "(a new connection may recycle an old one's 4-tuple)")
+    tcplab_cmd = [*tcplab_command(), "sockets"]
     candidates: list[tuple[str, Callable[[], int]]] = [
         ("ss -tan", lambda: run_cmd(["ss", "-tan"])),
-        ("tcplab sockets (process)", lambda: run_cmd(tcplab_cmd)),
+        ("ss -tanp (with owners)", lambda: run_cmd(["ss", "-tanp"])),
+        ("tcplab sockets", lambda: run_cmd(tcplab_cmd)),
         ("tcplab sockets --no-processes", lambda: run_cmd([*tcplab_cmd, "--no-processes"])),
+        ("python -m tcplab sockets", lambda: run_cmd([sys.executable, "-m", "tcplab",
+                                                      "sockets"])),
+        ("tcplab sockets --json", lambda: run_cmd([*tcplab_cmd, "--json"])),
         ("in process: netlink + table", lambda: in_process("netlink")),
         ("in process: /proc + table", lambda: in_process("proc")),
     ]
     # Alternate the candidates run by run so that noise hits all of them alike.
     results: dict[str, list[float]] = {name: [] for name, _ in candidates}
     lines: dict[str, int] = {}
+    for _name, fn in candidates:
+        fn()  # untimed: caches filled, as for any program run before
     for _ in range(max(1, args.runs)):
         for name, fn in candidates:
             ms, n = timed(fn, 1)
             results[name].append(ms)
             lines[name] = n
     ss_ms = statistics.median(results["ss -tan"])
-    print(f"\n{'command':34} {'median ms':>10} {'x ss':>7} {'lines':>7}")
+    print(f"\ncommand: {' '.join(tcplab_cmd)}")
+    print(f"{'command':34} {'median ms':>10} {'x ss':>7} {'lines':>7}")
     for name, _ in candidates:
         ms = statistics.median(results[name])
         print(f"{name:34} {ms:10.1f} {ms / ss_ms:7.2f} {lines[name]:7d}")

@@ -38,7 +38,7 @@ left out of JSON.
 import json
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import (
     IO,
     Any,
@@ -103,6 +103,7 @@ class SegmentEvent(TypedDict):
     injected: NotRequired[bool]
     delayed: NotRequired[float]
     tso: NotRequired[int]
+    t_ns: NotRequired[int]  #: the kernel's own timestamp (nanoseconds), for kernel events
 
 
 StateEvent = TypedDict("StateEvent", {
@@ -115,6 +116,7 @@ StateEvent = TypedDict("StateEvent", {
     "cause": str,
     "tcb": NotRequired[Tcb],
     "source": NotRequired[str],
+    "t_ns": NotRequired[int],
 })
 
 
@@ -126,6 +128,7 @@ class TimerEvent(TypedDict):
     timer: TimerName
     action: TimerAction
     deadline: float | None
+    t_ns: NotRequired[int]
 
 
 class AppEvent(TypedDict):
@@ -160,6 +163,7 @@ class NoteEvent(TypedDict):
     seq: NotRequired[int]
     frame: NotRequired[int]      #: pcap: the frame a note is about
     epoch: NotRequired[float]    #: pcap: the capture's start, seconds since 1970
+    t_ns: NotRequired[int]       #: kernel: the kernel's own timestamp (nanoseconds)
 
 
 VOCABULARY: dict[str, type] = {
@@ -315,7 +319,7 @@ class Trace:
     counted in :attr:`discarded`.
     """
 
-    __slots__ = ("_next_id", "discarded", "enabled", "events", "limit")
+    __slots__ = ("_next_id", "discarded", "enabled", "events", "limit", "listeners")
 
     def __init__(self, enabled: bool = True, limit: int | None = None) -> None:
         self.enabled = enabled
@@ -323,6 +327,8 @@ class Trace:
         self.events: list[Event] = []
         self._next_id = 0
         self.discarded = 0
+        #: called with each event as it is added (a live view, the kernel lane's model)
+        self.listeners: list[Callable[[Event], None]] = []
 
     def next_id(self) -> int:
         self._next_id += 1
@@ -338,6 +344,8 @@ class Trace:
                 drop = len(events) - limit + limit // 4  # amortised: trim a quarter at once
                 del events[:drop]
                 self.discarded += drop
+            for listener in self.listeners:
+                listener(event)
 
     def note(self, t: float, text: str, **facts: Any) -> None:
         if self.enabled:

@@ -12,7 +12,7 @@ from tcplab.http.app import hello_handler
 from tcplab.http.messages import Limits
 from tcplab.http.protocol import ServerState
 from tcplab.http.server import ServeConfig, explain_port_in_use
-from tcplab.kernel.sockets import TcpSocket
+from tcplab.kernel.sockets import KernelSocket
 
 
 def test_taken_port_names_the_live_listener_and_its_process() -> None:
@@ -27,8 +27,8 @@ def test_taken_port_names_the_live_listener_and_its_process() -> None:
     assert "Traceback" not in result.output
 
 
-def _tw(port: int, left_ms: int) -> TcpSocket:
-    return TcpSocket(4, "TIME-WAIT", "127.0.0.1", port, "127.0.0.1", 40000, 0, 0,
+def _tw(port: int, left_ms: int) -> KernelSocket:
+    return KernelSocket(4, "TIME-WAIT", "127.0.0.1", port, "127.0.0.1", 40000, 0, 0,
                      "time-wait", left_ms, 0, 0, 0)
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from tcplab.cli.sockets import sockets as sockets_command
 from tcplab.kernel.inspect import changed_keys, format_time_left, row_key
 from tcplab.kernel.sockets import (
-    TcpSocket,
+    KernelSocket,
     count_by_state,
     list_sockets,
     lookup_socket,
@@ -58,7 +58,7 @@ def _server_side_time_wait(listener: socket.socket) -> tuple[int, int]:
     return _port(listener), client_port
 
 
-def _wait_for(port: int, state: str, source: str = "netlink") -> list[TcpSocket]:
+def _wait_for(port: int, state: str, source: str = "netlink") -> list[KernelSocket]:
     deadline = time.monotonic() + 3
     while True:
         found = [s for s in list_sockets(port=port, source=source).sockets if s.state == state]
@@ -190,7 +190,7 @@ def test_lookup_finds_one_connection_by_its_four_tuple(listener: socket.socket) 
 
 
 def test_counts_per_state() -> None:
-    a = TcpSocket(4, "LISTEN", "0.0.0.0", 1, "0.0.0.0", 0, 0, 0, "", 0, 0, 0, 1)
+    a = KernelSocket(4, "LISTEN", "0.0.0.0", 1, "0.0.0.0", 0, 0, 0, "", 0, 0, 0, 1)
     b = a._replace(state="TIME-WAIT")
     assert count_by_state([a, b, b]) == {"TIME-WAIT": 2, "LISTEN": 1}
 
@@ -216,7 +216,7 @@ def test_proc_text_is_decoded() -> None:
 
 
 def test_watch_marks_new_and_changed_rows() -> None:
-    a = TcpSocket(4, "ESTABLISHED", "127.0.0.1", 1, "127.0.0.1", 2, 0, 0, "", 0, 0, 0, 1)
+    a = KernelSocket(4, "ESTABLISHED", "127.0.0.1", 1, "127.0.0.1", 2, 0, 0, "", 0, 0, 0, 1)
     b = a._replace(remote_port=3)
     previous = {row_key(a): a}
     new, changed = changed_keys(previous, [a._replace(state="FIN-WAIT-2"), b])

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from tcplab.cli.lab import lab as lab_command
-from tcplab.kernel.sockets import TcpSocket
+from tcplab.kernel.sockets import KernelSocket
 from tcplab.lab.closestorm import run_close_storm
 from tcplab.lab.timewait import (
     LabError,
@@ -80,7 +80,7 @@ def test_server_stops_on_sigint_even_if_started_with_sigint_ignored(
         ignore_sigint: None) -> None:
     seen: list[str] = []
 
-    def narrate(title: str, text: str, rows: list[TcpSocket] | None) -> None:
+    def narrate(title: str, text: str, rows: list[KernelSocket] | None) -> None:
         seen.append(title)
 
     rnd = leave_time_wait("127.0.0.1", free_port(), True, narrate)

@@ -19,7 +19,7 @@ from tun_helpers import check_output, run
 from tcplab.api import transports as aio
 from tcplab.engine.state import State
 from tcplab.http.tun import http_get, start_http, start_kernel_http
-from tcplab.kernel.sockets import TcpSocket
+from tcplab.kernel.sockets import KernelSocket
 from tcplab.trace import Trace
 from tcplab.tun import TunBackend, bulk_config
 from tcplab.tun.bulk import kernel_to_tcplab, tcplab_to_kernel
@@ -38,7 +38,7 @@ def _need_curl() -> str:
     return curl
 
 
-def _tuple_socket(socks: list[TcpSocket], lport: int, rport: int) -> TcpSocket | None:
+def _tuple_socket(socks: list[KernelSocket], lport: int, rport: int) -> KernelSocket | None:
     for s in socks:
         if s.local_port == lport and s.remote_port == rport:
             return s

@@ -1,87 +1,48 @@
 """The ``tcplab`` command.
 
-Each sub-command lives in its own module of this package and is registered in
-:data:`COMMANDS`; a module is imported only when its command runs, so that
-``tcplab --help`` stays fast and one broken optional dependency cannot break
-every command.
+The click application is in :mod:`tcplab.cli.app`: each sub-command lives in its own
+module of this package and is imported only when its command runs.
+
+:func:`main` (the console script) looks at the command line before importing click:
+a plain ``tcplab sockets`` listing (no ``--json``, no ``--watch``, no ``--help``) goes
+to :mod:`tcplab.cli.sockets_quick`, which imports only the socket reader and prints the
+same table. Click alone costs more than reading and formatting 10,000 sockets, and
+``tcplab sockets`` is the command people run in a loop or beside ``ss``. Anything the
+quick path does not recognise, including every mistake, goes to click, which
+explains it.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-import click
+TYPE_CHECKING = False  # typing costs start-up time; mypy reads this name as True
+if TYPE_CHECKING:
+    from tcplab.cli.app import COMMANDS, LazyGroup, cli
 
-from tcplab import __version__
-
-# command name -> (module, attribute, one-line help)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("tcplab.cli.demo", "demo",
-             "One whole connection life, simulated and explained (start here)."),
-    "sockets": ("tcplab.cli.sockets", "sockets", "Inspect the kernel's TCP sockets: states, queues, timers, owners"),
-    "http": ("tcplab.cli.http", "http", "A small, fast HTTP/1.1 server on kernel sockets"),
-    "pcap": ("tcplab.cli.pcap", "pcap", "Draw the TCP connections of a pcap/pcapng capture, with both ends' states"),
-    "packetdrill": ("tcplab.cli.packetdrill", "packetdrill", "Run packetdrill scripts against the engine, in virtual time"),
-    "tun": ("tcplab.cli.tun", "tun",
-            "tcplab's TCP on a TUN device, talking to the Linux kernel's TCP (needs root)"),
-    "lab": ("tcplab.cli.lab", "lab", "Practice labs on kernel sockets: TIME-WAIT, SO_REUSEADDR, close storms"),
-    "scenario": ("tcplab.cli.scenario", "scenario",
-                 "Why three segments to open, four to close, and TIME-WAIT: run it, break it"),
-}
-
-
-class LazyGroup(click.Group):
-    """A click group whose sub-commands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        module_name, attr, _help = entry
-        module = importlib.import_module(module_name)
-        command = getattr(module, attr)
-        assert isinstance(command, click.Command)
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tcplab")
-def cli() -> None:
-    """tcplab: see, run and break the TCP connection lifecycle.
-
-    Start with `tcplab demo`: one whole connection life (three-way handshake,
-    a request and a response, the four-way close, TIME-WAIT) on a simulated
-    network with a virtual clock.
-    """
+__all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
 
 
 def main() -> None:
-    """Console-script entry point: turn expected errors into one clear line."""
+    """Console-script entry point."""
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        argv = sys.argv[1:]
+        if argv[:1] == ["sockets"]:
+            from tcplab.cli.sockets_quick import quick_listing
+
+            if quick_listing(argv[1:]):
+                return
+        from tcplab.cli.app import main as click_main
+    except KeyboardInterrupt:  # Ctrl+C while the command is still being imported
+        sys.stderr.write("Interrupted.\n")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except OSError as exc:
-        # A command that forgot to explain an operating-system error still
-        # prints one line, not a traceback.
-        click.echo(f"Error: {exc.strerror or exc}", err=True)
-        sys.exit(1)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    click_main()
+
+
+def __getattr__(name: str) -> object:
+    # `from tcplab.cli import cli` keeps working without importing click for main().
+    if name in ("COMMANDS", "LazyGroup", "cli"):
+        from tcplab.cli import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'tcplab.cli' has no attribute {name!r}")

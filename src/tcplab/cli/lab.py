@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import click
 from rich.console import Console
@@ -10,9 +11,10 @@ from rich.table import Table
 
 from tcplab.cli.params import OutputFile
 from tcplab.kernel.inspect import COLUMNS, owners_for, row_cells
-from tcplab.kernel.sockets import TcpSocket
+from tcplab.kernel.sockets import KernelSocket
 from tcplab.lab.closestorm import MAX_REQUESTS, MODES, run_close_storm
-from tcplab.lab.timewait import LabError, run_timewait_lab, wait_for_expiry
+from tcplab.lab.timewait import LabError, free_port, run_timewait_lab, wait_for_expiry
+from tcplab.trace import Event
 
 
 @click.group("lab")
@@ -20,7 +22,7 @@ def lab() -> None:
     """Practice labs on kernel sockets (loopback only, bounded in time)."""
 
 
-def _socket_table(rows: list[TcpSocket]) -> Table:
+def _socket_table(rows: list[KernelSocket]) -> Table:
     """The columns that matter for the lab: state, both ends, timer, owner."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     keep = ("State", "Local", "Peer", "Timer", "Process")
@@ -35,6 +37,43 @@ def _socket_table(rows: list[TcpSocket]) -> Table:
     return table
 
 
+class _KernelWatcher:
+    """``tcplab watch`` on the lab's ports in a thread: state changes as lines, live."""
+
+    def __init__(self, ports: tuple[int, ...], quiet: bool) -> None:
+        import sys
+
+        from tcplab.cli.watch import LiveLines
+        from tcplab.kernel.session import WatchSession
+        from tcplab.kernel.watch import WatchFilter
+
+        lines = LiveLines(sys.stdout, None, kinds=("state", "note"), prefix="  kernel │ ")
+        self.session = WatchSession(WatchFilter(ports=ports),
+                                    on_event=None if quiet else lines,
+                                    notice=lambda text: click.echo(f"notice: {text}",
+                                                                   err=True))
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.session.run,
+                                       kwargs={"stop": self.stop_event}, daemon=True)
+
+    def start(self) -> None:
+        try:
+            self.session.open()
+        except OSError as exc:
+            raise click.ClickException(f"cannot watch the kernel: {exc.strerror or exc}"
+                                       ) from None
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread.is_alive():
+            self.thread.join(5.0)
+        self.session.close()
+
+    def events(self) -> list[Event]:
+        return self.session.watch.events if self.session.watch is not None else []
+
+
 @lab.command("timewait")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
               help="Port of the first server (the article's 8080).")
@@ -43,15 +82,28 @@ def _socket_table(rows: list[TcpSocket]) -> Table:
 @click.option("--wait", "wait_expiry", is_flag=True,
               help="Then watch TIME-WAIT expire (up to 75 s) and bind without SO_REUSEADDR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measured matrix as JSON.")
-def timewait(port: int, second_port: int | None, wait_expiry: bool, as_json: bool) -> None:
+@click.option("--watch", "watch_kernel", is_flag=True,
+              help="Also show the kernel's own TCP live (tracepoints, needs root): the "
+                   "Ctrl+C'd server's connections entering TIME-WAIT as it happens.")
+def timewait(port: int, second_port: int | None, wait_expiry: bool, as_json: bool,
+             watch_kernel: bool) -> None:
     """Ctrl+C an HTTP server with a client connected, see TIME-WAIT, try SO_REUSEADDR.
 
     The source article's practice, each outcome measured on this kernel over loopback.
     """
     console = Console(highlight=False)
     step = 0
+    if watch_kernel:
+        from tcplab.cli.watch import needs_root_message, privileged
 
-    def narrate(title: str, text: str, rows: list[TcpSocket] | None) -> None:
+        if not privileged():
+            raise click.ClickException(needs_root_message("lab timewait --watch"))
+        if second_port is None:
+            second_port = free_port("127.0.0.1")
+    watcher = _KernelWatcher((port, second_port) if second_port else (port,), as_json) \
+        if watch_kernel else None
+
+    def narrate(title: str, text: str, rows: list[KernelSocket] | None) -> None:
         nonlocal step
         if as_json:
             return
@@ -62,6 +114,8 @@ def timewait(port: int, second_port: int | None, wait_expiry: bool, as_json: boo
             console.print(_socket_table(rows))
 
     try:
+        if watcher is not None:
+            watcher.start()
         result = run_timewait_lab("127.0.0.1", port, second_port, narrate)
         if not as_json:
             table = Table(title="Restart matrix (measured)", header_style="bold")
@@ -78,7 +132,7 @@ def timewait(port: int, second_port: int | None, wait_expiry: bool, as_json: boo
             console.print("On Linux SO_REUSEADDR helps only when the old socket had it too; "
                           "the article's fix works because its server sets it on every run.")
         if wait_expiry:
-            def tick(rows: list[TcpSocket]) -> None:
+            def tick(rows: list[KernelSocket]) -> None:
                 if not as_json and rows:
                     left = max(s.expires_ms for s in rows) / 1000
                     console.print(f"  TIME-WAIT on port {port}: {len(rows)} socket(s), "
@@ -87,8 +141,16 @@ def timewait(port: int, second_port: int | None, wait_expiry: bool, as_json: boo
             result.expiry = wait_for_expiry("127.0.0.1", port, narrate, tick, interval=5.0)
     except LabError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if watcher is not None:
+            watcher.stop()
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=1))
+        doc = result.to_json()
+        if watcher is not None:
+            from tcplab.trace import to_json_event
+
+            doc["kernel_trace"] = [to_json_event(e) for e in watcher.events()]
+        click.echo(json.dumps(doc, indent=1))
 
 
 @lab.command("close-storm")

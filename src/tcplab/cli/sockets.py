@@ -5,35 +5,20 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TYPE_CHECKING
 
 import click
 
 from tcplab.cli.params import PORT, FiniteFloat, one_of, reject_unless
-from tcplab.kernel.inspect import (
-    COLUMNS,
-    changed_keys,
-    format_counts,
-    format_plain,
-    owners_for,
-    row_cells,
-    row_key,
-    socket_json,
-)
+from tcplab.cli.sockets_quick import FAMILIES, print_listing, rich_table
+from tcplab.kernel.inspect import changed_keys, format_counts, owners_for, row_key, socket_json
 from tcplab.kernel.sockets import (
+    KernelSocket,
     NetlinkUnavailable,
     Snapshot,
-    TcpSocket,
     count_by_state,
     list_sockets,
     parse_state,
 )
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-# Above this many rows a terminal gets the plain table too: rich is slow for huge tables.
-_RICH_ROW_LIMIT = 2000
 
 
 def _validate_states(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
@@ -47,37 +32,13 @@ def _validate_states(ctx: click.Context, param: click.Parameter, value: tuple[st
 
 
 def _take(states: tuple[str, ...], port: int | None, source: str, family: str) -> Snapshot:
-    fams = {"all": (4, 6), "4": (4,), "6": (6,)}[family]
     try:
-        return list_sockets(states or None, port, source, fams)
+        return list_sockets(states or None, port, source, FAMILIES[family])
     except NetlinkUnavailable as exc:
         raise click.ClickException(
             f"{exc.strerror}; try --source proc (reads /proc/net/tcp instead)") from None
     except OSError as exc:
         raise click.ClickException(f"cannot read the kernel's sockets: {exc}") from None
-
-
-def _rich_table(sockets: list[TcpSocket], owners_enabled: bool,
-                new: set[object] | None = None, changed: set[object] | None = None,
-                title: str | None = None) -> Table:
-    from rich.table import Table
-
-    owners = owners_for(sockets, owners_enabled)
-    table = Table(title=title, header_style="bold", box=None, pad_edge=False)
-    for name in COLUMNS:
-        table.add_column(name, justify="right" if name in ("Recv-Q", "Send-Q", "Uid", "Inode")
-                         else "left", no_wrap=True)
-    for s in sockets:
-        key = row_key(s)
-        style = None
-        if new is not None and key in new:
-            style = "bold green"
-        elif changed is not None and key in changed:
-            style = "bold yellow"
-        elif s.state == "TIME-WAIT":
-            style = "cyan"
-        table.add_row(*row_cells(s, owners), style=style)
-    return table
 
 
 _FAMILY = one_of("family", {"ipv4": "4", "ipv6": "6"}, "all")
@@ -117,8 +78,8 @@ def sockets(states: tuple[str, ...], port: int | None, family: str, as_json: boo
         _watch(states, port, family, interval, duration, processes, source)
         return
     snap = _take(states, port, source, family)
-    counts = count_by_state(snap.sockets)
     if as_json:
+        counts = count_by_state(snap.sockets)
         owners = owners_for(snap.sockets, processes)
         doc = {
             "source": snap.source,
@@ -128,16 +89,7 @@ def sockets(states: tuple[str, ...], port: int | None, family: str, as_json: boo
         }
         sys.stdout.write(json.dumps(doc, indent=1) + "\n")
         return
-    if sys.stdout.isatty() and len(snap.sockets) <= _RICH_ROW_LIMIT:
-        from rich.console import Console
-
-        console = Console()
-        console.print(_rich_table(snap.sockets, processes))
-        console.print(format_counts(counts) + f"  [dim](via {snap.source})[/dim]")
-        return
-    owners = owners_for(snap.sockets, processes)
-    sys.stdout.write(format_plain(snap.sockets, owners))
-    sys.stdout.write(format_counts(counts) + f"  (via {snap.source})\n")
+    print_listing(snap, processes)
 
 
 def _watch(states: tuple[str, ...], port: int | None, family: str, interval: float,
@@ -147,7 +99,7 @@ def _watch(states: tuple[str, ...], port: int | None, family: str, interval: flo
     from rich.text import Text
 
     start = time.monotonic()
-    previous: dict[tuple[int, str, int, str, int], TcpSocket] = {}
+    previous: dict[tuple[int, str, int, str, int], KernelSocket] = {}
     first = True
 
     def render() -> Group:
@@ -159,7 +111,7 @@ def _watch(states: tuple[str, ...], port: int | None, family: str, interval: flo
             new = set()
             first = False
         previous = {row_key(s): s for s in snap.sockets}
-        table = _rich_table(snap.sockets, processes, set(new), set(changed))
+        table = rich_table(snap.sockets, processes, set(new), set(changed))
         summary = format_counts(count_by_state(snap.sockets))
         legend = (f"{summary}  |  new: {len(new)}  changed: {len(changed)}  gone: {gone}  "
                   f"|  every {interval:g}s via {snap.source}, Ctrl+C to stop")

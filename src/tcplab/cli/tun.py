@@ -16,18 +16,21 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from tcplab.cli.common import emit_outputs, print_diagram, trace_options
 from tcplab.cli.params import reject_unless
+from tcplab.kernel.tracefs import close_all_live as close_all_instances
 from tcplab.trace import Event, to_json_event
 from tcplab.tun.backend import TunBackend
 from tcplab.tun.netns import TunUnavailable, check_requirements, find_running, remove_all_live
 
 _MAX_DIAGRAM_SEGMENTS = 400
+T = TypeVar("T")
 
 
 @click.group("tun")
@@ -100,6 +103,27 @@ def _exit_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+async def _until_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event,
+                         timeout: float) -> T:
+    """Run ``work`` until it ends, ``timeout`` passes (TimeoutError) or Ctrl+C
+    (KeyboardInterrupt, once ``work`` has cleaned up after its cancellation)."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stopper}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if stopper in done:
+        raise KeyboardInterrupt
+    raise TimeoutError(f"gave up after {timeout:g} s")
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -179,6 +203,7 @@ def serve(use_http: bool, port: int | None, root: Path | None, mtu: int, json_ou
         raise _fail(exc) from None
     finally:
         remove_all_live()
+        close_all_instances()
     click.echo(f"stopped after {total} connection(s); namespace {backend.netns} removed.",
                err=True)
     meta = {"command": "tun serve", "http": use_http, "port": port, "mtu": mtu,
@@ -256,12 +281,9 @@ def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: boo
         raise _fail(exc) from None
     _exit_on_sigterm()
 
-    async def main(directory: Path) -> tuple[TunBackend, float, str]:
+    async def work(backend: TunBackend, directory: Path) -> tuple[float, str]:
         from tcplab.http.tun import http_get, start_kernel_http
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        _install_signals(loop, stop)
-        backend = TunBackend(mtu=mtu, poll_interval=0.01)
         t0 = loop.time()
         async with backend:
             await start_kernel_http(backend, directory, port)
@@ -276,6 +298,14 @@ def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: boo
             await asyncio.sleep(0.05)
             line = (f"HTTP {reply.status} from {backend.kernel_addr}:{port}{url_path}: "
                     f"{len(reply.body)} bytes")
+        return t0, line
+
+    async def main(directory: Path) -> tuple[TunBackend, float, str]:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        _install_signals(loop, stop)
+        backend = TunBackend(mtu=mtu, poll_interval=0.01)
+        t0, line = await _until_stopped(work(backend, directory), stop, 30.0)
         return backend, t0, line
 
     with tempfile.TemporaryDirectory(prefix="tcplab-tun-") as tmp:
@@ -285,11 +315,12 @@ def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: boo
             (directory / "index.html").write_text(
                 "<h1>Hello from the Linux kernel's TCP</h1>\n", encoding="utf-8")
         try:
-            backend, t0, line = asyncio.run(asyncio.wait_for(main(directory), 30))
+            backend, t0, line = asyncio.run(main(directory))
         except (TunUnavailable, OSError, TimeoutError) as exc:
             raise _fail(exc) from None
         finally:
             remove_all_live()
+            close_all_instances()
     click.echo(line, err=True)
     meta = {"command": "tun connect", "port": port, "path": url_path, "mtu": mtu,
             "netns": backend.netns}

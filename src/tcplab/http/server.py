@@ -31,7 +31,7 @@ from tcplab.http.app import make_handler
 from tcplab.http.messages import Handler, Limits, Request, Response
 from tcplab.http.protocol import ServerState, make_http_protocol_factory
 from tcplab.kernel.inspect import format_time_left
-from tcplab.kernel.sockets import TcpSocket, find_owners, list_sockets, lookup_socket
+from tcplab.kernel.sockets import KernelSocket, find_owners, list_sockets, lookup_socket
 
 __all__ = [
     "PortInUse",
@@ -94,7 +94,7 @@ def bind_listener(host: str, port: int, reuseaddr: bool, backlog: int = 1024) ->
 
 
 def explain_port_in_use(host: str, port: int, reuseaddr: bool,
-                        sockets: Sequence[TcpSocket] | None = None) -> str:
+                        sockets: Sequence[KernelSocket] | None = None) -> str:
     """Why ``port`` is taken, from the kernel's sockets on it, and what the user can do."""
     if sockets is None:
         try:

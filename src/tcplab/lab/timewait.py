@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tcplab.kernel.sockets import TcpSocket, list_sockets
+from tcplab.kernel.sockets import KernelSocket, list_sockets
 
 __all__ = [
     "LabError",
@@ -49,7 +49,7 @@ __all__ = [
     "wait_for_expiry",
 ]
 
-Narrate = Callable[[str, str, list[TcpSocket] | None], None]
+Narrate = Callable[[str, str, list[KernelSocket] | None], None]
 TIME_WAIT_LIMIT_S = 75.0  # bound for --wait: TCP_TIMEWAIT_LEN is 60 s on Linux
 
 
@@ -57,7 +57,7 @@ class LabError(Exception):
     """The lab cannot go on; the message says why."""
 
 
-def _quiet(title: str, text: str, rows: list[TcpSocket] | None) -> None:
+def _quiet(title: str, text: str, rows: list[KernelSocket] | None) -> None:
     return None
 
 
@@ -78,7 +78,7 @@ class Round:
     port: int
     old_reuseaddr: bool
     client_port: int
-    time_wait: list[TcpSocket]
+    time_wait: list[KernelSocket]
     server_exit_code: int | None
     stop_seconds: float
 
@@ -210,7 +210,7 @@ def _read_response(sock: socket.socket) -> bytes:
     return head
 
 
-def _server_rows(port: int) -> list[TcpSocket]:
+def _server_rows(port: int) -> list[KernelSocket]:
     return [s for s in list_sockets(port=port).sockets if s.local_port == port
             or s.remote_port == port]
 
@@ -247,7 +247,7 @@ def leave_time_wait(host: str, port: int, old_reuseaddr: bool, narrate: Narrate)
             client.close()
     if code is None:
         raise LabError(f"the server (pid {proc.pid}) did not stop within 5 s of SIGINT")
-    rows: list[TcpSocket] = []
+    rows: list[KernelSocket] = []
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
         rows = [s for s in list_sockets(states=["time-wait"], port=port).sockets
@@ -307,11 +307,11 @@ def run_timewait_lab(host: str = "127.0.0.1", port: int = 8080, second_port: int
 
 
 def wait_for_expiry(host: str, port: int, narrate: Narrate,
-                    tick: Callable[[list[TcpSocket]], None] | None = None,
+                    tick: Callable[[list[KernelSocket]], None] | None = None,
                     limit: float = TIME_WAIT_LIMIT_S, interval: float = 1.0) -> dict[str, Any]:
     """Watch the TIME-WAIT sockets on ``port`` expire, then bind without SO_REUSEADDR."""
     start = time.monotonic()
-    rows: list[TcpSocket] = []
+    rows: list[KernelSocket] = []
     while time.monotonic() - start < limit:
         rows = [s for s in list_sockets(states=["time-wait"], port=port).sockets
                 if s.local_port == port]

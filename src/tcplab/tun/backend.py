@@ -43,7 +43,7 @@ from typing import Any
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.host import Host
-from tcplab.kernel.sockets import TcpSocket, netlink_list
+from tcplab.kernel.sockets import KernelSocket, netlink_list
 from tcplab.trace import Trace, segment_event
 from tcplab.tun.device import KERNEL_ADDR, STACK_ADDR, TunDevice
 from tcplab.tun.kernelstate import KernelStateWatcher
@@ -116,7 +116,8 @@ class TunBackend:
                 lp.call_soon_threadsafe(self._drain_states)
 
             self.watcher = KernelStateWatcher(self.ns.name, self.kernel_name,
-                                              self._poll_interval, on_events=wake)
+                                              self._poll_interval, on_events=wake,
+                                              trace=self.trace, address=self.kernel_addr)
             self.watcher.start()
 
     def close(self) -> None:
@@ -256,12 +257,12 @@ class TunBackend:
         for ev in w.drain():
             self.trace.add(ev)
 
-    def kernel_sockets(self) -> list[TcpSocket]:
+    def kernel_sockets(self) -> list[KernelSocket]:
         """The namespace's IPv4 TCP sockets now (sock_diag, read from inside)."""
         return self.ns.call(lambda: netlink_list((4,)))
 
-    async def wait_kernel(self, pred: Callable[[list[TcpSocket]], bool], timeout: float = 5.0,
-                          what: str = "kernel socket state") -> list[TcpSocket]:
+    async def wait_kernel(self, pred: Callable[[list[KernelSocket]], bool], timeout: float = 5.0,
+                          what: str = "kernel socket state") -> list[KernelSocket]:
         """Poll the kernel's sockets until ``pred`` holds; TimeoutError names ``what``."""
         loop = self.loop
         end = loop.time() + timeout

@@ -15,7 +15,15 @@ Removal: :meth:`Namespace.remove` terminates the processes that this process
 started in the namespace (by pid), then ``ip netns delete``.  Every live
 :class:`Namespace` is also in a registry that an :mod:`atexit` hook and the
 SIGTERM handler of the commands empty, as a last resort after the context
-managers and ``finally`` blocks.
+managers and ``finally`` blocks.  A namespace enters the registry *before*
+``ip netns add`` runs, and a child process the moment it is started, with
+SIGINT and SIGTERM held for those few milliseconds (:func:`tcplab.signals.deferred`),
+so Ctrl+C at any moment leaves nothing that the registry does not know.
+
+A tcplab killed with SIGKILL cannot clean up. :func:`remove_stale_namespaces`
+(run by every :meth:`Namespace.create`) finds the namespaces whose owner (the
+pid in the name) is gone, stops the processes still inside them (by the pids
+``ip netns pids`` gives) and deletes them.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from tcplab.signals import deferred
+
 __all__ = [
     "Namespace",
     "TunUnavailable",
@@ -42,6 +52,9 @@ __all__ = [
     "check_requirements",
     "find_running",
     "list_tcplab_namespaces",
+    "needs_root_text",
+    "owner_alive",
+    "remove_stale_namespaces",
 ]
 
 T = TypeVar("T")
@@ -58,16 +71,32 @@ class TunUnavailable(Exception):
     """The TUN backend cannot run here; the message (one line) says what is missing."""
 
 
+CAP_NET_ADMIN = 12
+CAP_SYS_ADMIN = 21
+
+
+def needs_root_text(command: str = "tun") -> str:
+    """One line: what is missing, and the command line that works."""
+    import shlex
+    import sys
+
+    argv = " ".join(shlex.quote(a) for a in sys.argv[1:]) or command
+    return (f"tcplab {command} needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN, to make a "
+            f"network namespace and a TUN device). Run: sudo tcplab {argv}")
+
+
 def check_requirements() -> None:
     """Raise :class:`TunUnavailable` naming the first missing piece."""
     if not hasattr(os, "geteuid"):
         raise TunUnavailable("the TUN backend needs Linux")
+    caps = _effective_caps()
+    if caps is not None and not (caps >> CAP_NET_ADMIN & 1 and caps >> CAP_SYS_ADMIN & 1):
+        raise TunUnavailable(needs_root_text())
+    if caps is None and os.geteuid() != 0:
+        raise TunUnavailable(needs_root_text())
     if shutil.which("ip") is None:
         raise TunUnavailable("the `ip` command (iproute2) is not installed: "
                              "apt-get install iproute2")
-    if os.geteuid() != 0 and not _has_cap_net_admin():
-        raise TunUnavailable("the TUN backend needs root or CAP_NET_ADMIN "
-                             "(run with sudo)")
     if not os.path.exists("/dev/net/tun"):
         raise TunUnavailable("/dev/net/tun does not exist (no TUN driver: modprobe tun, or "
                              "run the container with --device /dev/net/tun)")
@@ -75,15 +104,16 @@ def check_requirements() -> None:
         raise TunUnavailable("/dev/net/tun is not readable and writable by this user")
 
 
-def _has_cap_net_admin() -> bool:
+def _effective_caps() -> int | None:
+    """This process's effective capabilities (None where /proc does not say)."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) & (1 << 12))
-    except OSError:
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
         pass
-    return False
+    return None
 
 
 def _libc_setns() -> Callable[[int, int], int]:
@@ -134,36 +164,64 @@ def _run_ip(args: Sequence[str], timeout: float = 10.0) -> subprocess.CompletedP
                           check=False)
 
 
+NETNS_DIR = "/run/netns"
+
+
 def list_tcplab_namespaces() -> list[str]:
-    """Names of every ``tcplab-*`` namespace on the machine (live or stale)."""
+    """Names of every ``tcplab-*`` namespace on the machine (live, stale or half-made).
+
+    Read from ``/run/netns`` itself: a namespace whose ``ip netns add`` was killed
+    half-way is a file there that ``ip netns list`` reports only as "Peer netns
+    reference is invalid".
+    """
     try:
-        res = _run_ip(["netns", "list"])
-    except (OSError, subprocess.TimeoutExpired):
+        return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(PREFIX))
+    except OSError:
         return []
-    names = []
-    for line in res.stdout.splitlines():
-        parts = line.split()
-        if parts and parts[0].startswith(PREFIX):
-            names.append(parts[0])
-    return names
 
 
-def _owner_alive(name: str) -> bool:
+def owner_alive(name: str) -> bool:
+    """Is the process whose pid is in the namespace's name (tcplab-PID-N) running?
+
+    A zombie (killed, not yet reaped by its parent) is not.
+    """
     m = _NAME_RE.match(name)
     if m is None:
         return False
     try:
-        os.kill(int(m.group(1)), 0)
-    except ProcessLookupError:
+        with open(f"/proc/{m.group(1)}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
+
+
+def remove_stale_namespaces() -> list[str]:
+    """Delete the namespaces of tcplab processes that are gone; their names.
+
+    The processes still inside such a namespace (a kernel server a killed tcplab had
+    started) are stopped first, by the pids ``ip netns pids`` lists.
+    """
+    removed = []
+    for name in list_tcplab_namespaces():
+        if _NAME_RE.match(name) is None or owner_alive(name):
+            continue
+        stale = Namespace(name)
+        stale.created = True
+        for pid in stale.pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        res = _run_ip(["netns", "delete", name])
+        if res.returncode != 0 and os.path.exists(os.path.join(NETNS_DIR, name)):
+            with contextlib.suppress(OSError):  # a half-made one: not even a mount
+                os.unlink(os.path.join(NETNS_DIR, name))
+        if not os.path.exists(os.path.join(NETNS_DIR, name)):
+            removed.append(name)
+    return removed
 
 
 def find_running() -> str:
     """The only tcplab namespace whose owner is alive; a clear error otherwise."""
-    alive = [n for n in list_tcplab_namespaces() if _owner_alive(n)]
+    alive = [n for n in list_tcplab_namespaces() if owner_alive(n)]
     if not alive:
         raise TunUnavailable("no tcplab namespace is running: start one with "
                              "`tcplab tun serve --http` in another terminal")
@@ -183,13 +241,18 @@ class Namespace:
 
     def create(self) -> None:
         check_requirements()
+        remove_stale_namespaces()
+        with deferred():
+            # Known to the registry before it exists: Ctrl+C at any moment from here on
+            # ends in remove(), which tolerates a namespace that was never made.
+            self.created = True
+            with _live_lock:
+                _live[self.name] = self
         res = _run_ip(["netns", "add", self.name])
         if res.returncode != 0:
             msg = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"
+            self.remove()
             raise TunUnavailable(f"cannot create network namespace {self.name}: {msg}")
-        self.created = True
-        with _live_lock:
-            _live[self.name] = self
 
     def ip(self, *args: str) -> None:
         """``ip -n NAME args...``; raises TunUnavailable with ip's message on failure."""
@@ -203,9 +266,10 @@ class Namespace:
 
     def popen(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
         """Start ``argv`` inside the namespace; it is terminated on :meth:`remove`."""
-        proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
-            self.exec_argv(argv), **kwargs)
-        self.processes.append(proc)
+        with deferred():  # started and listed at once
+            proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+                self.exec_argv(argv), **kwargs)
+            self.processes.append(proc)
         return proc
 
     def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
@@ -218,13 +282,24 @@ class Namespace:
 
     def remove(self) -> None:
         """Terminate the processes this process started inside, then delete the namespace."""
+        with deferred():  # not split by a second Ctrl+C
+            self._remove()
+
+    def _remove(self) -> None:
         for proc in self.processes:
             _stop_process(proc)
         self.processes.clear()
         if self.created:
+            path = os.path.join(NETNS_DIR, self.name)
             for _ in range(3):
+                if not os.path.exists(path):
+                    break
                 res = _run_ip(["netns", "delete", self.name])
-                if res.returncode == 0 or self.name not in list_tcplab_namespaces():
+                if res.returncode != 0 and os.path.exists(path):
+                    with contextlib.suppress(OSError):  # half-made: a plain file
+                        if not os.path.ismount(path):
+                            os.unlink(path)
+                if not os.path.exists(path):
                     break
                 time.sleep(0.05)
             self.created = False
@@ -239,7 +314,7 @@ class Namespace:
         self.remove()
 
 
-def _stop_process(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
+def _stop_process(proc: subprocess.Popen[bytes], grace: float = 1.0) -> None:
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):

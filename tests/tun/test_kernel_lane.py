@@ -1,0 +1,86 @@
+"""The kernel's lane on TUN: every transition from the tracepoints, FIN-WAIT-2 included.
+
+`tcplab tun connect` fetches a page from `python -m http.server` in the namespace; the
+server closes first, so the kernel's socket goes FIN-WAIT-1, FIN-WAIT-2 (a state the old
+sock_diag poller usually missed) and TIME-WAIT. The polling fallback is checked too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+from tun_helpers import run
+
+from tcplab.tun.backend import TunBackend
+from tcplab.tun.kernelstate import KernelStateWatcher
+
+pytestmark = pytest.mark.timeout(60)
+
+TCPLAB = [sys.executable, "-m", "tcplab"]
+
+
+def _flow(events: list[dict[str, object]], conn_ports: tuple[int, int]) -> list[str]:
+    """Kernel states as "kernel:STATE" and segments as "host>FLAGS", in time order."""
+    out = []
+    for e in sorted(events, key=lambda e: float(e["t"])):  # type: ignore[arg-type]
+        if e["kind"] == "state" and e["host"] == "kernel" and all(
+                str(p) in str(e["conn"]) for p in conn_ports):
+            out.append(f"kernel:{e['to']}")
+        elif e["kind"] == "segment" and e.get("event") in ("send", "recv"):
+            out.append(f"{e['host']}>{e['flags']}")
+    return out
+
+
+def test_tun_connect_shows_every_kernel_transition_in_order() -> None:
+    res = subprocess.run([*TCPLAB, "tun", "connect", "--json"], capture_output=True,
+                         text=True, timeout=40, check=False)
+    assert res.returncode == 0, res.stderr
+    events = json.loads(res.stdout)["events"]
+    kernel = [e for e in events if e["kind"] == "state" and e["host"] == "kernel"]
+    conns = {e["conn"] for e in kernel if not e["conn"].endswith("-0.0.0.0:0")}
+    assert len(conns) == 1
+    (conn,) = conns
+    assert [e["to"] for e in kernel if e["conn"] == conn] == [
+        "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]
+    assert all("sock:inet_sock_set_state" in e["cause"] or "timewait" in e["cause"]
+               for e in kernel)
+    # In time order, against the segments tcplab sent: the kernel's full socket appears
+    # with tcplab's ACK, and TIME-WAIT comes with tcplab's FIN. (Segments from the kernel
+    # carry the time the backend read them, which may be a little early for a packet
+    # that arrived while a batch was being read; they are not compared here.)
+    port = int(conn.split("-")[1].rsplit(":", 1)[1])
+    flow = _flow(events, (8000, port))
+    assert flow.index("kernel:SYN-RECEIVED") > flow.index("tcplab>A")
+    tcplab_fin = next(i for i, f in enumerate(flow) if f.startswith("tcplab>") and "F" in f)
+    assert flow.index("kernel:TIME-WAIT") > tcplab_fin
+    notes = [e["text"] for e in events if e["kind"] == "note"]
+    assert any("timewait mini-socket" in n for n in notes)
+
+
+def test_polling_fallback_still_follows_the_kernel() -> None:
+    """Without tracepoints the watcher polls sock_diag; the causes say so."""
+
+    async def scenario() -> list[dict[str, object]]:
+        async with TunBackend(kernel_states=False) as b:
+            watcher = KernelStateWatcher(b.ns.name, interval=0.01, use_tracefs=False)
+            watcher.start()
+            try:
+                lst = b.ns.call(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                lst.bind((b.kernel_addr, 5555))
+                lst.listen()
+                await asyncio.sleep(0.1)
+                lst.close()
+                await asyncio.sleep(0.1)
+            finally:
+                watcher.stop()
+            assert watcher.mode == "polling"
+            return watcher.drain()
+
+    events = run(scenario())
+    assert [(e["from"], e["to"]) for e in events] == [("CLOSED", "LISTEN"), ("LISTEN", "CLOSED")]
+    assert all("polled every 10 ms" in str(e["cause"]) for e in events)
