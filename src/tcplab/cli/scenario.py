@@ -14,7 +14,14 @@ from typing import Any
 
 import click
 
-from tcplab.cli.common import OptionError, emit_outputs, resolve_width, trace_options
+from tcplab.cli.common import (
+    OptionError,
+    emit_outputs,
+    environment_options,
+    parse_environment,
+    resolve_width,
+    trace_options,
+)
 from tcplab.cli.params import SEED, FiniteFloat, OutputFile, reject_unless
 from tcplab.i18n import colon, pad, wrap
 from tcplab.i18n import text as tr
@@ -79,12 +86,24 @@ _PLOTTED = ("server-close-storm",)  # outcomes with a time series (a "table")
               help="isn-sync: the server sends its SYN and its ACK separately.")
 @click.option("--plot", type=OutputFile(), default=None,
               help="server-close-storm: also write TIME-WAIT entries over time as an SVG chart.")
+@environment_options
 @trace_options
 def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | None,
             syn_cookies: bool, no_rfc1337: bool, no_reuseaddr: bool, reuseaddr_new_only: bool,
-            four_segment: bool, plot: str | None, json_out: bool, lang: str, absolute: bool,
+            four_segment: bool, plot: str | None, profile: str, sysctls: tuple[str, ...],
+            drops: tuple[str, ...], delays: tuple[str, ...], dups: tuple[str, ...],
+            json_out: bool, lang: str, absolute: bool,
             width: str | None, svg: str | None, html: str | None, pcap: str | None) -> None:
-    """Run one scenario: a sequence diagram with explanations (or --json)."""
+    """Run one scenario: a sequence diagram with explanations (or --json).
+
+    \b
+    Examples:
+      tcplab scenario run close
+      tcplab scenario run close --time-wait 0          # remove TIME-WAIT: what breaks?
+      tcplab scenario run syn-flood --profile linux    # Linux: SYN cookies are on
+      tcplab scenario run close --drop fin:2 --lang zh
+    """
+    _cfg, faults = parse_environment(profile, sysctls, drops, delays, dups)
     sc = _get(name, lang)
     ctx = click.get_current_context()
     for option, only in _ONLY_FOR.items():
@@ -95,10 +114,11 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
     if no_reuseaddr and reuseaddr_new_only:
         raise OptionError(tr("err.reuse", lang))
     sw = Switches(two_way_handshake=two_way_handshake, time_wait=time_wait,
-                  syn_cookies=syn_cookies, rfc1337=not no_rfc1337,
+                  syn_cookies=syn_cookies, rfc1337=False if no_rfc1337 else None,
                   reuseaddr="none" if no_reuseaddr else
                   "new-only" if reuseaddr_new_only else "both",
-                  four_segment=four_segment)
+                  four_segment=four_segment, profile=profile, sysctls=tuple(sysctls),
+                  faults=faults)
     result = execute(sc, seed, sw)
     cols = None if json_out else resolve_width(width, lang)
     if json_out:
@@ -106,7 +126,7 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
     else:
         print_result(result, lang=lang, relative=not absolute, width=cols)
     info = run_info(result)
-    cf = result.switches != DEFAULT
+    cf = result.switches.counterfactual
     sections = [(ui("watch.cf" if cf else "watch", lang),
                  scenario_text(name, "counterfactual" if cf else "watch", lang) or "")]
     if cf:
@@ -131,13 +151,13 @@ def run_info(result: Result) -> RunInfo:
     """What the narrator needs to know about a scenario run."""
     return RunInfo(msl=MSL, delay=DELAY, time_wait=result.switches.time_wait,
                    switches=result.switches.flags(), scenario=result.scenario.name,
-                   counterfactual=result.switches != DEFAULT)
+                   counterfactual=result.switches.counterfactual)
 
 
 def scenario_title(result: Result, lang: str) -> str:
     """"tcplab scenario NAME: summary", or for a run with a switch, "... without the mechanism"."""
     name = result.scenario.name
-    if result.switches != DEFAULT:
+    if result.switches.counterfactual:
         return ui("title.cf", lang, name=name, flags=" ".join(result.switches.flags()))
     return ui("title", lang, name=name, summary=scenario_text(name, "summary", lang) or "")
 
@@ -175,7 +195,7 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
     cols = resolve_width(width, lang)
     sc = result.scenario
     name = sc.name
-    cf = result.switches != DEFAULT
+    cf = result.switches.counterfactual
     for line in wrap(scenario_title(result, lang), cols):
         click.echo(line)
     if cf:
