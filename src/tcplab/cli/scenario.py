@@ -29,7 +29,7 @@ from tcplab.i18n import width as width_of
 from tcplab.render.html import run_facts
 from tcplab.render.narrate import Narrator, RunInfo, describe_outcome_value, outcome_rows
 from tcplab.render.terminal import footer, render
-from tcplab.scenarios import CATALOGUE, UnknownScenario, get
+from tcplab.scenarios import CATALOGUE, UnknownScenario, findings, get
 from tcplab.scenarios.base import DEFAULT, DELAY, MSL, Result, Scenario, Switches, execute
 from tcplab.scenarios.texts import scenario_text, ui
 
@@ -222,6 +222,13 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
             for k, part in enumerate(wrap(line.strip(), cols - 4)):
                 click.echo(("  " if k == 0 else "    ") + part)
         click.echo("")
+    if sc.diagram:
+        found = findings.lines(result.events, lang, DELAY,
+                               [f.text() for f in result.switches.faults])
+        for line in found:
+            click.echo(line)
+        if found:
+            click.echo("")
     click.echo(ui("outcome", lang) + colon(lang).rstrip())
     rows = outcome_rows(result.outcome, lang)
     w_label = min(max((width_of(k) for k, _v in rows), default=10), cols // 2)

@@ -55,11 +55,17 @@ def timeline(events: list[Event]) -> list[dict[str, Any]]:
     retransmission timeout that had run (the timer armed before it)."""
     copies: dict[tuple[str, str], int] = {}
     out: list[dict[str, Any]] = []
-    armed: dict[str, tuple[float, float]] = {}  # host -> (when armed, deadline)
+    armed: dict[str, float] = {}   # host -> when its retransmission timer was last armed
+    fired: dict[str, float] = {}   # host -> (armed, fired) of the timer that fired last
+    ran: dict[str, float] = {}
     sends = {id(e): roles for e, roles in roles_of(events)}
     for e in events:
-        if e["kind"] == "timer" and e["timer"] == "retransmit" and e["action"] == "armed":
-            armed[e["host"]] = (e["t"], e["deadline"])
+        if e["kind"] == "timer" and e["timer"] == "retransmit":
+            if e["action"] == "armed":
+                armed[e["host"]] = e["t"]
+            elif e["action"] == "fired" and e["host"] in armed:
+                fired[e["host"]] = e["t"]
+                ran[e["host"]] = e["t"] - armed[e["host"]]
         roles = sends.get(id(e))
         if not roles:
             continue
@@ -67,9 +73,11 @@ def timeline(events: list[Event]) -> list[dict[str, Any]]:
         key = (e["host"], role)
         copies[key] = copies.get(key, 0) + 1
         if copies[key] > 1:
-            when = armed.get(e["host"])
+            # Sent by the retransmission timer only if that timer fired just then; an
+            # ACK sent again answers a segment that came again.
+            by_timer = fired.get(e["host"]) == e["t"]
             out.append({"t": e["t"], "host": e["host"], "role": role, "copy": copies[key],
-                        "rto": round(e["t"] - when[0], 6) if when else None,
+                        "rto": round(ran[e["host"]], 6) if by_timer else None,
                         "fate": e.get("fate", "delivered")})
     return out
 
