@@ -116,6 +116,18 @@ def echo_wrapped(text: str, width: int, indent: int = 2) -> None:
         click.echo(" " * indent + line)
 
 
+def echo_line(line: str, width: int) -> None:
+    """One line as it is if it fits; else wrapped, its continuation indented past
+    the line's own indent."""
+    from tcplab.i18n import width as cells
+    if cells(line) <= width:
+        click.echo(line)
+        return
+    lead = len(line) - len(line.lstrip(" "))
+    for k, part in enumerate(wrap(line.strip(), max(width - lead - 2, 20))):
+        click.echo(" " * (lead if k == 0 else lead + 2) + part)
+
+
 def print_diagram(events: list[Event], *, lang: str, relative: bool, width: int | str | None,
                   title: str | None = None, narrator: Narrator | None = None,
                   finals: bool = True) -> None:

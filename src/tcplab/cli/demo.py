@@ -10,6 +10,7 @@ import click
 
 from tcplab.cli.common import (
     OptionError,
+    echo_line,
     emit_outputs,
     environment_options,
     parse_environment,
@@ -68,12 +69,16 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--bytes", "sizes", callback=_sizes, default=None, metavar="N[,M]",
               help="Bytes the client sends, and the server answers (default: a small "
                    "HTTP exchange).")
+@click.option("--think", default=None, type=FiniteFloat(0.0, 3600.0), metavar="SECONDS",
+              help="How long the server's application takes to close after the client's FIN "
+                   "(default 0.2; 0 with exam numbers).")
 @click.option("--all", "run_all", is_flag=True,
               help="Run the whole catalogue of scenarios (tcplab scenario list) instead.")
 @environment_options
 @trace_options
 def demo(seed: int, rtt: float | None, msl: float, isn: tuple[int | None, int | None],
-         sizes: tuple[int | None, int | None], run_all: bool, profile: str,
+         sizes: tuple[int | None, int | None], think: float | None, run_all: bool,
+         profile: str,
          sysctls: tuple[str, ...], drops: tuple[str, ...], delays: tuple[str, ...],
          dups: tuple[str, ...], json_out: bool, lang: str,
          absolute: bool, width: str | None, svg: str | None, html: str | None,
@@ -107,6 +112,7 @@ def demo(seed: int, rtt: float | None, msl: float, isn: tuple[int | None, int | 
         delay = FiniteFloat(0.0, 60.0).convert(link_delays[0], param, ctx)
     config, faults = parse_environment(profile, sysctls, drops, delays, dups)
     reject_unless(ctx, not run_all, ["rtt", "msl", "absolute", "svg", "html", "pcap", "isn",
+                                     "think",
                                      "sizes", "profile", "sysctls", "drops", "delays", "dups"],
                   "to --all (the catalogue prints a table)")
     reject_unless(ctx, not json_out, ["width"], "to --json (no diagram is printed)")
@@ -122,7 +128,7 @@ def demo(seed: int, rtt: float | None, msl: float, isn: tuple[int | None, int | 
     try:
         exam = isn != (None, None) or sizes != (None, None) or rtt is not None
         net = run_demo(seed=seed, delay=delay, msl=msl, config=config, faults=faults, isn=isn,
-                       request=sizes[0], response=sizes[1], exam=exam)
+                       request=sizes[0], response=sizes[1], exam=exam, think=think)
     except OSError as exc:
         raise click.ClickException(tr("err.demo", lang, err=str(exc))) from None
     wall = time.perf_counter() - t0
@@ -130,6 +136,7 @@ def demo(seed: int, rtt: float | None, msl: float, isn: tuple[int | None, int | 
     json_events = net.trace.to_json_list()
     fault_texts = [f.text() for f in faults]
     meta = {"command": "demo", "seed": seed, "delay": delay, "rtt": 2 * delay, "msl": msl,
+            "think": think,
             "profile": profile, "sysctls": list(sysctls), "faults": fault_texts,
             "isn": list(isn), "bytes": list(sizes),
             "virtual_seconds": net.now, "wall_seconds": round(wall, 4),
@@ -148,10 +155,10 @@ def demo(seed: int, rtt: float | None, msl: float, isn: tuple[int | None, int | 
                       narrator=narrator)
         click.echo("")
         for line in findings.lines(json_events, lang, delay, fault_texts):
-            click.echo(line)
+            echo_line(line, cols or 100)
         if exam:
             for line in findings.answer_lines(json_events, lang, delay):
-                click.echo(line)
+                echo_line(line, cols or 100)
             click.echo("")
         for line in wrap(tr("demo.virtual", lang, virtual=seconds(net.now, lang),
                             wall=f"{wall * 1000:.0f}"), resolve_width(cols, lang)):

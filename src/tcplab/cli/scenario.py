@@ -16,6 +16,8 @@ import click
 
 from tcplab.cli.common import (
     OptionError,
+    echo_line,
+    echo_wrapped,
     emit_outputs,
     environment_options,
     parse_environment,
@@ -30,7 +32,17 @@ from tcplab.render.html import run_facts
 from tcplab.render.narrate import Narrator, RunInfo, describe_outcome_value, outcome_rows
 from tcplab.render.terminal import footer, render
 from tcplab.scenarios import CATALOGUE, UnknownScenario, findings, get
-from tcplab.scenarios.base import DEFAULT, DELAY, MSL, Result, Scenario, Switches, execute
+from tcplab.scenarios.base import (
+    DEFAULT,
+    DELAY,
+    GROUPS,
+    MSL,
+    Result,
+    Scenario,
+    Switches,
+    execute,
+)
+from tcplab.scenarios.questions import QUESTIONS, question
 from tcplab.scenarios.texts import scenario_text, ui
 
 
@@ -45,13 +57,51 @@ def scenario() -> None:
 
 @scenario.command("list")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
-def list_cmd(lang: str) -> None:
-    """The scenarios, one line each, with the switch that removes their mechanism."""
-    width = max(len(n) for n in CATALOGUE)
-    for name, sc in CATALOGUE.items():
-        flags = " ".join(sc.counterfactual.flags()) if sc.counterfactual else ""
-        click.echo(f"{name:<{width}}  {scenario_text(name, 'summary', lang)}"
-                   + (f"  [{flags}]" if flags else ""))
+@click.option("--question", "number", type=click.IntRange(1, len(QUESTIONS)), default=None,
+              metavar="N", help="Question N of docs/questions.md: its answer, what Linux "
+              "does, and the commands that show it.")
+@click.option("--width", default=None, metavar="COLUMNS",
+              help="Wrap at COLUMNS (default: the terminal's width).")
+def list_cmd(lang: str, number: int | None, width: str | None) -> None:
+    """The scenarios by group, one line each, with the switch that removes their mechanism."""
+    cols = resolve_width(width, lang)
+    if number is not None:
+        q = question(number)
+        for line in wrap(tr("q.heading", lang, n=number, ask=tr(f"q.{number}.ask", lang)),
+                         cols):
+            click.echo(line)
+        for label, key in (("q.answer", "answer"), ("q.linux", "linux")):
+            click.echo(tr(label, lang) + colon(lang).rstrip())
+            echo_wrapped(tr(f"q.{number}.{key}", lang), cols)
+        click.echo(tr("q.commands", lang) + colon(lang).rstrip())
+        for cmd in q.commands:
+            echo_line(f"  {cmd}", cols)
+        return
+    w_name = max(len(n) for n in CATALOGUE)
+    for group in GROUPS:
+        members = [(n, sc) for n, sc in CATALOGUE.items() if sc.group == group]
+        asked = [q.n for q in QUESTIONS if q.group == group]
+        if not members and not asked:
+            continue
+        numbers = tr("q.numbers", lang, ns=", ".join(map(str, asked))) if asked else ""
+        head = tr(f"group.{group}", lang) + (
+            (f" ({numbers})" if lang == "en" else f"（{numbers}）") if asked else "")
+        for line in wrap(head, cols):
+            click.echo(line)
+        for name, sc in members:
+            flags = " ".join(sc.counterfactual.flags()) if sc.counterfactual else ""
+            variants = " ".join(f"--variant {v}" for v in sc.variants)
+            extra = " ".join(x for x in (flags, variants) if x)
+            body = (scenario_text(name, "summary", lang) or "") + (f"  [{extra}]" if extra else "")
+            # the summary hangs beside the names when there is room, else below its name
+            hang = w_name + 4 if cols - w_name - 4 >= 40 else 6
+            parts = wrap(body, cols - hang)
+            if hang == 6:
+                click.echo(f"  {name}")
+            else:
+                click.echo(f"  {name:<{w_name}}  {parts.pop(0)}")
+            for part in parts:
+                click.echo(" " * hang + part)
 
 
 def _get(name: str, lang: str = "en") -> Scenario:
@@ -86,11 +136,14 @@ _PLOTTED = ("server-close-storm",)  # outcomes with a time series (a "table")
               help="isn-sync: the server sends its SYN and its ACK separately.")
 @click.option("--plot", type=OutputFile(), default=None,
               help="server-close-storm: also write TIME-WAIT entries over time as an SVG chart.")
+@click.option("--variant", default=None, metavar="NAME",
+              help="Another case the scenario can show (tcplab scenario list names them).")
 @environment_options
 @trace_options
 def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | None,
             syn_cookies: bool, no_rfc1337: bool, no_reuseaddr: bool, reuseaddr_new_only: bool,
-            four_segment: bool, plot: str | None, profile: str, sysctls: tuple[str, ...],
+            four_segment: bool, plot: str | None, variant: str | None, profile: str,
+            sysctls: tuple[str, ...],
             drops: tuple[str, ...], delays: tuple[str, ...], dups: tuple[str, ...],
             json_out: bool, lang: str, absolute: bool,
             width: str | None, svg: str | None, html: str | None, pcap: str | None) -> None:
@@ -105,6 +158,10 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
     """
     _cfg, faults = parse_environment(profile, sysctls, drops, delays, dups)
     sc = _get(name, lang)
+    if variant is not None and variant not in sc.variants:
+        known = ", ".join(sc.variants) or "none"
+        raise OptionError(f"--variant {variant}: scenario {name} has no such case "
+                          f"(its variants: {known})")
     ctx = click.get_current_context()
     for option, only in _ONLY_FOR.items():
         reject_unless(ctx, name == only, [option], f"to scenario {name} (only to {only})")
@@ -117,7 +174,8 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
                   syn_cookies=syn_cookies, rfc1337=False if no_rfc1337 else None,
                   reuseaddr="none" if no_reuseaddr else
                   "new-only" if reuseaddr_new_only else "both",
-                  four_segment=four_segment, profile=profile, sysctls=tuple(sysctls),
+                  four_segment=four_segment, variant=variant, profile=profile,
+                  sysctls=tuple(sysctls),
                   faults=faults)
     result = execute(sc, seed, sw)
     cols = None if json_out else resolve_width(width, lang)
@@ -226,7 +284,7 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
         found = findings.lines(result.events, lang, DELAY,
                                [f.text() for f in result.switches.faults])
         for line in found:
-            click.echo(line)
+            echo_line(line, cols)
         if found:
             click.echo("")
     click.echo(ui("outcome", lang) + colon(lang).rstrip())

@@ -60,6 +60,7 @@ class Switches:
     rfc1337: bool | None = None      #: TIME-WAIT ignores RST (RFC 1337); None: the profile's
     reuseaddr: str = "both"          #: port-reuse: SO_REUSEADDR on "both" sockets, "new-only", "none"
     four_segment: bool = False       #: isn-sync: the server sends its SYN and its ACK separately
+    variant: str | None = None       #: a case the scenario names itself (Scenario.variants)
     profile: str = "rfc"             #: the hosts' TCP: "rfc" or "linux" (tcplab.engine.profiles)
     sysctls: tuple[str, ...] = ()    #: Linux sysctls applied on top, "net.ipv4.NAME=VALUE"
     faults: tuple[FaultSpec, ...] = ()  #: --drop/--delay/--dup (tcplab.faults)
@@ -108,6 +109,8 @@ class Switches:
             out.append("--reuseaddr-new-only")
         if self.four_segment:
             out.append("--four-segment")
+        if self.variant is not None:
+            out.append(f"--variant {self.variant}")
         if self.profile != "rfc":
             out.append(f"--profile {self.profile}")
         out += [f"--sysctl {s}" for s in self.sysctls]
@@ -128,13 +131,19 @@ OutcomeFn = Callable[[list[Event]], dict[str, Any]]
 ReportFn = Callable[[list[Event], dict[str, Any], str], list[str]]
 
 
+#: the groups of the catalogue, in the order ``tcplab scenario list`` shows them
+GROUPS = ("handshake", "close", "time-wait", "queues", "failures", "exam")
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """One entry of the catalogue.  Its texts live in ``data/scenarios.json``."""
+    """One entry of the catalogue.  Its texts live in the catalogues
+    (``data/texts.*.json``, keys ``scenario.<name>.*``)."""
 
     name: str
     run: RunFn
     outcome: OutcomeFn
+    group: str = "handshake"
     #: the switch that removes the mechanism (the catalogue runs with and without it)
     counterfactual: Switches | None = None
     #: extra lines after the diagram (tables, bytes side by side), from the trace
@@ -143,6 +152,13 @@ class Scenario:
     diagram: bool = True
     #: outcome keys shown in the catalogue's compact table
     headline: tuple[str, ...] = ()
+    #: cases this scenario can also show, chosen with ``--variant NAME``; each name has its
+    #: texts under ``scenario.<name>.variant.<variant>``
+    variants: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS:
+            raise ValueError(f"scenario {self.name}: unknown group {self.group!r}")
 
 
 @dataclass

@@ -44,7 +44,7 @@ def run_demo(seed: int = 1, delay: float = 0.05, msl: float = 30.0, *,
              config: TcpConfig | None = None, faults: tuple[FaultSpec, ...] = (),
              isn: tuple[int | None, int | None] = (None, None),
              request: int | None = None, response: int | None = None,
-             exam: bool = False) -> Network:
+             exam: bool = False, think: float | None = None) -> Network:
     """Run the demo connection and return the network (its trace holds everything).
 
     ``config``: the hosts' TCP (a profile with sysctls; ``msl`` is put in it);
@@ -52,7 +52,9 @@ def run_demo(seed: int = 1, delay: float = 0.05, msl: float = 30.0, *,
     ``request``/``response``: their sizes in bytes (default: a small HTTP exchange);
     ``exam``: the fastest life an exam counts with: the request leaves with the
     handshake's third segment, nothing waits for Nagle, and the server closes as
-    soon as it reads the end of the stream.
+    soon as it reads the end of the stream;
+    ``think``: how long the server's application takes to close after it reads the end
+    of the stream (default 0.2 s, 0 in exam mode).
     """
     base = config if config is not None else TcpConfig()
     net = Network(seed, msl=msl)
@@ -132,7 +134,8 @@ def run_demo(seed: int = 1, delay: float = 0.05, msl: float = 30.0, *,
             rest = conn.recv(4096)
     except OSError as exc:
         _failed(net, "server", "recv", exc, since)
-    think = 0.0 if exam else 0.2  # the server's application takes a moment to close
+    if think is None:
+        think = 0.0 if exam else 0.2  # the server's application takes a moment to close
     net.run_for(think)
     tr.note(net.now, "server: recv() returned b'' (end of stream); close()",
             key="demo.server-close", d=think)

@@ -53,31 +53,35 @@ def roles_of(events: list[Event]) -> list[tuple[Event, list[str]]]:
 def timeline(events: list[Event]) -> list[dict[str, Any]]:
     """Every copy of a segment after the first: time, host, role, which copy, and the
     retransmission timeout that had run (the timer armed before it)."""
-    copies: dict[tuple[str, str], int] = {}
+    copies: dict[tuple[str, str, str, str], int] = {}
     out: list[dict[str, Any]] = []
-    armed: dict[str, float] = {}   # host -> when its retransmission timer was last armed
-    fired: dict[str, float] = {}   # host -> (armed, fired) of the timer that fired last
-    ran: dict[str, float] = {}
+    # per (host, connection): when its retransmission timer was last armed, when it
+    # last fired, and how long it had run then
+    armed: dict[tuple[str, str], float] = {}
+    fired: dict[tuple[str, str], float] = {}
+    ran: dict[tuple[str, str], float] = {}
     sends = {id(e): roles for e, roles in roles_of(events)}
     for e in events:
         if e["kind"] == "timer" and e["timer"] == "retransmit":
+            at = (e["host"], str(e.get("conn")))
             if e["action"] == "armed":
-                armed[e["host"]] = e["t"]
-            elif e["action"] == "fired" and e["host"] in armed:
-                fired[e["host"]] = e["t"]
-                ran[e["host"]] = e["t"] - armed[e["host"]]
+                armed[at] = e["t"]
+            elif e["action"] == "fired" and at in armed:
+                fired[at] = e["t"]
+                ran[at] = e["t"] - armed[at]
         roles = sends.get(id(e))
         if not roles:
             continue
         role = roles[0]
-        key = (e["host"], role)
+        key = (e["host"], e["src"], e["dst"], role)   # copies of one connection's segment
         copies[key] = copies.get(key, 0) + 1
         if copies[key] > 1:
             # Sent by the retransmission timer only if that timer fired just then; an
             # ACK sent again answers a segment that came again.
-            by_timer = fired.get(e["host"]) == e["t"]
+            at = (e["host"], f"{e['src']}-{e['dst']}")
+            by_timer = fired.get(at) == e["t"]
             out.append({"t": e["t"], "host": e["host"], "role": role, "copy": copies[key],
-                        "rto": round(ran[e["host"]], 6) if by_timer else None,
+                        "rto": round(ran[at], 6) if by_timer else None,
                         "fate": e.get("fate", "delivered")})
     return out
 
@@ -151,8 +155,10 @@ def answers(events: list[Event], delay: float) -> dict[str, Any]:
     return out
 
 
-def lines(events: list[Event], lang: str, delay: float, fault_texts: list[str]) -> list[str]:
-    """The findings of a run as lines to print, in ``lang``."""
+def lines(events: list[Event], lang: str, delay: float, fault_texts: list[str],
+          most: int = 12) -> list[str]:
+    """The findings of a run as lines to print, in ``lang``; at most ``most``
+    retransmissions are listed one by one (``--json`` has them all)."""
     out: list[str] = []
     c = colon(lang)
     if fault_texts:
@@ -163,10 +169,24 @@ def lines(events: list[Event], lang: str, delay: float, fault_texts: list[str]) 
     retrans = timeline(events)
     if retrans:
         out.append(tr("find.retrans", lang) + c.rstrip())
+        # the same copy sent by many connections at once (a SYN flood) is one row
+        rows: list[tuple[dict[str, Any], int]] = []
         for r in retrans:
+            same = ("t", "host", "role", "copy", "rto")
+            if rows and all(rows[-1][0][k] == r[k] for k in same):
+                rows[-1] = (rows[-1][0], rows[-1][1] + 1)
+            else:
+                rows.append((r, 1))
+        shown = rows if len(rows) <= most else rows[:most - 1]
+        for r, n in shown:
             rto = tr("find.rto", lang, rto=seconds(r["rto"], lang)) if r["rto"] else ""
+            many = tr("find.conns", lang, n=n) if n > 1 else ""
             out.append("  " + tr("find.retrans.row", lang, t=f"{r['t']:.3f}", host=r["host"],
-                                 role=tr(f"role.{r['role']}", lang), copy=r["copy"], rto=rto))
+                                 role=tr(f"role.{r['role']}", lang), copy=r["copy"],
+                                 rto=rto) + many)
+        if len(shown) < len(rows):
+            out.append("  " + tr("find.retrans.more", lang,
+                                 n=sum(n for _r, n in rows[len(shown):])))
     end = outcome(events)
     for f in end["failed"]:
         out.append(tr("find.failed", lang, host=f["host"], call=f["call"], error=f["error"],
