@@ -180,6 +180,10 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
     result = execute(sc, seed, sw)
     cols = None if json_out else resolve_width(width, lang)
     if json_out:
+        fault_texts = [f.text() for f in result.switches.faults]
+        result.meta["findings"] = {"timeline": findings.timeline(result.events),
+                                   "faults": findings.faults(result.events, fault_texts),
+                                   "outcome": findings.outcome(result.events)}
         result.net.trace.dump_json(sys.stdout, result.meta)
     else:
         print_result(result, lang=lang, relative=not absolute, width=cols)
