@@ -27,10 +27,17 @@ def test_same_seed_same_json_trace_under_one_second(name, switches, trace_json):
     assert trace_json(name, switches, seed=7) == first
 
 
+FIRST_FIFTEEN = ["handshake", "old-duplicate-syn", "isn-sync", "syn-retransmit", "syn-flood",
+                 "simultaneous-open", "close", "half-close", "close-combined",
+                 "simultaneous-close", "lost-final-ack", "stale-segment", "rst-in-time-wait",
+                 "port-reuse", "server-close-storm"]
+
+
 def test_fifteen_scenarios_in_the_issue_order():
-    assert names()[:5] == ["handshake", "old-duplicate-syn", "isn-sync", "syn-retransmit",
-                           "syn-flood"]
-    assert len(names()) == 15
+    # the first fifteen keep their order; the drilled questions' scenarios (issue 16) join them
+    assert names()[:5] == FIRST_FIFTEEN[:5]
+    assert [n for n in names() if n in FIRST_FIFTEEN] == FIRST_FIFTEEN
+    assert len(names()) == len(set(names())) > 15
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -193,6 +193,9 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
                  scenario_text(name, "counterfactual" if cf else "watch", lang) or "")]
     if cf:
         sections.append((ui("watch", lang), scenario_text(name, "watch", lang) or ""))
+    if variant is not None:
+        sections.append((ui("variant", lang, variant=variant),
+                         scenario_text(name, f"variant.{variant}", lang) or ""))
     sections.append((ui("demonstrates.cf" if cf else "demonstrates", lang),
                      scenario_text(name, "demonstrates", lang) or ""))
     flags = " ".join(result.switches.flags())
@@ -221,7 +224,10 @@ def scenario_title(result: Result, lang: str) -> str:
     name = result.scenario.name
     if result.switches.counterfactual:
         return ui("title.cf", lang, name=name, flags=" ".join(result.switches.flags()))
-    return ui("title", lang, name=name, summary=scenario_text(name, "summary", lang) or "")
+    if result.switches.variant is not None:
+        name = f"{name} --variant {result.switches.variant}"
+    return ui("title", lang, name=name, summary=scenario_text(name.split()[0], "summary", lang)
+              or "")
 
 
 def _write_plot(name: str, result: Result, path: str, lang: str) -> None:
@@ -268,6 +274,14 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
                       cols):
         click.echo(line)
     click.echo("")
+    variant = result.switches.variant
+    if variant is not None:
+        # A variant is another case of the same story: its own paragraph says what
+        # changes and what to watch for.
+        click.echo(ui("variant", lang, variant=variant) + colon(lang).rstrip())
+        for line in _para(scenario_text(name, f"variant.{variant}", lang) or "", cols):
+            click.echo(line)
+        click.echo("")
     if sc.diagram:
         nar = Narrator(result.events, lang, run_info(result))
         for line in render(result.events, width=cols, relative=relative, lang=lang,

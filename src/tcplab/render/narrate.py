@@ -228,6 +228,8 @@ class Narrator:
         host = str(e.get("host", ""))
         if cause:
             by_cause = maybe(f"cause.{cause}", self.lang, host=host)
+            if by_cause is None:  # a cause with numbers in it: "... ({n}) reached"
+                by_cause = phrase("cause", cause, self.lang)
             if by_cause is not None:
                 return by_cause
         if to == "TIME-WAIT":

@@ -71,8 +71,9 @@ class Switches:
 
     @property
     def counterfactual(self) -> bool:
-        """Does this run remove a mechanism (title and texts say "without ...")?"""
-        return replace(self, profile="rfc", sysctls=(), faults=()) != DEFAULT
+        """Does this run remove a mechanism (title and texts say "without ...")?  A
+        ``--variant`` names another case of the scenario, not a removed mechanism."""
+        return replace(self, profile="rfc", sysctls=(), faults=(), variant=None) != DEFAULT
 
     def config(self, **kw: Any) -> TcpConfig:
         """The host configuration these switches ask for: the profile, the sysctls, then

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcplab.api.sockets import TcpSocket
+from tcplab.api.sockets import IPPROTO_TCP, TCP_QUICKACK, TcpSocket
 from tcplab.scenarios.base import (
     REQUEST,
     RESPONSE,
@@ -164,13 +164,21 @@ def outcome_half_close(events: list[Event]) -> dict[str, Any]:
 
 
 def run_close_combined(seed: int, sw: Switches) -> Network:
-    net, _c, _s = two_hosts(seed, sw)
+    net, _c, s = two_hosts(seed, sw)
     _srv, cli, conn = connected(net)
     note(net, "client: close()", key="app.client-close")
     cli.close()
     assert conn.recv(4096) == b""
-    note(net, "server: end of stream, close() at once (within the 40 ms delayed-ACK time)",
-         key="cc.server", d=40)
+    if sw.variant == "quickack":
+        # TCP_QUICKACK (Linux do_tcp_setsockopt): leave ping-pong mode and send the
+        # pending ACK now, so the FIN that follows cannot carry it.
+        note(net, "server: end of stream; setsockopt(TCP_QUICKACK, 1): the pending ACK of "
+                  "the FIN goes out now; then close()", key="cc.quickack")
+        conn.setsockopt(IPPROTO_TCP, TCP_QUICKACK, 1)
+    else:
+        note(net, f"server: end of stream, close() at once (within the "
+                  f"{s.config.delayed_ack * 1000:g} ms delayed-ACK time)",
+             key="cc.server", d=round(s.config.delayed_ack * 1000, 3))
     conn.close()
     net.run()
     return net
@@ -261,7 +269,7 @@ SCENARIOS = [
     Scenario("half-close", run_half_close, outcome_half_close, group="close",
              headline=("server_data_segments_in_close_wait", "client_bytes_after_its_fin")),
     Scenario("close-combined", run_close_combined, outcome_close_combined, group="close",
-             headline=("close_segments",)),
+             headline=("close_segments",), variants=("quickack",)),
     Scenario("simultaneous-close", run_simultaneous_close, outcome_simultaneous_close, group="close",
              headline=("client_path", "server_path")),
     Scenario("lost-final-ack", run_lost_final_ack, outcome_lost_final_ack, group="close",
