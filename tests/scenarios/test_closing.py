@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tcplab.scenarios.base import Switches
 
 NO_TW = Switches(time_wait=0.0)
@@ -33,6 +35,16 @@ def test_close_combined_three_segments(outcome):
     o = outcome("close-combined")
     assert o["close_segments"] == ["client:FA", "server:FA", "client:A"]
     assert o["server_path"][-3:] == ["CLOSE-WAIT", "LAST-ACK", "CLOSED"]
+
+
+@pytest.mark.parametrize("profile", ["rfc", "linux"])
+def test_close_combined_three_segments_then_four_with_quickack(outcome, profile):
+    delayed = outcome("close-combined", Switches(profile=profile))
+    assert delayed["close_segments"] == ["client:FA", "server:FA", "client:A"]
+    quick = outcome("close-combined", Switches(profile=profile, variant="quickack"))
+    # TCP_QUICKACK sends the pending ACK of the FIN before close(): it cannot ride on the FIN
+    assert quick["close_segments"] == ["client:FA", "server:A", "server:FA", "client:A"]
+    assert quick["server_path"][-3:] == ["CLOSE-WAIT", "LAST-ACK", "CLOSED"]
 
 
 def test_simultaneous_close_closing_on_both_sides(outcome):

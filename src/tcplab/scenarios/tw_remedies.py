@@ -29,7 +29,7 @@ from typing import Any
 
 from tcplab.api.sockets import SO_LINGER, SO_REUSEADDR, SOL_SOCKET, TcpSocket
 from tcplab.engine.profiles import ConfigError, sysctl_name
-from tcplab.i18n import seconds
+from tcplab.i18n import pad, seconds, width
 from tcplab.i18n import text as tr
 from tcplab.scenarios.base import (
     CLIENT,
@@ -168,11 +168,19 @@ def outcome_port_exhaustion(events: list[Event]) -> dict[str, Any]:
 
 
 def report_port_exhaustion(events: list[Event], o: dict[str, Any], lang: str) -> list[str]:
-    out = [tr("ui.exh.head", lang)]
+    ports = facts(events, "ports", "client")[0]
+    cols = [tr(f"ui.exh.{c}", lang) for c in ("t", "dst", "port", "result")]
+    head = tr(f"note.{ports['key']}", lang, lo=arg(ports, "lo"), hi=arg(ports, "hi"),
+              n=arg(ports, "n"))
+    widths = [max(width(cols[0]), 8), max(width(cols[1]), 15), max(width(cols[2]), 5)]
+    out = ["  " + head, "  " + "  ".join([pad(cols[0], widths[0], ">"), pad(cols[1], widths[1]),
+                             pad(cols[2], widths[2], ">"), cols[3]])]
     for e in facts(events, "connect", "client"):
-        port = _port_of(str(e["conn"])) if e.get("conn") else "-"
-        out.append(f"  {e['t']:8.2f}  {arg(e, 'dst'):<15}  {port!s:>5}  "
-                   + (tr("value.ok", lang) if e["result"] == "ok" else e["result"]))
+        port = str(_port_of(str(e["conn"]))) if e.get("conn") else "-"
+        result = tr("value.ok", lang) if e["result"] == "ok" else str(e["result"])
+        out.append("  " + "  ".join([pad(f"{e['t']:.2f}", widths[0], ">"),
+                                     pad(str(arg(e, "dst")), widths[1]),
+                                     pad(port, widths[2], ">"), result]))
     if o["connect_failed_with"] is not None:
         out.append("  " + tr("ui.exh.summary", lang, n=o["connections_before_failure"],
                              ports=o["ephemeral_ports"], tw=o["time_wait_at_failure"],
