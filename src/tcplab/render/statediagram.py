@@ -85,6 +85,15 @@ EDGES: tuple[Edge, ...] = (
 )
 _BY_PAIR = {(e.src, e.dst): e for e in EDGES}
 
+#: Where transitions the figure does not draw go, when the default curve would run into
+#: a node or a label: (bend, label_at, anchor).  The closing side's timeouts and resets
+#: end at the bottom CLOSED: FIN-WAIT-2 dips under TIME-WAIT; CLOSE-WAIT swings left of
+#: LAST-ACK with its label to the left of the curve.
+EXTRA_SHAPES: dict[tuple[str, str], tuple[float, float, str]] = {
+    ("FIN-WAIT-2", "CLOSED-END"): (80.0, 0.5, "middle"),
+    ("CLOSE-WAIT", "CLOSED-END"): (80.0, 0.5, "end"),
+}
+
 
 def _edge_label(label: str, lang: str) -> str:
     """An RFC Figure 5 label ("rcv SYN / snd SYN,ACK") in ``lang``."""
@@ -177,8 +186,9 @@ def state_diagram_svg(events: list[dict[str, Any]], host: str | None = None,
         visited.update((a, b))
         pair = (a, b)
         if pair not in _BY_PAIR and pair not in extras and a != b:
-            extras[pair] = Edge(a, b, cause_text(s.cause, lang) or tr("sd.not-in-figure", lang), 45,
-                                extra=True)
+            bend, label_at, anchor = EXTRA_SHAPES.get(pair, (45.0, 0.5, "middle"))
+            extras[pair] = Edge(a, b, cause_text(s.cause, lang) or tr("sd.not-in-figure", lang),
+                                bend, extra=True, label_at=label_at, anchor=anchor)
         taken.setdefault(pair, []).append(s)
 
     out: list[str] = []
