@@ -53,7 +53,7 @@ def roles_of(events: list[Event]) -> list[tuple[Event, list[str]]]:
 def timeline(events: list[Event]) -> list[dict[str, Any]]:
     """Every copy of a segment after the first: time, host, role, which copy, and the
     retransmission timeout that had run (the timer armed before it)."""
-    copies: dict[tuple[str, str, str, str], int] = {}
+    copies: dict[tuple[str, str, str, str, int], int] = {}
     out: list[dict[str, Any]] = []
     # per (host, connection): when its retransmission timer was last armed, when it
     # last fired, and how long it had run then
@@ -73,7 +73,9 @@ def timeline(events: list[Event]) -> list[dict[str, Any]]:
         if not roles:
             continue
         role = roles[0]
-        key = (e["host"], e["src"], e["dst"], role)   # copies of one connection's segment
+        # copies of one connection's segment: the same sequence number again (a new
+        # connection on the same 4-tuple starts from another ISN: its SYN is no copy)
+        key = (e["host"], e["src"], e["dst"], role, e["seq"])
         copies[key] = copies.get(key, 0) + 1
         if copies[key] > 1:
             # Sent by the retransmission timer only if that timer fired just then; an

@@ -101,16 +101,15 @@ def hms(value: float) -> str:
 
 
 def duration(value: float, lang: str) -> str:
-    """A long duration said the way people say it: "2 h 11 min 15 s" / "2 小时 11 分 15 秒"."""
+    """A long duration said the way people say it, zero parts left out: "2 h 11 min 15 s",
+    "2 h" / "2 小时 11 分 15 秒"."""
     if value < 60:
         return seconds(value, lang)
-    total = round(value, 1)
-    h, rest = divmod(total, 3600)
+    h, rest = divmod(round(value, 1), 3600)
     m, s = divmod(rest, 60)
-    sec = f"{s:g}"
-    if h:
-        return tr("ui.hms", lang, h=int(h), m=int(m), s=sec)
-    return tr("ui.ms", lang, m=int(m), s=sec)
+    parts = ([tr("ui.dur.h", lang, n=int(h))] if h else []) + \
+        ([tr("ui.dur.min", lang, n=int(m))] if m else []) + ([seconds(s, lang)] if s else [])
+    return " ".join(parts)
 
 
 # ---------------------------------------------------------------- host-crash
@@ -433,14 +432,16 @@ def outcome_cable_pull(events: list[Event]) -> dict[str, Any]:
         "plugged_back_at": plugged[0]["t"] if plugged else None,
         "delivered_after_replug": next((e["t"] for e in copies if e.get("fate") == "delivered"),
                                        None),
-        "idle_states": None if not idle else [arg(idle[0], "state"), arg(idle[0], "peer")],
+        "client_while_unplugged": None if not idle else arg(idle[0], "state"),
+        "server_while_unplugged": None if not idle else arg(idle[0], "peer"),
         "server_state": None if not server_state else arg(server_state[0], "state"),
     }
 
 
 def report_cable_pull(events: list[Event], o: dict[str, Any], lang: str) -> list[str]:
-    if o["idle_states"] is not None:
-        return ["  " + tr("ui.cable.idle", lang, a=o["idle_states"][0], b=o["idle_states"][1])]
+    if o["client_while_unplugged"] is not None:
+        return ["  " + tr("ui.cable.idle", lang, a=o["client_while_unplugged"],
+                          b=o["server_while_unplugged"])]
     out = ["  " + tr("ui.cable.copies", lang, n=o["transmissions"],
                      gaps=", ".join(seconds(g, lang) for g in o["gaps"]) or "-")]
     if o["gave_up_after"] is not None:

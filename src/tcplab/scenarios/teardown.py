@@ -308,7 +308,9 @@ def outcome_close_wait_leak(events: list[Event]) -> dict[str, Any]:
         "server_path": leak_path,
         "client_fin_wait_2_ended_by": client_fw2[2],
         "reconnect_syns": len(syns),
-        "close_wait_answered_syn_with": [e["flags"] for e in answers],
+        "close_wait_answers": len(answers),
+        "close_wait_answered_syn_with": ", ".join(sorted({e["flags"] for e in answers}))
+        or None,
         "first_syn_handled_as": handled[0] if handled else None,
         "syns_ignored": sum(1 for r in handled if "rate-limited" in r),
         "client_answered_rst": sum(1 for e in sent(events, "client")
@@ -323,7 +325,7 @@ def outcome_close_wait_leak(events: list[Event]) -> dict[str, Any]:
 def report_close_wait_leak(events: list[Event], o: dict[str, Any], lang: str) -> list[str]:
     key = "ui.leak.ok" if o["reconnect"] == "ok" else "ui.leak.failed"
     return ["  " + tr("ui.leak.syns", lang, n=o["reconnect_syns"],
-                      acks=len(o["close_wait_answered_syn_with"])),
+                      acks=o["close_wait_answers"]),
             "  " + tr(key, lang, t=seconds(o["reconnect_seconds"], lang), err=o["reconnect"]),
             "  " + tr("ui.leak.end", lang, state=o["server_state_at_end"] or "-")]
 

@@ -282,7 +282,8 @@ def outcome_tw_reuse(events: list[Event]) -> dict[str, Any]:
         "tcp_tw_reuse": arg(setup, "reuse"),
         "timestamps": bool(arg(setup, "ts")),
         "loopback": bool(arg(setup, "loopback")),
-        "attempts": [{"after": arg(e, "since"), "result": e["result"]} for e in calls],
+        "attempts_after": [arg(e, "since") for e in calls],
+        "attempt_results": [e["result"] for e in calls],
         "reused_time_wait": first is not None and first["cause"] is not None
         and "reused" in first["cause"],
         "time_wait_ended_by": None if first is None else first["cause"],
@@ -296,10 +297,9 @@ def report_tw_reuse(events: list[Event], o: dict[str, Any], lang: str) -> list[s
     out = ["  " + tr("ui.twr.setup", lang, reuse=o["tcp_tw_reuse"],
                      ts=tr("word.yes" if o["timestamps"] else "word.no", lang),
                      where=tr("ui.twr.loopback" if o["loopback"] else "ui.twr.remote", lang))]
-    for a in o["attempts"]:
-        out.append("  " + tr("ui.twr.attempt", lang, t=seconds(a["after"], lang),
-                             result=tr("value.ok", lang) if a["result"] == "ok"
-                             else a["result"]))
+    for after, result in zip(o["attempts_after"], o["attempt_results"], strict=True):
+        out.append("  " + tr("ui.twr.attempt", lang, t=seconds(after, lang),
+                             result=tr("value.ok", lang) if result == "ok" else result))
     return out
 
 
@@ -522,7 +522,8 @@ def outcome_syn_in_time_wait(events: list[Event]) -> dict[str, Any]:
         and 0 < ((new_isn - old_rcv_nxt) & 0xFFFFFFFF) < 0x80000000,
         "timestamps": ts is not None,
         "first_syn_handled_as": handled[0] if handled else None,
-        "time_wait_answered_with": [e["flags"] for e in answers],
+        "time_wait_answers": len(answers),
+        "time_wait_answered_with": ", ".join(sorted({e["flags"] for e in answers})) or None,
         "client_rsts": sum(1 for e in sent(events, "client") if "R" in e["flags"]),
         "syns_sent": len(syns),
         "time_wait_ended_by": span["cause"],
