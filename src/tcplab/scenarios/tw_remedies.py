@@ -211,7 +211,7 @@ def run_tw_reuse(seed: int, sw: Switches) -> Network:
         server_addr = LOOPBACK_SERVER
     cfgc = c.config
     note(net, "client: one ephemeral port; tcp_tw_reuse, timestamps as the profile has them",
-         fact="reuse-setup", host="client", reuse=cfgc.tw_reuse, ts=int(cfgc.timestamps),
+         fact="reuse-setup", host="client", tw_reuse=cfgc.tw_reuse, ts=int(cfgc.timestamps),
          delay=cfgc.tw_reuse_delay, dst=server_addr, loopback=not remote,
          key="twr.setup", lo=cfgc.ephemeral_low, hi=cfgc.ephemeral_high)
     srv = listen(net, s, 8080)
@@ -279,7 +279,7 @@ def outcome_tw_reuse(events: list[Event]) -> dict[str, Any]:
                         and e["t"] >= ok["t"] - 1.0 and e["t"] <= ok["t"]), None)
     old_fin = next((e for e in sent(events, "client") if "F" in e["flags"]), None)
     return {
-        "tcp_tw_reuse": arg(setup, "reuse"),
+        "tcp_tw_reuse": arg(setup, "tw_reuse"),
         "timestamps": bool(arg(setup, "ts")),
         "loopback": bool(arg(setup, "loopback")),
         "attempts_after": [arg(e, "since") for e in calls],
