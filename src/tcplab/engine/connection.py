@@ -36,7 +36,6 @@ are plain integers compared with :mod:`tcplab.wire.seq`.
 from __future__ import annotations
 
 import errno as _errno
-from collections import deque
 from collections.abc import Container
 from typing import Protocol
 
@@ -265,7 +264,8 @@ class Connection:
         self.last_oow_ack: float | None = None
         # Application events (queued only when someone reads them).
         self.want_events = False
-        self.events: deque[str] = deque()
+        # at most one of each kind: a short list (a deque costs 600 bytes per connection)
+        self.events: list[str] = []
         self.queued_ready = False
         # Set by the host when the connection becomes a compact TIME-WAIT entry.
         self.time_wait_entries: Container[Key] | None = None
@@ -372,7 +372,7 @@ class Connection:
         """The oldest queued application event (``"connected"``, ``"data"``, ``"eof"``,
         ``"writable"``, ``"closed"``), or None.  Events of one kind are coalesced."""
         if self.events:
-            return self.events.popleft()
+            return self.events.pop(0)
         return None
 
     # ------------------------------------------------------------ timers
