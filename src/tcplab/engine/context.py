@@ -28,7 +28,7 @@ The context also records what the host observes: drops with their reasons
 from __future__ import annotations
 
 import heapq
-from typing import Any
+from typing import Any, Final
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.counters import Counters
@@ -40,11 +40,11 @@ from tcplab.wire.tcp import RST, TcpSegment
 # both (they import it), so it names them only in comments: ``Any`` below is
 # "a Connection" (timers) or "a Connection or a Listener" (requests, ready).
 
-REQ_TIME_WAIT = 1
-REQ_ESTABLISHED = 2
-REQ_LISTEN = 3
-REQ_CLOSED = 4
-REQ_LISTENER_CLOSED = 5
+REQ_TIME_WAIT: Final = 1
+REQ_ESTABLISHED: Final = 2
+REQ_LISTEN: Final = 3
+REQ_CLOSED: Final = 4
+REQ_LISTENER_CLOSED: Final = 5
 
 
 class Outgoing:

@@ -14,9 +14,11 @@ is 1 ms here.  A timeout doubles the RTO (section 5.5, :meth:`back_off`).
 
 from __future__ import annotations
 
+from typing import Final
+
 from tcplab.wire.seq import seq_gt
 
-_GRANULARITY = 0.001
+_GRANULARITY: Final = 0.001
 
 
 class RttEstimator:

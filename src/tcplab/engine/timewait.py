@@ -35,6 +35,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from functools import lru_cache
+from typing import Final
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.connection import Connection
@@ -46,7 +47,7 @@ from tcplab.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 Key = tuple[str, int, str, int]
 
-_M32 = 0xFFFFFFFF
+_M32: Final = 0xFFFFFFFF
 
 
 class TimeWaitEntry:
@@ -93,12 +94,12 @@ def unpack_key(k: int) -> Key:
 # value layout, low to high: snd_nxt 32 | rcv_nxt 32 | window 17 | reuse 1 |
 # queue index 40 | deadline.  The deadline is stored as the bits of the IEEE
 # double: exact, and for non-negative values the bits order like the numbers.
-_QSHIFT = 82
-_DSHIFT = 122
-_QMASK = (1 << 40) - 1
+_QSHIFT: Final = 82
+_DSHIFT: Final = 122
+_QMASK: Final = (1 << 40) - 1
 
 
-_DOUBLE = struct.Struct(">d")
+_DOUBLE: Final = struct.Struct(">d")
 
 
 def _dbits(t: float) -> int:

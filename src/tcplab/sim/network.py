@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.context import Outgoing
 from tcplab.engine.host import Host
@@ -84,10 +86,14 @@ class Fault:
     count: int = 1
     delay: float = 0.0
     name: str = ""
-    seen: int = field(default=0, init=False)
-    applied: int = field(default=0, init=False)
+    # Counters, not constructor arguments.  Set in __post_init__: mypyc's
+    # dataclasses leave an init=False field with a default unset.
+    seen: int = field(init=False)
+    applied: int = field(init=False)
 
     def __post_init__(self) -> None:
+        self.seen = 0
+        self.applied = 0
         if self.action not in ("drop", "delay", "duplicate", "corrupt"):
             raise ValueError(f"unknown fault action {self.action!r}")
         if not self.name:
@@ -103,6 +109,7 @@ class Fault:
         return False
 
 
+@mypyc_attr(native_class=False)  # mypyc's native classes cannot subclass TimeoutError
 class SimulationStuck(TimeoutError):
     """Nothing more can happen, but the awaited condition is still false."""
 

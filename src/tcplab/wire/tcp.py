@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from tcplab.wire.checksum import ones_sum, pseudo_header
 from tcplab.wire.errors import WireError
 
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
-URG = 0x20
-ECE = 0x40
-CWR = 0x80
+# Final: mypyc compiles these as constants, not as lookups in the module's globals.
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+URG: Final = 0x20
+ECE: Final = 0x40
+CWR: Final = 0x80
 
 # Letters as the trace schema writes them: "SA", "FA", "R", "PA".  That is
 # S F R P U E C with A last, the way tcpdump and most textbooks print them.
@@ -34,8 +35,8 @@ _FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (EC
                  (CWR, "C"), (ACK, "A"))
 _LETTER_FLAGS = {letter: bit for bit, letter in _FLAG_LETTERS}
 
-_HDR = struct.Struct("!HHIIBBHHH")
-HEADER_LEN = 20
+_HDR: Final = struct.Struct("!HHIIBBHHH")
+HEADER_LEN: Final = 20
 
 
 def _make_flag_table() -> tuple[str, ...]:
@@ -45,7 +46,7 @@ def _make_flag_table() -> tuple[str, ...]:
     return tuple(table)
 
 
-_FLAG_STR = _make_flag_table()
+_FLAG_STR: Final = _make_flag_table()
 
 
 def flags_str(flags: int) -> str:
@@ -68,13 +69,13 @@ def parse_flags(text: str) -> int:
 
 # ---------------------------------------------------------------- options
 
-OPT_EOL = 0
-OPT_NOP = 1
-OPT_MSS = 2
-OPT_WSCALE = 3
-OPT_SACK_PERMITTED = 4
-OPT_SACK = 5
-OPT_TIMESTAMPS = 8
+OPT_EOL: Final = 0
+OPT_NOP: Final = 1
+OPT_MSS: Final = 2
+OPT_WSCALE: Final = 3
+OPT_SACK_PERMITTED: Final = 4
+OPT_SACK: Final = 5
+OPT_TIMESTAMPS: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
