@@ -24,7 +24,8 @@ LAYERS: dict[str, int] = {
     "http": 4, "lab": 4, "packetdrill": 4, "scenarios": 4, "render": 4, "pcap": 4,  # applications
     "termdiagram": 4, "demo": 4,
     "cli": 5, "__main__": 5,
-    "__init__": 0,        # tcplab/__init__.py: the version only
+    "__init__": 0,        # tcplab/__init__.py: the version, and the build choice
+    "buildinfo": 0,       # which build runs (compiled or pure Python): standard library only
 }
 LAYER_NAMES = {0: "wire", 1: "trace", 2: "engine", 3: "backends", 4: "applications", 5: "CLI"}
 
