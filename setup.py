@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -57,8 +58,13 @@ def say(message: str) -> None:
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
+    """What went wrong, in a few words (a failed command is named, not quoted whole)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[-1] if lines else type(exc).__name__
+    failed = re.match(r"Command '\[?'?([^',\]]+).*returned non-zero exit status (\d+)", text)
+    if failed:
+        return f"{os.path.basename(failed.group(1))} exited with status {failed.group(2)}"
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def reason_not_to_compile() -> str | None:
