@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (into .venv) and runs the whole suite:
 # ruff, mypy --strict, then pytest. Works from a fresh clone with only Python 3.11+.
+# The editable install compiles the hot modules with mypyc in place when a C
+# compiler is there (a reinstall skips it when no compiled source changed);
+# TCPLAB_PURE_PYTHON=1 ./test.sh installs and tests pure Python instead.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY="${PYTHON:-python3}"
@@ -9,6 +12,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+echo "== $(.venv/bin/tcplab --version)"
 # System packages some tests need (chromium for the browser test, curl for the
 # TUN tests): each tools/install-*.sh installs what is missing, quietly.
 for script in tools/install-*.sh; do
