@@ -193,15 +193,14 @@ class BuildExt(build_ext):  # type: ignore[misc]
         _write_record(target, True, f"compiled at install time ({mypyc_version()})")
 
     def _discard(self, in_place: bool) -> None:
-        for ext in self.extensions:
-            for inplace in (0, 1):
-                self.inplace = inplace
-                path = self.get_ext_fullpath(ext.name)
-                if os.path.exists(path):
-                    os.remove(path)
-        self.inplace = int(in_place)
+        """Remove what was built, so that the install is pure Python throughout."""
         if in_place:
             _remove_in_place_extensions()
+        else:
+            for ext in self.extensions:
+                path = os.path.join(self.build_lib, self.get_ext_filename(ext.name))
+                if os.path.exists(path):
+                    os.remove(path)
         self.extensions = []
         self.distribution.ext_modules = []
 

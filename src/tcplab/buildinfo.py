@@ -196,9 +196,10 @@ def decide(environ: "Mapping[str, str]" = os.environ, root: str = _HERE) -> tupl
         return "pure", f"{ENV}={environ.get(ENV, '').strip()} is set"
     present, shared = _extensions_present(root)
     record = read_record(root)
-    recorded_why = record.why if record is not None else ""
     if not present and not shared:
-        return "pure", recorded_why or "this install has no compiled modules"
+        if record is not None and not record.compiled and record.why:
+            return "pure", record.why
+        return "pure", "this install has no compiled modules"
     if present < len(COMPILED) or not shared:
         return "pure", (f"only {present} of {len(COMPILED)} compiled modules are "
                         "installed; reinstall to compile them all")
