@@ -2,10 +2,13 @@
 
 Theory of operation
 -------------------
-The network owns a virtual clock and a heap of in-flight packets ordered by
-arrival time.  :meth:`Network.step` jumps the clock to the next thing that
-happens, a packet arrival or a host timer, and lets it happen; so a 60 s
-TIME-WAIT costs as much wall time as any other event.
+The network owns a virtual clock and the in-flight packets, ordered by
+arrival time: a heap of the distinct arrival times and, for each, a list of
+the packets due then in the order they were sent (a burst of segments sent at
+once over one link arrives at one time: one heap entry, not one per packet).
+:meth:`Network.step` jumps the clock to the next thing that happens, a packet
+arrival or a host timer, and lets it happen; so a 60 s TIME-WAIT costs as much
+wall time as any other event.
 
 Each directed link has its own ``random.Random`` seeded from the network seed
 and the two host names, so adding a link or a host never changes what
@@ -127,8 +130,10 @@ class Network:
         self._by_addr: dict[str, Host] = {}
         self.links: dict[tuple[str, str], tuple[LinkSpec, random.Random]] = {}
         self.faults: list[Fault] = []
-        self._heap: list[tuple[float, int, Host, bytes | Outgoing, Event | None, float]] = []
-        self._seq = 0
+        # In flight: arrival time -> [(receiver, packet, trace event, time sent)] in
+        # sending order, and a heap of those arrival times.
+        self._due: dict[float, list[tuple[Host, bytes | Outgoing, Event | None, float]]] = {}
+        self._times: list[float] = []
         self._sent_count: dict[str, int] = {}
         self.events_processed = 0
         self.on_step: list[Callable[[], None]] = []
@@ -201,8 +206,12 @@ class Network:
 
     def _push(self, at: float, dst: Host, data: bytes | Outgoing, ev: Event | None,
               sent: float) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, dst, data, ev, sent))
+        due = self._due.get(at)
+        if due is None:
+            self._due[at] = [(dst, data, ev, sent)]
+            heapq.heappush(self._times, at)
+        else:
+            due.append((dst, data, ev, sent))
 
     def _send(self, src: Host, out: Outgoing) -> None:
         dst = self._by_addr.get(out.dst)
@@ -298,7 +307,7 @@ class Network:
     # ------------------------------------------------------------ the clock
 
     def next_time(self) -> float | None:
-        best = self._heap[0][0] if self._heap else None
+        best = self._times[0] if self._times else None
         for host in self.hosts.values():
             d = host.next_deadline()
             if d is not None and (best is None or d < best):
@@ -313,10 +322,10 @@ class Network:
         once), then every host timer due then fires.
         """
         self.flush()
-        heap = self._heap
+        times = self._times
         hosts = list(self.hosts.values())
         deadlines = [host.next_deadline() for host in hosts]
-        t = heap[0][0] if heap else None
+        t = times[0] if times else None
         for d in deadlines:
             if d is not None and (t is None or d < t):
                 t = d
@@ -329,29 +338,38 @@ class Network:
         now = self.now
         touched: set[Host] | None = None
         msl = self.msl
-        while heap and heap[0][0] <= now:
-            _at, _n, dst, data, ev, sent = heapq.heappop(heap)
-            self.events_processed += 1
-            if msl is not None and now - sent > msl:
-                if ev is not None:
-                    ev["fate"] = "dropped"
-                    ev["reason"] = "exceeded MSL in the network"
-                continue
-            pid = ev["id"] if ev is not None else None
-            if type(data) is bytes:
-                dst.receive(data, now, pid)
-            else:
-                assert isinstance(data, Outgoing)
-                dst.cx.packet_id = pid
-                dst.receive_segment(data.src, data.dst, data.seg, now)
-            if touched is None:
-                touched = {dst}
-            else:
-                touched.add(dst)
-            cx = dst.cx
-            if cx.outbox or cx.requests:
-                for out in dst.transmit():
-                    self._send(dst, out)
+        while times and times[0] <= now:
+            at = times[0]
+            due = self._due[at]
+            # In sending order; a packet sent meanwhile with no delay arrives at
+            # ``at`` too and is appended here, so it is delivered in this pass.
+            i = 0
+            while i < len(due):
+                dst, data, ev, sent = due[i]
+                i += 1
+                self.events_processed += 1
+                if msl is not None and now - sent > msl:
+                    if ev is not None:
+                        ev["fate"] = "dropped"
+                        ev["reason"] = "exceeded MSL in the network"
+                    continue
+                pid = ev["id"] if ev is not None else None
+                if type(data) is bytes:
+                    dst.receive(data, now, pid)
+                else:
+                    assert isinstance(data, Outgoing)
+                    dst.cx.packet_id = pid
+                    dst.receive_segment(data.src, data.dst, data.seg, now)
+                if touched is None:
+                    touched = {dst}
+                else:
+                    touched.add(dst)
+                cx = dst.cx
+                if cx.outbox or cx.requests:
+                    for out in dst.transmit():
+                        self._send(dst, out)
+            del self._due[at]
+            heapq.heappop(times)
         for host, d in zip(hosts, deadlines, strict=True):
             if touched is not None and host in touched:
                 d = host.next_deadline()  # what it received may have moved its timers
