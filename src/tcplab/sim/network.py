@@ -112,6 +112,21 @@ class Fault:
         return False
 
 
+# Compiled: not tracked by the cycle collector (nothing it refers to refers back to
+# it), and one freed instance is kept for the next packet.
+@mypyc_attr(acyclic=True, free_list_len=1)
+class InFlight:
+    """A packet on its way: to ``dst``, sent at ``sent``, with its trace event."""
+
+    __slots__ = ("data", "dst", "ev", "sent")
+
+    def __init__(self, dst: Host, data: bytes | Outgoing, ev: Event | None, sent: float) -> None:
+        self.dst = dst
+        self.data = data  #: the checked segment (with its packet), or corrupted bytes
+        self.ev = ev
+        self.sent = sent
+
+
 @mypyc_attr(native_class=False)  # mypyc's native classes cannot subclass TimeoutError
 class SimulationStuck(TimeoutError):
     """Nothing more can happen, but the awaited condition is still false."""
@@ -130,9 +145,9 @@ class Network:
         self._by_addr: dict[str, Host] = {}
         self.links: dict[tuple[str, str], tuple[LinkSpec, random.Random]] = {}
         self.faults: list[Fault] = []
-        # In flight: arrival time -> [(receiver, packet, trace event, time sent)] in
-        # sending order, and a heap of those arrival times.
-        self._due: dict[float, list[tuple[Host, bytes | Outgoing, Event | None, float]]] = {}
+        # In flight: arrival time -> packets due then, in sending order, and a heap of
+        # those arrival times.
+        self._due: dict[float, list[InFlight]] = {}
         self._times: list[float] = []
         self._sent_count: dict[str, int] = {}
         self.events_processed = 0
@@ -206,12 +221,13 @@ class Network:
 
     def _push(self, at: float, dst: Host, data: bytes | Outgoing, ev: Event | None,
               sent: float) -> None:
+        packet = InFlight(dst, data, ev, sent)
         due = self._due.get(at)
         if due is None:
-            self._due[at] = [(dst, data, ev, sent)]
+            self._due[at] = [packet]
             heapq.heappush(self._times, at)
         else:
-            due.append((dst, data, ev, sent))
+            due.append(packet)
 
     def _send(self, src: Host, out: Outgoing) -> None:
         dst = self._by_addr.get(out.dst)
@@ -345,10 +361,13 @@ class Network:
             # ``at`` too and is appended here, so it is delivered in this pass.
             i = 0
             while i < len(due):
-                dst, data, ev, sent = due[i]
+                packet = due[i]
                 i += 1
+                dst = packet.dst
+                data = packet.data
+                ev = packet.ev
                 self.events_processed += 1
-                if msl is not None and now - sent > msl:
+                if msl is not None and now - packet.sent > msl:
                     if ev is not None:
                         ev["fate"] = "dropped"
                         ev["reason"] = "exceeded MSL in the network"

@@ -16,6 +16,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
+from mypy_extensions import mypyc_attr
+
 from tcplab.wire.checksum import ones_sum, pseudo_header
 from tcplab.wire.errors import WireError
 
@@ -78,16 +80,19 @@ OPT_SACK: Final = 5
 OPT_TIMESTAMPS: Final = 8
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Eol:
     """End of option list (kind 0)."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Nop:
     """No-operation, used for alignment (kind 1)."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Mss:
     """Maximum segment size (kind 2), only in SYN segments."""
@@ -95,6 +100,7 @@ class Mss:
     value: int
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class WindowScale:
     """Window scale shift count (kind 3, RFC 7323)."""
@@ -102,11 +108,13 @@ class WindowScale:
     shift: int
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class SackPermitted:
     """SACK permitted (kind 4, RFC 2018)."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Sack:
     """Selective acknowledgment blocks (kind 5, RFC 2018): (left, right) edges."""
@@ -114,6 +122,7 @@ class Sack:
     blocks: tuple[tuple[int, int], ...]
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Timestamps:
     """Timestamps (kind 8, RFC 7323)."""
@@ -122,6 +131,7 @@ class Timestamps:
     tsecr: int
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class UnknownOption:
     """An option tcplab does not interpret, kept verbatim."""
@@ -226,6 +236,9 @@ def emit_options(options: tuple[TcpOption, ...]) -> bytes:
 # ---------------------------------------------------------------- segment
 
 
+# Compiled, a segment is not tracked by the cycle collector (it refers to no object
+# that could refer back to it) and one freed segment is kept for the next one.
+@mypyc_attr(acyclic=True, free_list_len=1)
 class TcpSegment:
     """The checked, high-level form of a TCP header plus payload.
 
