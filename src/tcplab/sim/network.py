@@ -144,11 +144,15 @@ class Network:
         self.hosts: dict[str, Host] = {}
         self._by_addr: dict[str, Host] = {}
         self.links: dict[tuple[str, str], tuple[LinkSpec, random.Random]] = {}
+        # The same links by sender, then receiver: found per packet without a tuple key.
+        self._links_from: dict[str, dict[str, tuple[LinkSpec, random.Random]]] = {}
         self.faults: list[Fault] = []
         # In flight: arrival time -> packets due then, in sending order, and a heap of
         # those arrival times.
         self._due: dict[float, list[InFlight]] = {}
         self._times: list[float] = []
+        self._last_at = 0.0  # the arrival time last pushed, and its list (a burst's)
+        self._last_due: list[InFlight] | None = None
         self._sent_count: dict[str, int] = {}
         self.events_processed = 0
         self.on_step: list[Callable[[], None]] = []
@@ -188,6 +192,8 @@ class Network:
         rev = back or (LinkSpec(**kw) if spec is None else spec)
         self.links[(an, bn)] = (fwd, random.Random(f"{self.seed}:link:{an}>{bn}"))
         self.links[(bn, an)] = (rev, random.Random(f"{self.seed}:link:{bn}>{an}"))
+        self._links_from.setdefault(an, {})[bn] = self.links[(an, bn)]
+        self._links_from.setdefault(bn, {})[an] = self.links[(bn, an)]
 
     def add_fault(self, fault: Fault) -> Fault:
         self.faults.append(fault)
@@ -222,12 +228,15 @@ class Network:
     def _push(self, at: float, dst: Host, data: bytes | Outgoing, ev: Event | None,
               sent: float) -> None:
         packet = InFlight(dst, data, ev, sent)
-        due = self._due.get(at)
-        if due is None:
-            self._due[at] = [packet]
-            heapq.heappush(self._times, at)
-        else:
-            due.append(packet)
+        due = self._last_due
+        if due is None or at != self._last_at:
+            due = self._due.get(at)
+            if due is None:
+                due = self._due[at] = []
+                heapq.heappush(self._times, at)
+            self._last_at = at
+            self._last_due = due
+        due.append(packet)
 
     def _send(self, src: Host, out: Outgoing) -> None:
         dst = self._by_addr.get(out.dst)
@@ -237,7 +246,8 @@ class Network:
                 ev["fate"] = "dropped"
                 ev["reason"] = "no route to host"
             return
-        link = self.links.get((src.name, dst.name))
+        links = self._links_from.get(src.name)
+        link = links.get(dst.name) if links is not None else None
         if link is None:
             if ev is not None:
                 ev["fate"] = "dropped"
@@ -388,8 +398,12 @@ class Network:
                     for out in dst.transmit():
                         self._send(dst, out)
             del self._due[at]
+            if due is self._last_due:
+                self._last_due = None
             heapq.heappop(times)
-        for host, d in zip(hosts, deadlines, strict=True):
+        for i in range(len(hosts)):
+            host = hosts[i]
+            d = deadlines[i]
             if touched is not None and host in touched:
                 d = host.next_deadline()  # what it received may have moved its timers
             if d is not None and d <= now:
