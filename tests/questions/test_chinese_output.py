@@ -13,6 +13,8 @@ from tcplab.cli import cli
 from tcplab.scenarios.questions import QUESTIONS
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
+#: Chinese text, or Chinese punctuation around protocol words ("server：SYN-ACK")
+ZH = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
 PROSE = re.compile(r"\b[a-z]{4,}\b")             # an English word of four letters or more
 DIAGRAM_ROW = re.compile(r"\|.*\||-->|<--|--\|")  # lifelines and arrows carry packet fields
 #: commands that read the machine's own kernel (their output is the kernel's table)
@@ -25,7 +27,7 @@ COMMANDS = sorted({c for q in QUESTIONS for c in q.commands
 def english_lines(output: str) -> list[str]:
     """Lines with English prose and no Chinese at all (a diagram's rows are left out)."""
     return [line for line in output.splitlines()
-            if PROSE.search(line) and not CJK.search(line) and not DIAGRAM_ROW.search(line)
+            if PROSE.search(line) and not ZH.search(line) and not DIAGRAM_ROW.search(line)
             and not line.strip().startswith("tcplab ")]
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from functools import lru_cache
+from typing import Final
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.connection import Connection
@@ -52,7 +53,7 @@ from tcplab.wire.tcp import ACK, FIN, RST, SYN, Nop, TcpOption, TcpSegment, Time
 
 Key = tuple[str, int, str, int]
 
-_M32 = 0xFFFFFFFF
+_M32: Final = 0xFFFFFFFF
 
 
 class TimeWaitEntry:
@@ -104,16 +105,16 @@ def unpack_key(k: int) -> Key:
 # value layout, low to high: snd_nxt 32 | rcv_nxt 32 | window 17 | reuse 1 |
 # queue index 40 | deadline.  The deadline is stored as the bits of the IEEE
 # double: exact, and for non-negative values the bits order like the numbers.
-_QSHIFT = 82
-_DSHIFT = 122
-_QMASK = (1 << 40) - 1
-_D64 = (1 << 64) - 1
-_TSFLAG = 1 << 186
-_TSSHIFT = 187
-_STAMPSHIFT = 219
+_QSHIFT: Final = 82
+_DSHIFT: Final = 122
+_QMASK: Final = (1 << 40) - 1
+_D64: Final = (1 << 64) - 1
+_TSFLAG: Final = 1 << 186
+_TSSHIFT: Final = 187
+_STAMPSHIFT: Final = 219
 
 
-_DOUBLE = struct.Struct(">d")
+_DOUBLE: Final = struct.Struct(">d")
 
 
 def _dbits(t: float) -> int:
