@@ -26,7 +26,7 @@ from tcplab.cli.common import (
     trace_options,
 )
 from tcplab.cli.params import SEED, FiniteFloat, OutputFile, reject_unless
-from tcplab.i18n import colon, pad, wrap
+from tcplab.i18n import colon, maybe, pad, wrap
 from tcplab.i18n import text as tr
 from tcplab.i18n import width as width_of
 from tcplab.render.html import run_facts
@@ -72,8 +72,11 @@ def list_cmd(lang: str, number: int | None, width: str | None) -> None:
                          cols):
             click.echo(line)
         for label, key in (("q.answer", "answer"), ("q.linux", "linux")):
+            said = maybe(f"q.{number}.{key}", lang)
+            if said is None:  # no Linux-specific fact for this question
+                continue
             click.echo(tr(label, lang) + colon(lang).rstrip())
-            echo_wrapped(tr(f"q.{number}.{key}", lang), cols)
+            echo_wrapped(said, cols)
         click.echo(tr("q.commands", lang) + colon(lang).rstrip())
         for cmd in q.commands:
             echo_line(f"  {cmd}", cols)
