@@ -71,7 +71,7 @@ def _listen_note(net: Network, srv: SimSocket, backlog: int) -> Listener:
     note(net, f"server: listen(backlog={backlog}); somaxconn "
               f"{'none' if cap is None else cap}: the kernel takes {lst.backlog}",
          fact="listen", host="server", key="queues.listen", backlog=backlog,
-         somaxconn="-" if cap is None else cap, taken=lst.backlog)
+         somaxconn="none" if cap is None else cap, taken=lst.backlog)
     return lst
 
 
@@ -282,7 +282,7 @@ def outcome_backlog(events: list[Event]) -> dict[str, Any]:
     dropped = sum(n for r, n in syn_fates.items() if "SYN dropped" in r)
     out: dict[str, Any] = {
         "listen_backlog": listened["backlog"],
-        "somaxconn": listened["somaxconn"],
+        "somaxconn": None if listened["somaxconn"] == "none" else listened["somaxconn"],
         "backlog_taken": listened["taken"],
         "accept_queue_peak": max((n for _t, n in lengths), default=0),
         "syn_queue_peak": half_open_peak(events),
@@ -302,8 +302,10 @@ def outcome_backlog(events: list[Event]) -> dict[str, Any]:
 
 
 def report_backlog(events: list[Event], outcome: dict[str, Any], lang: str) -> list[str]:
+    cap = outcome["somaxconn"]
     lines = [text("ui.queues.backlog", lang, backlog=outcome["listen_backlog"],
-                  somaxconn=outcome["somaxconn"], taken=outcome["backlog_taken"],
+                  somaxconn=text("somaxconn.none", lang) if cap is None else cap,
+                  taken=outcome["backlog_taken"],
                   peak=outcome["accept_queue_peak"], syn=outcome["syn_queue_peak"])]
     for label, c in _clients(events).items():
         if c["connected"] is None:
