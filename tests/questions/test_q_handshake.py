@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from .conftest import answer, segments, states
+from .harness import answer, segments, states
 
 MASK = 0xFFFFFFFF
 

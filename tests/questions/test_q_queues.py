@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conftest import answer, segments, states
+from .harness import answer, segments, states
 
 
 def app_events(doc: dict[str, Any], call: str, host: str = "server") -> list[dict[str, Any]]:

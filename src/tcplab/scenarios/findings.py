@@ -110,12 +110,15 @@ def outcome(events: list[Event]) -> dict[str, Any]:
     failed = [{"host": e.get("host"), "call": e.get("label"), "error": e.get("result"),
                "t": e["t"], "after": (e.get("args") or {}).get("after")}
               for e in events if e["kind"] == "note" and e.get("fact") == "call-failed"]
+    waited = [{"host": e.get("host"), "call": e.get("label"), "t": e["t"],
+               "after": (e.get("args") or {}).get("after")}
+              for e in events if e["kind"] == "note" and e.get("fact") == "call-waited"]
     last: dict[str, Event] = {}
     for e in events:
         if e["kind"] == "state" and not str(e["conn"]).endswith("-*:*"):
             last[e["host"]] = e
     ends = {h: {"state": e["to"], "cause": e["cause"], "t": e["t"]} for h, e in last.items()}
-    return {"failed": failed, "ends": ends}
+    return {"failed": failed, "waited": waited, "ends": ends}
 
 
 def answers(events: list[Event], delay: float) -> dict[str, Any]:
@@ -185,23 +188,30 @@ def lines(events: list[Event], lang: str, delay: float, fault_texts: list[str],
             else:
                 rows.append((r, 1))
         shown = rows if len(rows) <= most else rows[:most - 1]
+        w_t = max(len(f"{r['t']:.3f}") for r, _n in shown)
         for r, n in shown:
             rto = tr("find.rto", lang, rto=seconds(r["rto"], lang)) if r["rto"] else ""
             many = tr("find.conns", lang, n=n) if n > 1 else ""
-            out.append("  " + tr("find.retrans.row", lang, t=f"{r['t']:.3f}", host=r["host"],
+            out.append("  " + tr("find.retrans.row", lang, t=f"{r['t']:>{w_t}.3f}", host=r["host"],
                                  role=tr(f"role.{r['role']}", lang), copy=r["copy"],
                                  rto=rto) + many)
         if len(shown) < len(rows):
             out.append("  " + tr("find.retrans.more", lang,
                                  n=sum(n for _r, n in rows[len(shown):])))
     end = outcome(events)
+    for f in end["waited"]:
+        out.append(tr("find.waited", lang, host=f["host"], call=f["call"],
+                      after=seconds(float(f["after"] or 0.0), lang)))
     for f in end["failed"]:
         out.append(tr("find.failed", lang, host=f["host"], call=f["call"], error=f["error"],
                       after=seconds(float(f["after"] or 0.0), lang)))
-        why = end["ends"].get(f["host"], {}).get("cause")
-        if why and end["ends"][f["host"]]["state"] == "CLOSED":
-            said = why if lang == "en" else (phrase("causename", why, lang) or why)
-            out.append("  " + tr("find.why", lang, why=said))
+    if end["failed"] or end["waited"] or fault_texts:
+        # how each side's connection ended, and the cause the engine gave
+        for host, e in end["ends"].items():
+            why = e["cause"] if lang == "en" else (phrase("causename", e["cause"], lang)
+                                                   or e["cause"])
+            out.append("  " + tr("find.end", lang, host=host, state=e["state"],
+                                 t=f"{e['t']:.3f}", why=why))
     return out
 
 
