@@ -218,8 +218,8 @@ def report_isn_clock(events: list[Event], outcome: dict[str, Any], lang: str) ->
              str(r["isn_minus_clock"])] for r in outcome["table"]]
     lines = _table(head, rows)
     lines.append("")
-    lines.append(text("ui.isn.rate", lang, rate=f"{outcome['isn_ticks_per_second']:,}",
-                      tick=f"{outcome['isn_tick_ns']:g}"))
+    lines.append("  " + text("ui.isn.rate", lang, rate=f"{outcome['isn_ticks_per_second']:,}",
+                             tick=f"{outcome['isn_tick_ns']:g}"))
     return lines
 
 
@@ -312,7 +312,7 @@ def outcome_mss(events: list[Event]) -> dict[str, Any]:
 
 
 def report_mss(events: list[Event], outcome: dict[str, Any], lang: str) -> list[str]:
-    return [text("ui.mss.summary", lang, n=outcome["segments_lost"],
+    return ["  " + text("ui.mss.summary", lang, n=outcome["segments_lost"],
                  lost=outcome["bytes_lost_with_it"], resent=outcome["bytes_resent"],
                  frags=outcome["ip_packets_fragmented"])]
 
@@ -701,12 +701,14 @@ def outcome_refused_vs_timeout(events: list[Event]) -> dict[str, Any]:
 
 def report_refused_vs_timeout(events: list[Event], outcome: dict[str, Any],
                               lang: str) -> list[str]:
-    return [text("ui.rvt.refused", lang, port=CLOSED_PORT, err=outcome["closed_port_result"],
-                 t=outcome["closed_port_after"], n=outcome["closed_port_syns"]),
-            text("ui.rvt.timeout", lang, port=FILTERED_PORT,
-                 err=outcome["filtered_port_result"], t=outcome["filtered_port_after"],
-                 n=outcome["filtered_port_syns"],
-                 times=", ".join(f"{t:g}" for t in outcome["filtered_syn_times"]))]
+    return ["  " + text("ui.rvt.refused", lang, port=CLOSED_PORT,
+                        err=outcome["closed_port_result"],
+                        t=f"{outcome['closed_port_after']:g}", n=outcome["closed_port_syns"]),
+            "  " + text("ui.rvt.timeout", lang, port=FILTERED_PORT,
+                        err=outcome["filtered_port_result"],
+                        t=f"{outcome['filtered_port_after']:g}",
+                        n=outcome["filtered_port_syns"],
+                        times=", ".join(f"{t:g}" for t in outcome["filtered_syn_times"]))]
 
 
 SCENARIOS = [

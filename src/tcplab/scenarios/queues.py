@@ -303,7 +303,7 @@ def outcome_backlog(events: list[Event]) -> dict[str, Any]:
 
 def report_backlog(events: list[Event], outcome: dict[str, Any], lang: str) -> list[str]:
     cap = outcome["somaxconn"]
-    lines = [text("ui.queues.backlog", lang, backlog=outcome["listen_backlog"],
+    lines = ["  " + text("ui.queues.backlog", lang, backlog=outcome["listen_backlog"],
                   somaxconn=text("somaxconn.none", lang) if cap is None else cap,
                   taken=outcome["backlog_taken"],
                   peak=outcome["accept_queue_peak"], syn=outcome["syn_queue_peak"])]
