@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import answer, run, segments, states
-
 from tcplab.scenarios.questions import question
+
+from .harness import answer, run, segments, states
 
 
 def closing_flags(doc: dict[str, Any]) -> list[str]:

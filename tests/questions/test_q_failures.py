@@ -7,7 +7,8 @@ import itertools
 from typing import Any
 
 import pytest
-from conftest import answer, run, segments, states
+
+from .harness import answer, run, segments, states
 
 
 def note(doc: dict[str, Any], key: str) -> dict[str, Any]:

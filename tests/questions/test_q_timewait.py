@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import answer, run, segments, states
+from .harness import answer, run, segments, states
 
 
 def notes(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:

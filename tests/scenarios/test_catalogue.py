@@ -27,17 +27,34 @@ def test_same_seed_same_json_trace_under_one_second(name, switches, trace_json):
     assert trace_json(name, switches, seed=7) == first
 
 
-FIRST_FIFTEEN = ["handshake", "old-duplicate-syn", "isn-sync", "syn-retransmit", "syn-flood",
-                 "simultaneous-open", "close", "half-close", "close-combined",
-                 "simultaneous-close", "lost-final-ack", "stale-segment", "rst-in-time-wait",
-                 "port-reuse", "server-close-storm"]
-
-
-def test_fifteen_scenarios_in_the_issue_order():
-    # the first fifteen keep their order; the drilled questions' scenarios (issue 16) join them
-    assert names()[:5] == FIRST_FIFTEEN[:5]
-    assert [n for n in names() if n in FIRST_FIFTEEN] == FIRST_FIFTEEN
-    assert len(names()) == len(set(names())) > 15
+def test_the_scenarios_in_the_issue_order_and_none_shadowed():
+    assert names()[:5] == ["handshake", "old-duplicate-syn", "isn-sync", "syn-retransmit",
+                           "syn-flood"]
+    # the fifteen of the first issue, then issue 16's handshake and queue scenarios
+    first = ["handshake", "old-duplicate-syn", "isn-sync", "syn-retransmit", "syn-flood",
+             "simultaneous-open", "close", "half-close", "close-combined",
+             "simultaneous-close", "lost-final-ack", "stale-segment", "rst-in-time-wait",
+             "port-reuse", "server-close-storm"]
+    issue16 = ["isn-clock", "mss", "no-listen", "calls-return", "syn-in-established",
+               "refused-vs-timeout", "backlog", "accept-overflow", "no-accept",
+               # and its close, TIME-WAIT and failure scenarios
+               "fin-wait-2", "fin-out-of-order", "close-wait-leak", "port-exhaustion",
+               "tw-reuse", "tw-buckets", "linger0", "syn-in-time-wait", "host-crash",
+               "process-crash", "peer-reboot", "cable-pull"]
+    assert names()[:15] == first and set(issue16) <= set(names())
+    # no two modules define a scenario of the same name (the later would hide the first)
+    from tcplab.scenarios import (
+        closing,
+        connecting,
+        opening,
+        outages,
+        queues,
+        teardown,
+        timewait,
+        tw_remedies,
+    )
+    modules = (opening, closing, timewait, connecting, queues, teardown, tw_remedies, outages)
+    assert sum(len(m.SCENARIOS) for m in modules) == len(names())
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from tcplab.scenarios.base import DEFAULT, Result, Scenario, Switches, execute
 from tcplab.scenarios.closing import SCENARIOS as _CLOSING
+from tcplab.scenarios.connecting import SCENARIOS as _CONNECTING
 from tcplab.scenarios.opening import SCENARIOS as _OPENING
 from tcplab.scenarios.outages import SCENARIOS as _OUTAGES
+from tcplab.scenarios.queues import SCENARIOS as _QUEUES
 from tcplab.scenarios.teardown import SCENARIOS as _TEARDOWN
 from tcplab.scenarios.timewait import SCENARIOS as _TIMEWAIT
 from tcplab.scenarios.tw_remedies import SCENARIOS as _TW_REMEDIES
 
 CATALOGUE: dict[str, Scenario] = {s.name: s for s in [*_OPENING, *_CLOSING, *_TIMEWAIT,
-                                                      *_TEARDOWN, *_TW_REMEDIES, *_OUTAGES]}
+                                                      *_CONNECTING, *_QUEUES, *_TEARDOWN,
+                                                      *_TW_REMEDIES, *_OUTAGES]}
 
 
 class UnknownScenario(KeyError):

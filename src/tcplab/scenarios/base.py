@@ -71,9 +71,8 @@ class Switches:
 
     @property
     def counterfactual(self) -> bool:
-        """Does this run remove a mechanism (title and texts say "without ...")?  A
-        ``--variant`` names another case of the scenario, not a removed mechanism."""
-        return replace(self, profile="rfc", sysctls=(), faults=(), variant=None) != DEFAULT
+        """Does this run remove a mechanism (title and texts say "without ...")?"""
+        return replace(self, profile="rfc", sysctls=(), faults=()) != DEFAULT
 
     def config(self, **kw: Any) -> TcpConfig:
         """The host configuration these switches ask for: the profile, the sysctls, then
@@ -185,7 +184,8 @@ def execute(scenario: Scenario, seed: int = 1, switches: Switches = DEFAULT) -> 
             "switches": switches.to_json(), "flags": switches.flags(), "msl": MSL,
             "profile": switches.profile,
             "virtual_seconds": round(net.now, 6),
-            "outcome": outcome}
+            "outcome": outcome,
+            "counters": {name: h.counters.as_dict() for name, h in net.hosts.items()}}
     return Result(scenario, seed, switches, net, events, outcome, wall, meta)
 
 
