@@ -74,6 +74,7 @@ class SegmentInfo:
     old_duplicate: bool = False
     stale: bool = False             #: arrives after a newer incarnation of its 4-tuple began
     retransmission: bool = False
+    keepalive: bool = False         #: a keep-alive probe: seq one below what was sent (RFC 9293 3.8.4)
 
 
 def _seq_space(e: Event) -> int:
@@ -179,6 +180,12 @@ class Connections:
             space = _seq_space(e)
             end = (seq + space) % _MOD
             top = inc.sent_end.get(src)
+            if flags == "A" and int(e.get("len", 0) or 0) <= 1 and top is not None \
+                    and (top - 1) % _MOD == seq:
+                # SEG.SEQ = SND.NXT - 1 (with no data or one garbage byte): a keep-alive
+                # probe, which the peer must answer with an ACK
+                info.keepalive = True
+                return info
             if space and top is not None and _dist(top, end) < _HALF:
                 info.retransmission = True
             elif space:

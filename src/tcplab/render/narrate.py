@@ -275,6 +275,8 @@ class Narrator:
             parts.append(self.t("seg.FIN-data", n=length))
         elif "F" in flags:
             parts.append(self.t("seg.FA.retrans" if info and info.retransmission else "seg.FA"))
+        elif info is not None and info.keepalive:
+            parts.append(self.t("seg.keepalive"))
         elif length:
             parts.append(self.t("seg.data.retrans" if info and info.retransmission
                                 else "seg.data", n=length))
