@@ -95,3 +95,20 @@ def test_a_crashed_process_has_its_sockets_closed_by_the_kernel() -> None:
     again = SimSocket(net, "client")
     with pytest.raises(ConnectionRefusedError):      # the listener is gone
         again.connect(("192.0.2.2", 80))
+
+
+def test_a_packet_on_the_wire_when_its_host_reboots_never_reaches_the_old_host() -> None:
+    net, _c, s = pair(seed=3, delay=0.5)
+    cli, peer = connected(net, listening(net, s))
+    cli.sendall(b"in flight")                 # leaves now, arrives 0.5 s later
+    net.run_for(0.1)
+    old = net.hosts["server"]
+    new = reboot(net, "server")               # the old server is gone before it arrives
+    net.run_for(10.0)
+    data = [e for e in net.trace.segments() if e["host"] == "client" and e["len"] == 9]
+    assert data[0]["fate"] == "dropped"
+    assert data[0]["reason"] == "server is not on the network any more"
+    assert peer.conn is not None and peer.conn.rcv_nxt - peer.conn.irs == 1  # never read
+    assert old is not new
+    # the retransmission reaches the rebooted host, which knows no such connection: RST
+    assert any(e["host"] == "server" and "R" in e["flags"] for e in net.trace.segments())

@@ -23,10 +23,9 @@ of failures and pays nothing for them.
   hosts, both ways (reason ``fault: the cable is unplugged``), while both
   hosts keep running, retransmitting and timing out as they would.
 
-Limits: the network has no call to take a host off the wire, so packets that
-were already in flight towards a host when it was powered off still reach the
-old host object (and whatever it answers is dropped by the same rule, but
-recorded as sent).  Scenarios power hosts off while their links are quiet.
+Packets that were already on the wire towards a host when it was powered off
+are dropped on arrival (the network delivers only to the host object its table
+holds now), so a reboot never lets the old host answer.
 """
 
 from __future__ import annotations

@@ -382,6 +382,13 @@ class Network:
                         ev["fate"] = "dropped"
                         ev["reason"] = "exceeded MSL in the network"
                     continue
+                if self.hosts.get(dst.name) is not dst:
+                    # the host it was sent to was switched off (or rebooted: a new
+                    # Host object) while the packet was on the wire
+                    if ev is not None:
+                        ev["fate"] = "dropped"
+                        ev["reason"] = f"{dst.name} is not on the network any more"
+                    continue
                 pid = ev["id"] if ev is not None else None
                 if type(data) is bytes:
                     dst.receive(data, now, pid)
