@@ -28,10 +28,6 @@ FLOORS = {"blocking": 3, "close": 3, "shutdown": 4, "mss": 3, "user_timeout": 2,
 
 #: Floors the engine cannot reach yet, with what each folder still needs.
 NOT_YET = {
-    "blocking": "SACK-permitted and timestamps in the SYN (blocking-connect); an immediate "
-                "ACK of two segments of the peer's MSS, and quick-ACK mode (blocking-read)",
-    "close": "SACK-permitted in the SYN-ACK and an immediate ACK of the peer's FIN "
-             "(close-remote-fin-then-close)",
     "shutdown": "SACK-permitted in the SYN-ACK (all); quick-ACK mode (shutdown-rd-wr-close, "
                 "shutdown-wr-close)",
     "mss": "SACK-permitted and timestamps in the SYN (mss-setsockopt-tcp_maxseg-client)",

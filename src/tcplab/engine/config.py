@@ -22,6 +22,8 @@ class TcpConfig:
     snd_buf: int = 256 * 1024        #: send buffer
     window_scale: bool = True        #: offer window scaling (RFC 7323) when rcv_buf > 65535
     timestamps: bool = False         #: offer RFC 7323 timestamps (Linux tcp_timestamps)
+    sack: bool = False               #: offer SACK-permitted, send SACK blocks (RFC 2018; tcp_sack)
+    dsack: bool = False              #: report duplicates with D-SACK (RFC 2883; tcp_dsack)
     # ---- handshake
     syn_retries: int = 6             #: SYN retransmissions before ETIMEDOUT (Linux tcp_syn_retries)
     syn_linear_timeouts: int = 0     #: first SYN timeouts without back-off (Linux 6.x: 4)
@@ -35,6 +37,7 @@ class TcpConfig:
     orphan_retries: int = 0          #: after close() (Linux tcp_orphan_retries; 0: 8 on Linux)
     retries_by_time: bool = False    #: Linux: retries2 is a time budget (tcp_model_timeout)
     user_timeout: float = 0.0        #: default TCP_USER_TIMEOUT (s); 0 = none (RFC 9293 3.8.3)
+    active_rst_ack: bool = False     #: RSTs we send on abort carry ACK (Linux tcp_send_active_reset)
     # ---- acknowledgments
     delayed_ack: float = 0.04        #: delayed-ACK timeout, 0 disables (RFC 9293 3.8.6.3: < 0.5 s)
     quickack: bool = False           #: Linux's quick-ACK and ping-pong modes (tcp_in_quickack_mode)
@@ -61,6 +64,7 @@ class TcpConfig:
     syn_cookies: str = "auto"        #: "never" | "auto" (when the SYN queue is full) | "always"
     abort_on_overflow: bool = False  #: RST the ACK that finds the accept queue full
     fastopen: int = 0                #: Linux tcp_fastopen bits: 1 client, 2 server, 0x200 no cookie
+    fastopen_key: str = ""           #: Linux tcp_fastopen_key ("%08x-%08x-%08x-%08x"); "" = random
     # ---- blind attacks (RFC 5961) and odd segments
     rfc5961: bool = True             #: blind-attack mitigations (challenge ACKs)
     challenge_ack_limit: int = 1000  #: challenge ACKs per second per host

@@ -51,10 +51,11 @@ from tcplab.engine.context import (
     EngineContext,
 )
 from tcplab.engine.errors import TcpError
-from tcplab.engine.options import MAX_WINDOW, negotiate, our_wscale, syn_options
+from tcplab.engine.options import MAX_WINDOW, MIN_MSS, negotiate, our_wscale, syn_options
 from tcplab.engine.reassembly import Reassembly
 from tcplab.engine.retries import model_timeout, orphan_retries
 from tcplab.engine.rtt import RttEstimator
+from tcplab.engine.sack import SackBlocks, Scoreboard, max_blocks
 from tcplab.engine.state import State
 from tcplab.engine.timestamps import Timestamps
 from tcplab.trace import Tcb, TimerAction, TimerName, state_event, timer_event
@@ -67,8 +68,10 @@ from tcplab.wire.seq import (
     seq_lt,
     seq_sub,
 )
-from tcplab.wire.tcp import ACK, FIN, PSH, RST, SYN, Nop, TcpOption, TcpSegment
+from tcplab.wire.tcp import ACK, FIN, PSH, RST, SYN, Nop, Sack, TcpOption, TcpSegment
 from tcplab.wire.tcp import Timestamps as TsOption
+
+TS_OPTION_LEN = 12  #: NOP, NOP, kind 8 length 10: what timestamps take from every segment
 
 Key = tuple[str, int, str, int]
 
@@ -166,6 +169,9 @@ class Connection:
         "rtt",
         "rtx_at",
         "rtx_count",
+        "sack_ok",
+        "sacks",
+        "score",
         "snd_max",
         "snd_mss",
         "snd_nxt",
@@ -181,6 +187,7 @@ class Connection:
         "time_wait_entries",
         "trace",
         "ts",
+        "user_mss",
         "user_timeout",
         "wake_at",
         "want_events",
@@ -228,6 +235,11 @@ class Connection:
         self.sndbuf_seq = seq_add(iss, 1)
         self.rcvbuf = bytearray()
         self.ooo = Reassembly()
+        # SACK (RFC 2018): the blocks we report, and what the peer reports to us.
+        self.sack_ok = False
+        self.sacks = SackBlocks()
+        self.score = Scoreboard()
+        self.user_mss: int | None = None  # TCP_MAXSEG (Linux user_mss), None: the host's MSS
         self.syn_data = b""
         self.peer_fin_seq: int | None = None
         self.fin_queued = False
@@ -311,7 +323,8 @@ class Connection:
         mss = self.snd_mss or 1
         srtt = self.rtt.srtt
         unacked_bytes = seq_sub(self.snd_max, self.snd_una)
-        options = (1 if self.ts.ok else 0) | (4 if self.snd_wscale or self.rcv_wscale else 0)
+        options = (1 if self.ts.ok else 0) | (2 if self.sack_ok else 0) | \
+            (4 if self.snd_wscale or self.rcv_wscale else 0)
         return {
             "tcpi_state": _LINUX_STATE[self.current_state()],
             "tcpi_ca_state": 3 if self.cc.in_recovery else (4 if self.rtx_count else 0),
@@ -461,6 +474,12 @@ class Connection:
         if self.ts.ok and not flags & (SYN | RST):
             # RFC 7323 3.2: every segment but a RST carries the timestamps option.
             options = (_NOP, _NOP, TsOption(self.ts.val(now), self.ts.recent))
+        if self.sack_ok and self.sacks and flags & ACK and not flags & (SYN | RST):
+            # RFC 2018 4: while we hold out-of-order data, every ACK reports it
+            # (after the timestamps, as Linux writes them).
+            blocks = self.sacks.take(max_blocks(self.ts.ok))
+            if blocks:
+                options = (*options, _NOP, _NOP, Sack(blocks))
         return TcpSegment(self.lport, self.rport, seq, self.rcv_nxt if flags & ACK else 0,
                           flags, wfield, 0, options, payload)
 
@@ -496,23 +515,31 @@ class Connection:
         ts = self.ts
         if with_ack:
             opts = syn_options(self.config, synack=True, peer_wscale=self.rcv_wscale > 0,
-                               ts=(ts.val(now), ts.recent) if ts.ok else None)
+                               peer_sack=self.sack_ok,
+                               ts=(ts.val(now), ts.recent) if ts.ok else None,
+                               mss=self.user_mss)
             self._send(self._make(SYN | ACK, self.iss, now, b"", opts), now)
         else:
             offer = (ts.val(now), 0) if self.config.timestamps else None
-            self._send(self._make(SYN, self.iss, now, b"", syn_options(self.config, ts=offer)), now)
+            self._send(self._make(SYN, self.iss, now, b"",
+                                  syn_options(self.config, ts=offer, mss=self.user_mss)), now)
 
     def _apply_peer_syn(self, seg: TcpSegment, we_offer_wscale: bool, now: float) -> None:
         """MSS (RFC 9293 3.7.1), window scale (RFC 7323 2.2) and timestamps (3.2) from the
         peer's SYN; the initial window follows the peer's MSS (RFC 5681 3.1, RFC 6928)."""
-        agreed = negotiate(seg, self.config, we_offer_wscale)
+        agreed = negotiate(seg, self.config, we_offer_wscale, self.user_mss)
         self.snd_mss = agreed.snd_mss
+        if agreed.ts_ok:
+            # RFC 6691: the MSS counts no options, so the timestamps every segment
+            # carries come out of it (Linux's mss_cache: 1460 - 12 = 1448).
+            self.snd_mss = max(self.snd_mss - TS_OPTION_LEN, MIN_MSS)
         self.snd_wscale = agreed.snd_wscale
         self.rcv_wscale = agreed.rcv_wscale
         if not agreed.rcv_wscale and self.rcv_buf > MAX_WINDOW:
             self.rcv_buf = MAX_WINDOW  # no scaling: we can never offer more
         self.cc.cwnd = self.config.initial_window(self.snd_mss)
         self.ts.ok = agreed.ts_ok
+        self.sack_ok = agreed.sack_ok
         tso = seg.timestamps
         if agreed.ts_ok and tso is not None:
             self.ts.note_syn(tso.tsval, now)
@@ -1178,6 +1205,10 @@ class Connection:
             return
         if seg.seg_len == 0:
             self.last_oow_ack = now
+        elif seq_lt(seg.seq, self.rcv_nxt):
+            # Linux tcp_send_dupack: an old segment with data is reported as a D-SACK.
+            end = seq_add(seg.seq, seg.seg_len)
+            self._dsack(seg.seq, end if seq_lt(end, self.rcv_nxt) else self.rcv_nxt)
         self.send_ack(now)
         self._drop(seg, now, reason)
 
@@ -1349,8 +1380,10 @@ class Connection:
         skip = seq_sub(self.rcv_nxt, seq)
         if skip > 0:
             if skip >= len(payload):
+                self._dsack(seq, seq_add(seq, len(payload)))
                 self.send_ack(now)  # a pure duplicate: ACK at once
                 return
+            self._dsack(seq, self.rcv_nxt)
             payload = payload[skip:]
             seq = self.rcv_nxt
         # Trim to the right edge of the window (a FIN beyond it is ignored).
@@ -1365,6 +1398,8 @@ class Connection:
             filled_gap = bool(self.ooo)
             self._accept_in_order(payload)
             self._pull_ooo()
+            if self.sack_ok and filled_gap:
+                self.sacks.on_advance(self.rcv_nxt, not self.ooo)
             self.ack_pending += len(payload)
             self.acks.on_data(now, self.rcv_wnd, self.rcv_mss)
             if seg.flags & FIN and not trimmed and not self.ooo:
@@ -1376,8 +1411,19 @@ class Connection:
                 self._arm_delack(now)
         else:
             self.cx.counters.inc("TcpExtTCPOFOQueue")
+            end = seq_add(seq, len(payload))
+            if self.sack_ok:
+                dup = self.ooo.overlap(seq, end, self.rcv_nxt)
+                if dup is not None:
+                    self._dsack(dup[0], dup[1])
+                self.sacks.on_ofo(seq, end)
             self.ooo.insert(seq, payload, self.rcv_nxt)
             self.send_ack(now)  # out of order: a duplicate ACK at once (RFC 5681 4.2)
+
+    def _dsack(self, seq: int, end: int) -> None:
+        """Data [seq, end) arrived again: report it with a D-SACK block (RFC 2883)."""
+        if self.sack_ok and self.config.dsack:
+            self.sacks.set_dsack(seq, end)
 
     def _accept_in_order(self, data: bytes) -> None:
         if self.rd_shut:
@@ -1399,6 +1445,7 @@ class Connection:
         """The peer's FIN, now in order (RFC 9293 3.10.7.4 eighth)."""
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)
         self.ooo.clear()
+        self.sacks.blocks = []
         st = self.state
         self._event(EV_EOF)
         if st is _ST.SYN_RECEIVED or st is _ST.ESTABLISHED:

@@ -14,6 +14,7 @@ and what the ``rfc`` and ``linux`` profiles hold.  Values Linux hard-codes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,16 @@ def _bool(name: str) -> tuple[Callable[[TcpConfig, Any], None], Callable[[TcpCon
     return apply, show
 
 
+def _fastopen_key_text(text: str) -> str:
+    """Linux's tcp_fastopen_key: four 32-bit hex words joined by '-' (a backup key
+    after a ',' is accepted and ignored)."""
+    primary = text.strip().split(",")[0]
+    words = primary.split("-")
+    if len(words) != 4 or not all(re.fullmatch(r"[0-9a-fA-F]{1,8}", w) for w in words):
+        raise ConfigError(f"{text!r}: four hex words, like a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4")
+    return "-".join(f"{int(w, 16):08x}" for w in words)
+
+
 def _sysctl(name: str, doc: str, parse: Callable[[str], Any],
             io: tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]],
             linux: str, source: str) -> Sysctl:
@@ -170,6 +181,10 @@ SYSCTLS: dict[str, Sysctl] = {s.name: s for s in [
             _int_range(0, 1), _bool("abort_on_overflow"), "0", _TCP_C),
     _sysctl("net.ipv4.tcp_timestamps", "RFC 7323 timestamps (PAWS, RTT)", _int_range(0, 2),
             _bool("timestamps"), "1", _TCP_C),
+    _sysctl("net.ipv4.tcp_sack", "SACK-permitted in SYNs and SACK blocks in ACKs (RFC 2018)",
+            _int_range(0, 1), _bool("sack"), "1", _TCP_C),
+    _sysctl("net.ipv4.tcp_dsack", "D-SACK: report data received twice (RFC 2883)",
+            _int_range(0, 1), _bool("dsack"), "1", _TCP_C),
     _sysctl("net.ipv4.tcp_window_scaling", "RFC 7323 window scaling", _int_range(0, 1),
             _bool("window_scale"), "1", _TCP_C),
     _sysctl("net.ipv4.ip_local_port_range", "ephemeral ports for connect()", _port_range,
@@ -177,6 +192,9 @@ SYSCTLS: dict[str, Sysctl] = {s.name: s for s in [
     _sysctl("net.ipv4.tcp_fastopen", "TCP Fast Open: 1 client, 2 server, 0x200 server "
             "without cookie", _int_range(0, 0xFFFF), _field("fastopen"), "1",
             "include/net/tcp.h TFO_CLIENT_ENABLE"),
+    _sysctl("net.ipv4.tcp_fastopen_key", "the server's Fast Open cookie key (siphash), four "
+            "32-bit hex words", _fastopen_key_text, _field("fastopen_key"), "(random)",
+            "net/ipv4/tcp_fastopen.c tcp_fastopen_init_key_once(): random at boot"),
     _sysctl("net.ipv4.tcp_challenge_ack_limit", "challenge ACKs per second (RFC 5961)",
             _int_range(0, 2**31 - 1), _field("challenge_ack_limit"), "2147483647",
             _TCP_C + " (INT_MAX since 6.0; 1000 before)"),
@@ -201,13 +219,15 @@ LINUX_CONSTANTS: dict[str, tuple[str, str, str]] = {
                                 "include/net/sock.h"),
     "iw_rfc6928": ("off: 10 segments whatever the MSS", "tcp_init_cwnd()",
                    "net/ipv4/tcp_output.c"),
+    "active_rst_ack": ("on", "tcp_send_active_reset(): RST|ACK", "net/ipv4/tcp_output.c"),
 }
 
 
 def _linux() -> TcpConfig:
     cfg = TcpConfig()
     for s in SYSCTLS.values():
-        s.apply(cfg, s.parse(s.linux))
+        if not s.linux.startswith("("):   # "(random)": nothing fixed to apply
+            s.apply(cfg, s.parse(s.linux))
     cfg.time_wait = 60.0
     cfg.delayed_ack = 0.04
     cfg.rto_initial = 1.0
@@ -217,6 +237,7 @@ def _linux() -> TcpConfig:
     cfg.retries_by_time = True
     cfg.accept_backlog_plus_one = True
     cfg.iw_rfc6928 = False
+    cfg.active_rst_ack = True
     cfg.profile = "linux"
     return cfg
 

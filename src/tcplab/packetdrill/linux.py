@@ -27,8 +27,8 @@ needs one is skipped with every reason named, so the report can group the
 Linux suite by missing feature.
 
 Linux constants that are not sysctls (TCP_RTO_MIN 200 ms, TCP_RTO_MAX 120 s,
-TCP_DELACK_MIN 40 ms, TIME-WAIT 60 s) come from :func:`linux_config`; when
-the engine grows its own Linux profile (``TcpConfig.linux()``), that is used.
+TCP_DELACK_MIN 40 ms, TIME-WAIT 60 s) come from the engine's ``linux`` profile
+(:func:`linux_config`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tcplab.engine import Connection, Host, TcpConfig
+from tcplab.engine.profiles import profile
 from tcplab.packetdrill.profile import Skip
 from tcplab.packetdrill.script import (
     BitOr,
@@ -320,23 +321,16 @@ def _value_text(v: Value) -> str:
 
 
 def linux_config() -> TcpConfig:
-    """The engine's settings for a Linux host before any sysctl.
-
-    Linux constants that no sysctl changes: TCP_RTO_MIN 200 ms, TCP_RTO_MAX
-    120 s, TCP_TIMEOUT_INIT 1 s, TCP_DELACK_MIN 40 ms, TCP_TIMEWAIT_LEN 60 s;
-    and the kernel's sysctl defaults: tcp_syn_retries 6, tcp_synack_retries 5,
-    tcp_retries2 15, tcp_rmem 4096 131072 6291456, tcp_wmem 4096 16384 4194304,
-    ip_local_port_range 32768-60999.
-    """
-    make = getattr(TcpConfig, "linux", None)
-    if callable(make):
-        cfg = make()
-        if isinstance(cfg, TcpConfig):
-            return cfg
-    # Buffers: the kernel's own tcp_rmem[1] and tcp_wmem[1] (defaults.sh changes them).
-    return TcpConfig(rto_min=0.2, rto_max=120.0, rto_initial=1.0, delayed_ack=0.04, msl=30.0,
-                     syn_retries=6, synack_retries=5, data_retries=15, rcv_buf=131072,
-                     snd_buf=16384)
+    """The engine's settings for a Linux host before any sysctl: the engine's own
+    ``linux`` profile (:mod:`tcplab.engine.profiles`: Linux 6.x defaults and the
+    constants no sysctl changes, TCP_RTO_MIN 200 ms, TCP_RTO_MAX 120 s,
+    TCP_TIMEOUT_INIT 1 s, TCP_DELACK_MIN 40 ms, TIME-WAIT 60 s, quick-ACK mode),
+    with the kernel's buffer defaults (tcp_rmem 4096 131072 6291456, tcp_wmem
+    4096 16384 4194304; defaults.sh changes them)."""
+    cfg = profile("linux")
+    cfg.rcv_buf = 131072
+    cfg.snd_buf = 16384
+    return cfg
 
 
 # ------------------------------------------------------------------ shell lines

@@ -1,0 +1,294 @@
+"""Selective acknowledgments (RFC 2018, D-SACK RFC 2883, loss recovery RFC 6675).
+
+Both ends of a connection that negotiated SACK (both SYNs carried SACK-permitted):
+
+* the receiver, :class:`SackBlocks`, reports the out-of-order data it holds.
+  It follows Linux (``tcp_sack_new_ofo_skb``, ``tcp_sack_remove``,
+  ``tcp_dsack_set``), which follows RFC 2018 4: the first block covers the
+  segment that arrived last, the others are the most recently reported
+  blocks; at most four are remembered, and as many are sent as fit in the 40
+  bytes of options (three beside timestamps).  A D-SACK block (RFC 2883),
+  naming data received twice, goes first, once;
+* the sender, :class:`Scoreboard`, keeps the segments it sent and not yet
+  cumulatively acknowledged (Linux's retransmission queue), marks those the
+  peer holds, and decides which are lost (RFC 6675 ``IsLost``: DupThresh
+  segments, or more than (DupThresh - 1) * SMSS octets, SACKed above).  The
+  connection retransmits only lost segments during recovery, and never what
+  the peer holds after a timeout.  The segments keep the boundaries they were
+  sent with, so a retransmission does not merge records (MSG_EOR).
+
+Sequence numbers are plain integers compared modulo 2**32 (:mod:`tcplab.wire.seq`).
+"""
+
+from __future__ import annotations
+
+from tcplab.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+
+TCP_NUM_SACKS = 4      #: Linux TCP_NUM_SACKS: blocks a receiver remembers
+DUPTHRESH = 3          #: RFC 6675 DupThresh (Linux tcp_reordering)
+MAX_SEGMENTS = 1 << 16  #: a bound on the scoreboard (the send buffer bounds it anyway)
+
+
+def max_blocks(timestamps: bool) -> int:
+    """How many SACK blocks fit beside the other options (Linux tcp_established_options):
+    40 option bytes, 12 for timestamps, 4 for the SACK header and NOPs, 8 per block."""
+    room = 40 - (12 if timestamps else 0) - 4
+    return min(room // 8, TCP_NUM_SACKS)
+
+
+def _extend(block: list[int], seq: int, end: int) -> bool:
+    """Linux tcp_sack_extend: grow ``block`` by [seq, end) when they touch or overlap."""
+    if seq_le(seq, block[1]) and seq_le(block[0], end):
+        if seq_lt(seq, block[0]):
+            block[0] = seq
+        if seq_gt(end, block[1]):
+            block[1] = end
+        return True
+    return False
+
+
+class SackBlocks:
+    """The receiver's SACK blocks, most recent first (RFC 2018 4, as Linux keeps them)."""
+
+    __slots__ = ("blocks", "dsack")
+
+    def __init__(self) -> None:
+        self.blocks: list[list[int]] = []
+        self.dsack: tuple[int, int] | None = None   #: RFC 2883: reported once, first
+
+    def __bool__(self) -> bool:
+        return bool(self.blocks) or self.dsack is not None
+
+    def on_ofo(self, seq: int, end: int) -> None:
+        """Out-of-order data [seq, end) arrived (Linux tcp_sack_new_ofo_skb)."""
+        blocks = self.blocks
+        for i, block in enumerate(blocks):
+            if _extend(block, seq, end):
+                blocks.insert(0, blocks.pop(i))   # it becomes the first block
+                self._coalesce()
+                return
+        blocks.insert(0, [seq, end])
+        del blocks[TCP_NUM_SACKS:]                # a full array forgets its oldest
+
+    def _coalesce(self) -> None:
+        """Linux tcp_sack_maybe_coalesce: the first block swallows those it now touches."""
+        first = self.blocks[0]
+        keep = [first]
+        for block in self.blocks[1:]:
+            if not _extend(first, block[0], block[1]):
+                keep.append(block)
+        self.blocks = keep
+
+    def on_advance(self, rcv_nxt: int, ooo_empty: bool) -> None:
+        """RCV.NXT moved (Linux tcp_sack_remove): blocks it covers are dropped."""
+        if ooo_empty:
+            self.blocks = []
+            return
+        self.blocks = [b for b in self.blocks if seq_lt(rcv_nxt, b[0])]
+
+    def set_dsack(self, seq: int, end: int) -> None:
+        """Data [seq, end) arrived a second time (Linux tcp_dsack_set / tcp_dsack_extend)."""
+        if seq_ge(seq, end):
+            return
+        if self.dsack is None:
+            self.dsack = (seq, end)
+            return
+        block = list(self.dsack)
+        if not _extend(block, seq, end):
+            block = [seq, end]
+        self.dsack = (block[0], block[1])
+
+    def clear(self) -> None:
+        self.blocks = []
+        self.dsack = None
+
+    def take(self, limit: int) -> tuple[tuple[int, int], ...]:
+        """The blocks for the next segment (the D-SACK block, if any, first and only
+        once, as Linux's tcp_options_write clears it)."""
+        out: list[tuple[int, int]] = []
+        if self.dsack is not None:
+            out.append(self.dsack)
+            self.dsack = None
+        for b in self.blocks:
+            if len(out) >= limit:
+                break
+            out.append((b[0], b[1]))
+        return tuple(out[:limit])
+
+
+class Sent:
+    """One segment sent and not yet cumulatively acknowledged."""
+
+    __slots__ = ("end", "lost", "retrans", "sacked", "sent_at", "start")
+
+    def __init__(self, start: int, end: int, now: float) -> None:
+        self.start = start
+        self.end = end
+        self.sacked = False
+        self.lost = False
+        self.retrans = 0          #: times retransmitted
+        self.sent_at = now        #: when last (re)sent
+
+    def __repr__(self) -> str:
+        marks = ("S" if self.sacked else "") + ("L" if self.lost else "") + \
+            ("R" if self.retrans else "")
+        return f"<Sent {self.start}:{self.end} {marks}>"
+
+    @property
+    def length(self) -> int:
+        return seq_sub(self.end, self.start)
+
+
+class Scoreboard:
+    """The sender's view of what the peer holds (RFC 6675 section 3, per segment)."""
+
+    __slots__ = ("segs",)
+
+    def __init__(self) -> None:
+        self.segs: list[Sent] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.segs)
+
+    def clear(self) -> None:
+        self.segs = []
+
+    # ---------------------------------------------------------------- bookkeeping
+
+    def on_send(self, start: int, end: int, now: float) -> None:
+        """New data [start, end) went out for the first time."""
+        if seq_ge(start, end):
+            return
+        segs = self.segs
+        if segs and seq_lt(start, segs[-1].end):
+            return   # not new (the connection re-sent after a timeout)
+        if len(segs) >= MAX_SEGMENTS:
+            # Merge the oldest two rather than grow without bound.
+            a, b = segs[0], segs.pop(1)
+            a.end = b.end
+        segs.append(Sent(start, end, now))
+
+    def on_cumulative(self, snd_una: int) -> None:
+        """Everything before ``snd_una`` is acknowledged."""
+        segs = self.segs
+        n = 0
+        for s in segs:
+            if seq_le(s.end, snd_una):
+                n += 1
+                continue
+            if seq_lt(s.start, snd_una):
+                s.start = snd_una    # partly acknowledged
+            break
+        if n:
+            del segs[:n]
+
+    def on_sack(self, blocks: tuple[tuple[int, int], ...], snd_una: int,
+                snd_max: int) -> int:
+        """Mark what the SACK blocks cover; returns how many segments became SACKed.
+
+        Blocks that name data below SND.UNA or beyond SND.MAX (a D-SACK, RFC 2883,
+        or a bogus block) mark nothing.  A segment counts as SACKed when a block
+        covers all of it (Linux marks whole segments; a partly covered one stays
+        a hole)."""
+        newly = 0
+        for left, right in blocks:
+            if not seq_lt(left, right) or seq_le(right, snd_una) or seq_gt(right, snd_max):
+                continue
+            for s in self.segs:
+                if seq_le(s.end, left):
+                    continue
+                if seq_ge(s.start, right):
+                    break
+                if not s.sacked and seq_le(left, s.start) and seq_le(s.end, right):
+                    s.sacked = True
+                    s.lost = False
+                    newly += 1
+        return newly
+
+    # ---------------------------------------------------------------- RFC 6675
+
+    @property
+    def sacked_segments(self) -> int:
+        return sum(1 for s in self.segs if s.sacked)
+
+    def is_lost(self, index: int, mss: int) -> bool:
+        """RFC 6675 IsLost for the segment at ``index``: DupThresh segments SACKed
+        above it, or more than (DupThresh - 1) * SMSS octets."""
+        count = octets = 0
+        for s in self.segs[index + 1:]:
+            if s.sacked:
+                count += 1
+                octets += s.length
+                if count >= DUPTHRESH or octets > (DUPTHRESH - 1) * mss:
+                    return True
+        return False
+
+    def mark_lost(self, mss: int) -> int:
+        """Mark every hole segment that IsLost says is lost; returns how many were new."""
+        newly = 0
+        segs = self.segs
+        # Walk from the top: a running count of what is SACKed above each segment.
+        count = octets = 0
+        limit = (DUPTHRESH - 1) * mss
+        for s in reversed(segs):
+            if s.sacked:
+                count += 1
+                octets += s.length
+                continue
+            if (count >= DUPTHRESH or octets > limit) and not s.lost:
+                s.lost = True
+                newly += 1
+        return newly
+
+    def mark_all_lost(self) -> None:
+        """A retransmission timeout: every segment not SACKed is lost (Linux tcp_enter_loss),
+        and retransmissions so far count for nothing."""
+        for s in self.segs:
+            if not s.sacked:
+                s.lost = True
+                s.retrans = 0
+
+    def next_lost(self) -> Sent | None:
+        """RFC 6675 NextSeg rule 1: the first lost segment not retransmitted yet."""
+        for s in self.segs:
+            if s.lost and not s.retrans and not s.sacked:
+                return s
+        return None
+
+    def pipe(self) -> int:
+        """RFC 6675 SetPipe, in octets: what is still in the network."""
+        total = 0
+        for s in self.segs:
+            if s.sacked:
+                continue
+            if not s.lost:
+                total += s.length
+            if s.retrans:
+                total += s.length
+        return total
+
+    def sacked_range_at(self, seq: int) -> int | None:
+        """If ``seq`` falls in a SACKed segment, where that SACKed run ends."""
+        end: int | None = None
+        for s in self.segs:
+            if end is not None:
+                if s.sacked and s.start == end:
+                    end = s.end
+                    continue
+                return end
+            if s.sacked and seq_le(s.start, seq) and seq_lt(seq, s.end):
+                end = s.end
+        return end
+
+    def next_sacked_start(self, seq: int) -> int | None:
+        """The start of the first SACKed segment at or beyond ``seq``."""
+        for s in self.segs:
+            if s.sacked and seq_ge(s.start, seq):
+                return s.start
+        return None
+
+    def segment_at(self, seq: int) -> Sent | None:
+        for s in self.segs:
+            if seq_le(s.start, seq) and seq_lt(seq, s.end):
+                return s
+        return None
