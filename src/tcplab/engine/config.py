@@ -21,6 +21,7 @@ class TcpConfig:
     rcv_buf: int = 65535             #: receive buffer (the largest window we offer)
     snd_buf: int = 256 * 1024        #: send buffer
     window_scale: bool = True        #: offer window scaling (RFC 7323) when rcv_buf > 65535
+    linux_window: bool = False       #: offer at most rcv_ssthresh, grown per segment (Linux)
     timestamps: bool = False         #: offer RFC 7323 timestamps (Linux tcp_timestamps)
     sack: bool = False               #: offer SACK-permitted, send SACK blocks (RFC 2018; tcp_sack)
     dsack: bool = False              #: report duplicates with D-SACK (RFC 2883; tcp_dsack)
@@ -38,10 +39,12 @@ class TcpConfig:
     retries_by_time: bool = False    #: Linux: retries2 is a time budget (tcp_model_timeout)
     user_timeout: float = 0.0        #: default TCP_USER_TIMEOUT (s); 0 = none (RFC 9293 3.8.3)
     active_rst_ack: bool = False     #: RSTs we send on abort carry ACK (Linux tcp_send_active_reset)
+    syn_data_queued: bool = True     #: keep data of a SYN until ESTABLISHED (RFC 9293); Linux drops it
     # ---- acknowledgments
     delayed_ack: float = 0.04        #: delayed-ACK timeout, 0 disables (RFC 9293 3.8.6.3: < 0.5 s)
     quickack: bool = False           #: Linux's quick-ACK and ping-pong modes (tcp_in_quickack_mode)
     nagle: bool = True               #: Nagle's algorithm (RFC 9293 3.7.4); TCP_NODELAY clears it
+    linux_sender: bool = False       #: Linux's sender: cwnd in packets, RACK, PRR (tcp_input.c)
     initial_cwnd_segments: int = 10  #: RFC 6928
     iw_rfc6928: bool = True          #: IW = min(10*SMSS, max(2*SMSS, 14600)); False: 10*SMSS (Linux)
     # ---- closing and TIME-WAIT

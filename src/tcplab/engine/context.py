@@ -22,7 +22,9 @@ directly on a connection (``conn.close(now)``) takes effect at the next
 ``host.transmit()``, which every backend calls after application calls.
 
 The context also records what the host observes: drops with their reasons
-(:meth:`record`), and the counters of :mod:`tcplab.engine.counters`.
+(:meth:`record`), and the counters of :mod:`tcplab.engine.counters`; and it
+holds the client's Fast Open cookie cache (:mod:`tcplab.engine.fastopen`),
+which connections update from the SYN-ACKs they receive.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.counters import Counters
+from tcplab.engine.fastopen import CookieCache
 from tcplab.trace import Tcb, Trace, segment_event
 from tcplab.wire.ip import emit_ip_tcp
 from tcplab.wire.tcp import RST, TcpSegment
@@ -98,8 +101,8 @@ class ChallengeAckLimit:
 class EngineContext:
     """A host's name, configuration, trace, output queues and counters."""
 
-    __slots__ = ("challenge", "config", "counters", "name", "outbox", "packet_id", "ready",
-                 "requests", "timer_seq", "timers", "trace")
+    __slots__ = ("challenge", "config", "counters", "fastopen_cache", "name", "outbox",
+                 "packet_id", "ready", "requests", "timer_seq", "timers", "trace")
 
     def __init__(self, name: str, config: TcpConfig, trace: Trace | None = None) -> None:
         self.name = name
@@ -113,6 +116,7 @@ class EngineContext:
         self.counters = Counters()
         self.challenge = ChallengeAckLimit(config.challenge_ack_limit)
         self.packet_id: int | None = None  #: trace id of the packet being processed
+        self.fastopen_cache = CookieCache()  #: Fast Open: what this host knows of servers
 
     def emit(self, src: str, dst: str, seg: TcpSegment, now: float, conn: str | None = None,
              tcb: Tcb | None = None) -> None:

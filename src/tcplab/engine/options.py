@@ -28,20 +28,22 @@ MAX_WINDOW = 0xFFFF
 MIN_MSS = 64  #: the smallest MSS accepted from a peer (Linux: TCP_MIN_SND_MSS is 48)
 
 
-def our_wscale(config: TcpConfig) -> int | None:
-    """The window scale we offer (RFC 7323 2.3), or None when we offer none."""
-    if not (config.window_scale and config.rcv_buf > MAX_WINDOW):
+def our_wscale(config: TcpConfig, rcv_buf: int | None = None) -> int | None:
+    """The window scale we offer (RFC 7323 2.3) for a receive buffer of ``rcv_buf``
+    (default the host's), or None when we offer none."""
+    buf = config.rcv_buf if rcv_buf is None else rcv_buf
+    if not (config.window_scale and buf > MAX_WINDOW):
         return None
     shift = 0
-    while (config.rcv_buf >> shift) > MAX_WINDOW and shift < 14:
+    while (buf >> shift) > MAX_WINDOW and shift < 14:
         shift += 1
     return shift
 
 
 def syn_options(config: TcpConfig, *, synack: bool = False, peer_wscale: bool = True,
                 peer_sack: bool = True, ts: tuple[int, int] | None = None,
-                mss: int | None = None, fastopen: FastOpen | None = None
-                ) -> tuple[TcpOption, ...]:
+                mss: int | None = None, fastopen: FastOpen | None = None,
+                rcv_buf: int | None = None) -> tuple[TcpOption, ...]:
     """The options of our SYN, or of our SYN-ACK (which carries Window Scale,
     Timestamps and SACK-permitted only if the peer's SYN did, RFC 7323 2.2 and 3.2,
     RFC 2018 2).  ``ts``: (TSval, TSecr) when timestamps are offered; ``mss``: the
@@ -56,7 +58,7 @@ def syn_options(config: TcpConfig, *, synack: bool = False, peer_wscale: bool = 
             opts += (Nop(), Nop(), Timestamps(ts[0], ts[1]))
     elif sack:
         opts += (Nop(), Nop(), SackPermitted())
-    shift = our_wscale(config)
+    shift = our_wscale(config, rcv_buf)
     if shift is not None and (not synack or peer_wscale):
         opts += (Nop(), WindowScale(shift))  # NOP aligns it, as Linux sends it
     if fastopen is not None:
@@ -81,7 +83,7 @@ class Negotiated:
 
 
 def negotiate(peer_syn: TcpSegment, config: TcpConfig, we_offer_wscale: bool,
-              our_mss: int | None = None) -> Negotiated:
+              our_mss: int | None = None, rcv_buf: int | None = None) -> Negotiated:
     """MSS (RFC 9293 3.7.1: the peer's, else the default, never above ours), window
     scale (RFC 7323 2.2), timestamps (3.2) and SACK (RFC 2018 2): each used only when
     both SYNs carried it.  ``our_mss``: a per-socket MSS (TCP_MAXSEG)."""
@@ -91,7 +93,7 @@ def negotiate(peer_syn: TcpSegment, config: TcpConfig, we_offer_wscale: bool,
     if snd_mss < MIN_MSS:
         snd_mss = MIN_MSS
     ws = peer_syn.wscale
-    ours = our_wscale(config)
+    ours = our_wscale(config, rcv_buf)
     ts_ok = config.timestamps and peer_syn.timestamps is not None
     sack_ok = config.sack and peer_syn.sack_permitted
     if ws is not None and we_offer_wscale and ours is not None:

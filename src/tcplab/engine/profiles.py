@@ -220,6 +220,15 @@ LINUX_CONSTANTS: dict[str, tuple[str, str, str]] = {
     "iw_rfc6928": ("off: 10 segments whatever the MSS", "tcp_init_cwnd()",
                    "net/ipv4/tcp_output.c"),
     "active_rst_ack": ("on", "tcp_send_active_reset(): RST|ACK", "net/ipv4/tcp_output.c"),
+    "linux_window": ("on: the window offered starts at 64 KB and grows by two segments "
+                     "per data segment received, up to the buffer",
+                     "__tcp_select_window(), tcp_grow_window() (rcv_ssthresh)",
+                     "net/ipv4/tcp_output.c, tcp_input.c"),
+    "syn_data_queued": ("off: data in a SYN without a valid Fast Open cookie is dropped",
+                        "tcp_conn_request()", "net/ipv4/tcp_input.c"),
+    "linux_sender": ("on: cwnd in packets, RACK (RFC 8985), PRR (RFC 6937), Reno",
+                     "tcp_cong_avoid(), tcp_rack_mark_lost(), tcp_cwnd_reduction()",
+                     "net/ipv4/tcp_input.c, tcp_recovery.c, tcp_cong.c"),
 }
 
 
@@ -238,6 +247,9 @@ def _linux() -> TcpConfig:
     cfg.accept_backlog_plus_one = True
     cfg.iw_rfc6928 = False
     cfg.active_rst_ack = True
+    cfg.linux_sender = True
+    cfg.syn_data_queued = False
+    cfg.linux_window = True
     cfg.profile = "linux"
     return cfg
 

@@ -117,21 +117,23 @@ class SackBlocks:
 
 
 class Sent:
-    """One segment sent and not yet cumulatively acknowledged."""
+    """One segment sent and not yet cumulatively acknowledged (Linux: an skb of the
+    retransmission queue).  ``end`` counts a FIN."""
 
-    __slots__ = ("end", "lost", "retrans", "sacked", "sent_at", "start")
+    __slots__ = ("end", "lost", "retrans", "retrans_out", "sacked", "sent_at", "start")
 
     def __init__(self, start: int, end: int, now: float) -> None:
         self.start = start
         self.end = end
         self.sacked = False
         self.lost = False
-        self.retrans = 0          #: times retransmitted
+        self.retrans_out = False  #: a retransmission of it is in flight (TCPCB_SACKED_RETRANS)
+        self.retrans = 0          #: times retransmitted (TCPCB_EVER_RETRANS when > 0)
         self.sent_at = now        #: when last (re)sent
 
     def __repr__(self) -> str:
         marks = ("S" if self.sacked else "") + ("L" if self.lost else "") + \
-            ("R" if self.retrans else "")
+            ("R" if self.retrans_out else "")
         return f"<Sent {self.start}:{self.end} {marks}>"
 
     @property
@@ -139,13 +141,32 @@ class Sent:
         return seq_sub(self.end, self.start)
 
 
-class Scoreboard:
-    """The sender's view of what the peer holds (RFC 6675 section 3, per segment)."""
+def _sent_after(t1: float, seq1: int, t2: float, seq2: int) -> bool:
+    """Linux tcp_rack_sent_after: sent later, or at the same time with a higher end."""
+    return t1 > t2 or (t1 == t2 and seq_gt(seq1, seq2))
 
-    __slots__ = ("segs",)
+
+class Scoreboard:
+    """The sender's retransmission queue: what it sent, what the peer holds (SACK), what is
+    lost (RFC 6675 section 3; RACK, RFC 8985), one entry per segment as sent.
+
+    Counts follow Linux: ``packets_out`` segments outstanding, of which ``sacked``
+    and ``lost``; ``in_flight`` = packets_out - sacked - lost + retransmissions
+    in flight (``tcp_packets_in_flight``).
+    """
+
+    __slots__ = ("min_rtt", "rack_end", "rack_rtt", "rack_time", "reno_sacked", "reord_seen",
+                 "segs")
 
     def __init__(self) -> None:
         self.segs: list[Sent] = []
+        self.reno_sacked = 0   #: without SACK: duplicate ACKs, each a segment that left
+        # RACK (RFC 8985 6.1): the most recently sent segment the peer has delivered.
+        self.rack_time = -1.0
+        self.rack_end = 0
+        self.rack_rtt = 0.0
+        self.min_rtt = -1.0
+        self.reord_seen = False
 
     def __bool__(self) -> bool:
         return bool(self.segs)
@@ -153,23 +174,67 @@ class Scoreboard:
     def clear(self) -> None:
         self.segs = []
 
+    # ---------------------------------------------------------------- counts
+
+    @property
+    def packets_out(self) -> int:
+        return len(self.segs)
+
+    @property
+    def sacked_out(self) -> int:
+        return sum(1 for s in self.segs if s.sacked)
+
+    @property
+    def lost_out(self) -> int:
+        return sum(1 for s in self.segs if s.lost)
+
+    @property
+    def retrans_out(self) -> int:
+        return sum(1 for s in self.segs if s.retrans_out)
+
+    def in_flight(self) -> int:
+        n = -self.reno_sacked
+        for s in self.segs:
+            if not s.sacked and not s.lost:
+                n += 1
+            if s.retrans_out:
+                n += 1
+        return n
+
     # ---------------------------------------------------------------- bookkeeping
 
     def on_send(self, start: int, end: int, now: float) -> None:
-        """New data [start, end) went out for the first time."""
+        """New data [start, end) (a FIN counts one) went out for the first time."""
         if seq_ge(start, end):
             return
         segs = self.segs
         if segs and seq_lt(start, segs[-1].end):
-            return   # not new (the connection re-sent after a timeout)
+            return   # not new
         if len(segs) >= MAX_SEGMENTS:
             # Merge the oldest two rather than grow without bound.
             a, b = segs[0], segs.pop(1)
             a.end = b.end
         segs.append(Sent(start, end, now))
 
-    def on_cumulative(self, snd_una: int) -> None:
-        """Everything before ``snd_una`` is acknowledged."""
+    def split(self, index: int, mss: int) -> None:
+        """Cut the segment at ``index`` into pieces of at most ``mss`` (a SYN's data
+        resent after the peer's MSS is known; Linux tso_fragment)."""
+        s = self.segs[index]
+        if s.length <= mss or mss <= 0:
+            return
+        pieces = []
+        start = s.start
+        while seq_lt(start, s.end):
+            end = start + mss if seq_sub(s.end, start) > mss else s.end
+            p = Sent(start & 0xFFFFFFFF, end & 0xFFFFFFFF, s.sent_at)
+            p.lost, p.sacked, p.retrans = s.lost, s.sacked, s.retrans
+            pieces.append(p)
+            start = end & 0xFFFFFFFF
+        self.segs[index:index + 1] = pieces
+
+    def on_cumulative(self, snd_una: int) -> list[Sent]:
+        """Everything before ``snd_una`` is acknowledged: the segments that left the
+        queue (a partly acknowledged one stays, trimmed)."""
         segs = self.segs
         n = 0
         for s in segs:
@@ -177,20 +242,22 @@ class Scoreboard:
                 n += 1
                 continue
             if seq_lt(s.start, snd_una):
-                s.start = snd_una    # partly acknowledged
+                s.start = snd_una
             break
+        done = segs[:n]
         if n:
             del segs[:n]
+        return done
 
     def on_sack(self, blocks: tuple[tuple[int, int], ...], snd_una: int,
-                snd_max: int) -> int:
-        """Mark what the SACK blocks cover; returns how many segments became SACKed.
+                snd_max: int) -> list[Sent]:
+        """Mark what the SACK blocks cover; returns the segments newly SACKed.
 
         Blocks that name data below SND.UNA or beyond SND.MAX (a D-SACK, RFC 2883,
         or a bogus block) mark nothing.  A segment counts as SACKed when a block
         covers all of it (Linux marks whole segments; a partly covered one stays
         a hole)."""
-        newly = 0
+        newly: list[Sent] = []
         for left, right in blocks:
             if not seq_lt(left, right) or seq_le(right, snd_una) or seq_gt(right, snd_max):
                 continue
@@ -202,57 +269,52 @@ class Scoreboard:
                 if not s.sacked and seq_le(left, s.start) and seq_le(s.end, right):
                     s.sacked = True
                     s.lost = False
-                    newly += 1
+                    s.retrans_out = False
+                    newly.append(s)
         return newly
 
     # ---------------------------------------------------------------- RFC 6675
 
-    @property
-    def sacked_segments(self) -> int:
-        return sum(1 for s in self.segs if s.sacked)
-
-    def is_lost(self, index: int, mss: int) -> bool:
-        """RFC 6675 IsLost for the segment at ``index``: DupThresh segments SACKed
-        above it, or more than (DupThresh - 1) * SMSS octets."""
-        count = octets = 0
-        for s in self.segs[index + 1:]:
-            if s.sacked:
-                count += 1
-                octets += s.length
-                if count >= DUPTHRESH or octets > (DUPTHRESH - 1) * mss:
-                    return True
-        return False
-
     def mark_lost(self, mss: int) -> int:
-        """Mark every hole segment that IsLost says is lost; returns how many were new."""
+        """RFC 6675 IsLost: every hole with DupThresh segments, or more than
+        (DupThresh - 1) * SMSS octets, SACKed above it is lost.  Returns how many
+        were newly marked."""
         newly = 0
-        segs = self.segs
-        # Walk from the top: a running count of what is SACKed above each segment.
         count = octets = 0
         limit = (DUPTHRESH - 1) * mss
-        for s in reversed(segs):
+        for s in reversed(self.segs):
             if s.sacked:
                 count += 1
                 octets += s.length
                 continue
-            if (count >= DUPTHRESH or octets > limit) and not s.lost:
+            if (count >= DUPTHRESH or octets > limit) and not s.lost and not s.retrans_out:
                 s.lost = True
                 newly += 1
         return newly
 
+    def mark_head_lost(self) -> int:
+        """The first segment is lost (three duplicate ACKs without SACK, RFC 5681 3.2)."""
+        for s in self.segs:
+            if not s.sacked and not s.lost and not s.retrans_out:
+                s.lost = True
+                return 1
+            break
+        return 0
+
     def mark_all_lost(self) -> None:
-        """A retransmission timeout: every segment not SACKed is lost (Linux tcp_enter_loss),
-        and retransmissions so far count for nothing."""
+        """A retransmission timeout (Linux tcp_timeout_mark_lost): every segment not
+        SACKed is lost, retransmissions in flight included."""
         for s in self.segs:
             if not s.sacked:
                 s.lost = True
-                s.retrans = 0
+                s.retrans_out = False
 
-    def next_lost(self) -> Sent | None:
-        """RFC 6675 NextSeg rule 1: the first lost segment not retransmitted yet."""
-        for s in self.segs:
-            if s.lost and not s.retrans and not s.sacked:
-                return s
+    def next_lost(self) -> int | None:
+        """RFC 6675 NextSeg rule 1: the index of the first lost segment not being
+        retransmitted."""
+        for i, s in enumerate(self.segs):
+            if s.lost and not s.retrans_out and not s.sacked:
+                return i
         return None
 
     def pipe(self) -> int:
@@ -263,7 +325,7 @@ class Scoreboard:
                 continue
             if not s.lost:
                 total += s.length
-            if s.retrans:
+            if s.retrans_out:
                 total += s.length
         return total
 
@@ -287,8 +349,44 @@ class Scoreboard:
                 return s.start
         return None
 
-    def segment_at(self, seq: int) -> Sent | None:
+    # ---------------------------------------------------------------- RACK (RFC 8985)
+
+    def rack_update(self, delivered: list[Sent], now: float) -> bool:
+        """RFC 8985 6.2 step 2 (Linux tcp_rack_advance): remember the most recently sent
+        of the segments just delivered, and its round trip.  A retransmitted one whose
+        round trip is shorter than the minimum is ambiguous and ignored."""
+        advanced = False
+        for s in delivered:
+            rtt = now - s.sent_at
+            if s.retrans and rtt < self.min_rtt:
+                continue
+            if not s.retrans and (self.min_rtt < 0 or rtt < self.min_rtt):
+                self.min_rtt = rtt
+            advanced = True
+            self.rack_rtt = rtt
+            if _sent_after(s.sent_at, s.end, self.rack_time, self.rack_end):
+                self.rack_time, self.rack_end = s.sent_at, s.end
+        return advanced
+
+    def rack_detect(self, now: float, reo_wnd: float) -> tuple[int, float]:
+        """RFC 8985 6.2 step 5 (Linux tcp_rack_detect_loss): a segment sent before the
+        most recently delivered one is lost once a round trip plus the reordering
+        window has passed since it was sent.  Returns (newly lost, seconds until the
+        next one would be, 0 if none waits)."""
+        if self.rack_time < 0:
+            return 0, 0.0
+        newly = 0
+        wait = 0.0
         for s in self.segs:
-            if seq_le(s.start, seq) and seq_lt(seq, s.end):
-                return s
-        return None
+            if s.sacked or (s.lost and not s.retrans_out):
+                continue
+            if not _sent_after(self.rack_time, self.rack_end, s.sent_at, s.end):
+                continue
+            remaining = self.rack_rtt + reo_wnd - (now - s.sent_at)
+            if remaining <= 1e-9:
+                s.lost = True
+                s.retrans_out = False
+                newly += 1
+            elif remaining > wait:
+                wait = remaining
+        return newly, wait

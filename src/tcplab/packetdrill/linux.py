@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tcplab.engine import Connection, Host, TcpConfig
+from tcplab.engine.fastopen import key_from_text
 from tcplab.engine.profiles import profile
 from tcplab.packetdrill.profile import Skip
 from tcplab.packetdrill.script import (
@@ -174,6 +175,16 @@ def _middle(v: Value) -> int:
     raise ValueError(f"expected three numbers (min default max), got {v!r}")
 
 
+def _fastopen_key(v: Value) -> str:
+    """tcp_fastopen_key: four hex words joined by '-' (checked as the engine reads it)."""
+    text = str(v)
+    try:
+        key_from_text(text)
+    except ValueError as exc:
+        raise ValueError(f"tcp_fastopen_key {text[:40]!r}: {exc}") from None
+    return text
+
+
 def _zero(v: Value) -> bool:
     return v == 0 or v == (0,)
 
@@ -210,8 +221,10 @@ SYSCTLS: dict[str, Sysctl] = {
                                       lambda v: v == 3),   # the engine's fixed threshold
     "net.ipv4.tcp_congestion_control": Sysctl("feature", "congestion_control", str, "cubic",
                                               lambda v: v == "reno"),
+    # 2 is Linux's default: the runner matches TSO-sized packets against runs of
+    # segments sent together, which is what 2 gives; another value changes them.
     "net.ipv4.tcp_min_tso_segs": Sysctl("feature", "min_tso_segs", _int_value, "tso_sizing",
-                                        lambda v: False),
+                                        lambda v: v == 2 or v == (2,)),
     "net.ipv4.tcp_tso_win_divisor": Sysctl("feature", "tso_win_divisor", _int_value,
                                            "tso_sizing", lambda v: False),
     # No effect on what the engine does.
@@ -223,7 +236,7 @@ SYSCTLS: dict[str, Sysctl] = {
                                            "fq or a congestion control that asks for it"),
     "net.ipv4.tcp_notsent_lowat": Sysctl("accept", why="read by the runner's poll/epoll "
                                          "(TCP_NOTSENT_LOWAT)"),
-    "net.ipv4.tcp_fastopen_key": Sysctl("accept", why="only used with Fast Open"),
+    "net.ipv4.tcp_fastopen_key": Sysctl("field", "fastopen_key", lambda v: _fastopen_key(v)),
     "net.ipv4.tcp_fastopen_blackhole_timeout_sec": Sysctl("accept",
                                                           why="only used with Fast Open"),
     "net.ipv4.tcp_fastopen_cookies": Sysctl("accept", why="only used with Fast Open"),
@@ -390,6 +403,7 @@ class LinuxShell:
     settings: LinuxSettings
     script_dir: Path
     root: Path | None = None          #: where included files may be read from
+    flush: Callable[[], None] | None = None  #: ``ip tcp_metrics flush``: empty the caches
 
     def run(self, command: str, from_defaults: bool = False, depth: int = 0) -> None:
         for alts in shell_commands(command):
@@ -439,7 +453,9 @@ class LinuxShell:
                 raise Skip(FEATURES["cubic"].reason + " (hystart)")
             raise Skip(f"writing {target} has no engine equivalent")
         if cmd == "ip" and words[1:3] == ["tcp_metrics", "flush"]:
-            return   # the engine keeps no per-destination metrics (no cookie cache)
+            if self.flush is not None:
+                self.flush()   # the Fast Open cookie cache lives in Linux's tcp_metrics
+            return
         if cmd == "ip" and "route" in words[1:3]:
             self._route(words)
             return
@@ -488,11 +504,11 @@ class LinuxShell:
                 and not text.startswith("#"):
             # A symbolic link stored as a file holding its target (as git does
             # without symlink support): follow it.
-            inner = LinuxShell(self.settings, path.parent, self.root)
+            inner = LinuxShell(self.settings, path.parent, self.root, self.flush)
             inner._include(text.strip(), depth + 1)
             return
         self.settings.notes.append(f"Linux defaults applied from {path.name}")
-        inner = LinuxShell(self.settings, path.parent, self.root)
+        inner = LinuxShell(self.settings, path.parent, self.root, self.flush)
         for line in lines:
             if line.lstrip().startswith("#"):
                 continue
@@ -583,6 +599,12 @@ def needs(script: Script, tcpi_known: Callable[[str], bool]) -> list[str]:
                 want("sack")
             if names & {"FO", "FOEXP"}:
                 want("fastopen")
+                for o in act.options or ():
+                    words = o.name.split()
+                    if words[0] in ("FO", "FOEXP") and len(words) == 2 and \
+                            not re.fullmatch(r"[0-9a-fA-F]+", words[1]):
+                        out.add(f"Fast Open cookie {words[1]}: packetdrill defines it on "
+                                "its command line (-D), the script does not")
             if "md5" in names:
                 want("md5")
             if set(act.flag_text) & {"E", "W", "C"} or any(
