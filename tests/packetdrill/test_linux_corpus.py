@@ -31,12 +31,10 @@ NOT_YET = {
     "user_timeout": "tail loss probes (user_timeout: the FIN's first retransmission is a "
                     "probe); local send failures (a qdisc that drops) for user-timeout-probe",
     "eor": "RACK-driven recovery with PRR as Linux paces it (no-coalesce-retrans)",
-    "fastopen": "ICMP (path MTU, host unreachable); ECN setup in the SYN-ACK (pure-syn-data); "
-                "TCP_INFO of a closed socket (sockopt-fastopen-key)",
 }
 
 #: What passes today in the folders of NOT_YET: the floor under the floor.
-NOW = {"eor": 3, "fastopen": 44}
+NOW = {"eor": 3}
 
 
 @pytest.fixture(scope="module")

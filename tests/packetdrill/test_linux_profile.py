@@ -103,13 +103,14 @@ def test_restore_script_undoes_set_sysctls(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("line,reason", [
-    ("sysctl -q net.ipv4.tcp_ecn=1", "needs engine: ECN (RFC 3168) (tcp_ecn=1)"),
+    ("sysctl -q net.ipv4.tcp_frto=1", "needs engine: F-RTO (RFC 5682) (tcp_frto=1)"),
     ("sysctl -q net.ipv4.tcp_congestion_control=cubic",
      "needs engine: CUBIC congestion control (RFC 9438) (tcp_congestion_control=cubic)"),
     ("sysctl -q net.ipv4.tcp_no_such_thing=1",
      "sysctl net.ipv4.tcp_no_such_thing has no row in the Linux table"),
     ("tc qdisc replace dev tun0 root fq", "needs engine: pacing (fq qdisc, SO_MAX_PACING_RATE)"),
-    ("nstat > /dev/null", "needs engine: SNMP counters (nstat)"),
+    ("nstat -n | grep TcpExtNoSuchCounter", "counter TcpExtNoSuchCounter is not one the "
+     "engine keeps"),
     ("ifconfig tun0 mtu 1500", "shell command `ifconfig` has no engine equivalent"),
 ])
 def test_unmapped_settings_skip_with_a_named_reason(tmp_path: Path, line: str,
@@ -165,12 +166,13 @@ def test_every_sysctl_row_names_what_it_does() -> None:
      "needs engine: TCP MD5 signatures (RFC 2385)"),
     ("+0 setsockopt(4, SOL_TCP, TCP_NOTSENT_LOWAT, [3000], 4) = 0",
      "needs engine: TCP_NOTSENT_LOWAT (unsent-byte limit)"),
-    ("+0 < SEW 0:0(0) win 32792 <mss 1460>", "needs engine: ECN (RFC 3168)"),
+    ("+0 < [ect0] . 1:1001(1000) ack 1 win 257",
+     "IP-level fields in packets (ttl, tos, ECN codepoints, UDP encapsulation)"),
     ("+0 < S 0:10(10) win 32792 <mss 1460,FO TFO_COOKIE,nop,nop>",
      "Fast Open cookie TFO_COOKIE: packetdrill defines it on its command line (-D), "
      "the script does not"),
-    ("+0 < icmp unreachable frag_needed mtu 1400",
-     "needs engine: ICMP errors and path MTU (RFC 5927, RFC 1191)"),
+    ("+0 > icmp unreachable frag_needed mtu 1400",
+     "needs runner: ICMP packets sent by the host"),
     ("+0 setsockopt(4, SOL_TCP, TCP_CONGESTION, \"cubic\", 5) = 0",
      "needs engine: a choice of congestion control (TCP_CONGESTION)"),
     ("+0 %{ assert tcpi_busy_time == 0 }%", "needs engine: TCP_INFO field tcpi_busy_time"),
@@ -209,10 +211,13 @@ def test_tso_sized_packet_matches_a_run_of_segments(tmp_path: Path) -> None:
 
 
 def test_local_isn_named_by_the_script(tmp_path: Path) -> None:
+    # packetdrill (socket.h): the SYN-ACK names our ISN; after it, our numbers count
+    # from that ISN, as tcpdump prints them (1 is the first octet after the SYN).
     text = SERVER.replace("> S. 0:0(0) ack 1", "> S. 1234:1234(0) ack 1")
-    text = text.replace("< . 1:1(0) ack 1 win 257", "< . 1:1(0) ack 1235 win 257")
-    r = run(tmp_path, text + "+.1 write(4, ..., 100) = 100\n+0 > P. 1235:1335(100) ack 1\n")
+    r = run(tmp_path, text + "+.1 write(4, ..., 100) = 100\n+0 > P. 1:101(100) ack 1\n")
     assert r.status == PASS, r.one_line()
+    r = run(tmp_path, text + "+.1 write(4, ..., 100) = 100\n+0 > P. 1235:1335(100) ack 1\n")
+    assert (r.status, r.reason) == (FAIL, "sequence number differs")
 
 
 def test_window_scale_is_the_receivers_choice_but_recorded(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ class TcpConfig:
     timestamps: bool = False         #: offer RFC 7323 timestamps (Linux tcp_timestamps)
     sack: bool = False               #: offer SACK-permitted, send SACK blocks (RFC 2018; tcp_sack)
     dsack: bool = False              #: report duplicates with D-SACK (RFC 2883; tcp_dsack)
+    ecn: int = 0                     #: ECN setup (RFC 3168 6.1.1; tcp_ecn): 1 ask and accept, 2 accept
     # ---- handshake
     syn_retries: int = 6             #: SYN retransmissions before ETIMEDOUT (Linux tcp_syn_retries)
     syn_linear_timeouts: int = 0     #: first SYN timeouts without back-off (Linux 6.x: 4)

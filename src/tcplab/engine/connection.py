@@ -69,7 +69,20 @@ from tcplab.wire.seq import (
     seq_lt,
     seq_sub,
 )
-from tcplab.wire.tcp import ACK, FIN, PSH, RST, SYN, FastOpen, Nop, Sack, TcpOption, TcpSegment
+from tcplab.wire.tcp import (
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    FastOpen,
+    Nop,
+    Sack,
+    TcpOption,
+    TcpSegment,
+)
 from tcplab.wire.tcp import Timestamps as TsOption
 
 TS_OPTION_LEN = 12  #: NOP, NOP, kind 8 length 10: what timestamps take from every segment
@@ -139,6 +152,7 @@ class Connection:
         "delack_at",
         "delivered",
         "dupacks",
+        "ecn_ok",
         "eor_marks",
         "error",
         "events",
@@ -172,6 +186,7 @@ class Connection:
         "passive",
         "peer_fin_seq",
         "persist_at",
+        "pmtu_mss",
         "queued_ready",
         "raddr",
         "rcv_adv",
@@ -204,6 +219,7 @@ class Connection:
         "sndbuf",
         "sndbuf_seq",
         "sndbuf_size",
+        "soft_error",
         "state",
         "syn_data",
         "syn_data_acked",
@@ -235,6 +251,7 @@ class Connection:
         self.listener: ListenerView | None = None
         self.binding: PortHolder | None = None
         self.error: str | None = None
+        self.soft_error: str | None = None  # an ICMP error seen while open (sk_err_soft)
         self.reuseaddr = False
         self.nodelay = not config.nagle
         # Send sequence variables (RFC 9293 3.3.1).  SND.MAX is BSD's: the
@@ -267,9 +284,11 @@ class Connection:
         self.ooo = Reassembly()
         # SACK (RFC 2018): the blocks we report, and what the peer reports to us.
         self.sack_ok = False
+        self.ecn_ok = False   # both SYNs set up ECN (RFC 3168 6.1.1); no marks are sent yet
         self.sacks = SackBlocks()
         self.score = Scoreboard()
         self.user_mss: int | None = None  # TCP_MAXSEG (Linux user_mss), None: the host's MSS
+        self.pmtu_mss: int | None = None  # what path MTU discovery allows (RFC 1191)
         self.syn_data = b""
         self.peer_fin_seq: int | None = None
         self.fin_queued = False
@@ -423,7 +442,8 @@ class Connection:
     def _info(self, now: float, mss: int, srtt: float | None,
               unacked_bytes: int) -> dict[str, int]:
         options = (1 if self.ts.ok else 0) | (2 if self.sack_ok else 0) | \
-            (4 if self.snd_wscale or self.rcv_wscale else 0) | (32 if self.syn_data_acked else 0)
+            (4 if self.snd_wscale or self.rcv_wscale else 0) | (8 if self.ecn_ok else 0) | \
+            (32 if self.syn_data_acked else 0)
         return {
             "tcpi_state": _LINUX_STATE[self.current_state()],
             "tcpi_ca_state": 3 if self.cc.in_recovery else (4 if self.rtx_count else 0),
@@ -620,20 +640,92 @@ class Connection:
             opts = syn_options(self.config, synack=True, peer_wscale=self.rcv_wscale > 0,
                                peer_sack=self.sack_ok,
                                ts=(ts.val(now), ts.recent) if ts.ok else None,
-                               mss=self.user_mss, fastopen=fastopen, rcv_buf=self.rcv_buf)
-            self._send(self._make(SYN | ACK, self.iss, now, b"", opts), now)
+                               mss=self._our_mss(), fastopen=fastopen, rcv_buf=self.rcv_buf)
+            # RFC 3168 6.1.1: an ECN-setup SYN-ACK sets ECE (not CWR).
+            flags = SYN | ACK | (ECE if self.ecn_ok else 0)
+            self._send(self._make(flags, self.iss, now, b"", opts), now)
         else:
             offer = (ts.val(now), 0) if self.config.timestamps else None
             if offer is not None and self.syn_tsval is None:
                 self.syn_tsval = offer[0]
-            self._send(self._make(SYN, self.iss, now, data,
-                                  syn_options(self.config, ts=offer, mss=self.user_mss,
+            # RFC 3168 6.1.1: an ECN-setup SYN sets ECE and CWR (tcp_ecn 1).
+            flags = SYN | (ECE | CWR if self.config.ecn == 1 else 0)
+            self._send(self._make(flags, self.iss, now, data,
+                                  syn_options(self.config, ts=offer, mss=self._our_mss(),
                                               fastopen=fastopen, rcv_buf=self.rcv_buf)), now)
+
+    def _our_mss(self) -> int | None:
+        """The MSS we advertise: TCP_MAXSEG, or the host's, never above what path MTU
+        discovery allows (Linux tcp_advertise_mss); None: the host's MSS."""
+        mss = self.user_mss
+        pm = self.pmtu_mss
+        if pm is not None and pm < (mss or self.config.mss):
+            return pm
+        return mss
+
+    def on_icmp(self, kind: str, seq: int, mtu: int | None, now: float) -> None:
+        """An ICMP error quoting one of our segments (RFC 5927; Linux tcp_v4_err).
+
+        The quoted sequence number must be one we sent and not yet had
+        acknowledged, else the error is ignored (RFC 5927 4.1: a blind attack).
+        ``kind``: ``"frag-needed"`` (path MTU discovery, RFC 1191: segments of
+        the new size are resent at once; a SYN that carried data is resent
+        without it), or an error name of :data:`~tcplab.engine.errors.ERRORS`
+        (``"host unreachable"``, ...): fatal while the connection is opening
+        (a Fast Open child included), only remembered once it is open."""
+        st = self.state
+        lo = self.iss if st is _ST.SYN_RECEIVED else self.snd_una
+        if not (seq_le(lo, seq) and seq_le(seq, self.snd_nxt)):
+            self.cx.counters.inc("TcpExtOutOfWindowIcmps")
+            return
+        if kind == "frag-needed":
+            if mtu is None or st in (_ST.CLOSED, _ST.LISTEN):
+                return
+            mss = max(mtu - (60 if ":" in self.raddr else 40), 48)
+            if mss >= (self.pmtu_mss or self.config.mss):
+                return
+            self.pmtu_mss = mss
+            if self.snd_mss > mss and st is not _ST.SYN_SENT:
+                self.snd_mss = mss
+            self._pmtu_retransmit(now)
+            return
+        if st is _ST.SYN_RECEIVED and self.passive and not self.tfo_child:
+            self._back_to_listen(now, f"ICMP {kind} in SYN-RECEIVED: back to LISTEN")
+        elif st is _ST.SYN_SENT or st is _ST.SYN_RECEIVED:
+            self._terminate(now, kind, f"ICMP {kind} while opening")
+        elif self.error is None:
+            self.soft_error = kind   # Linux sk_err_soft: reported only if we time out
+
+    def _pmtu_retransmit(self, now: float) -> None:
+        """Linux tcp_simple_retransmit: resend what no longer fits the path."""
+        st = self.state
+        if st is _ST.SYN_SENT:
+            # The SYN (a Fast Open SYN with its data) is presumed lost: send it again
+            # now, without the data, which follows the SYN-ACK.
+            if self.syn_data_len and self.lcc is not None:
+                for s in self.score.segs:
+                    s.lost = True
+            self.cx.counters.inc("TcpRetransSegs")
+            self.rtt.forget()
+            self._send_syn(now, with_ack=False)
+            return
+        if self.lcc is None:
+            self.snd_nxt = self.snd_una
+            self.output(now)
+            return
+        mss = self.snd_mss
+        for s in self.score.segs:
+            if s.length > mss and not s.sacked:
+                s.lost = True
+                s.retrans_out = False
+        if self.score.lost_out:
+            self.lcc.non_congestion_loss(self.snd_max)
+            self._xmit_lost(now)
 
     def _apply_peer_syn(self, seg: TcpSegment, we_offer_wscale: bool, now: float) -> None:
         """MSS (RFC 9293 3.7.1), window scale (RFC 7323 2.2) and timestamps (3.2) from the
         peer's SYN; the initial window follows the peer's MSS (RFC 5681 3.1, RFC 6928)."""
-        agreed = negotiate(seg, self.config, we_offer_wscale, self.user_mss, self.rcv_buf)
+        agreed = negotiate(seg, self.config, we_offer_wscale, self._our_mss(), self.rcv_buf)
         self.snd_mss = agreed.snd_mss
         if agreed.ts_ok:
             # RFC 6691: the MSS counts no options, so the timestamps every segment
@@ -729,6 +821,8 @@ class Connection:
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = self.irs
         self._apply_peer_syn(seg, seg.wscale is not None, now)
+        # RFC 3168 6.1.1: an ECN-setup SYN (ECE and CWR) to a host that accepts ECN.
+        self.ecn_ok = self.config.ecn in (1, 2) and seg.flags & (ECE | CWR) == ECE | CWR
         self.tfo_child = tfo_child
         if seg.payload and tfo_child:
             # RFC 7413 4.2.2: a valid cookie: the data is the application's now.
@@ -2049,6 +2143,7 @@ class Connection:
             self.snd_una = ack
             self.rtt.on_synack(now)
             self.delivered += 1   # our SYN (and the data it carried counts with it)
+            self.ecn_ok = self.config.ecn == 1 and flags & (ECE | CWR) == ECE
             if self.syn_data_len:
                 self._trim_acked(ack)
         lost_syn_data = False

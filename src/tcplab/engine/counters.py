@@ -50,6 +50,7 @@ KNOWN: dict[str, str] = {
     "TcpExtTCPFastRetrans": "fast retransmissions",
     "TcpExtDelayedACKs": "delayed ACKs sent by the timer",
     "TcpExtTCPOFOQueue": "segments queued out of order",
+    "TcpExtOutOfWindowIcmps": "ICMP errors quoting a sequence number outside the window",
 }
 
 

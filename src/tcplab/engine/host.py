@@ -188,6 +188,25 @@ class Host:
             self._closed_segment(key, seg, now, "no connection or listener")
         self._done(now)
 
+    def receive_icmp(self, key: Key, kind: str, seq: int, now: float,
+                     mtu: int | None = None) -> None:
+        """An ICMP error quoting a segment we sent on ``key`` (our address and port, the
+        peer's) with sequence number ``seq`` (RFC 5927).  ``kind``: "frag-needed"
+        (with the next hop's ``mtu``, RFC 1191) or an error name ("host unreachable",
+        "network unreachable", "refused", ...).  Never raises because of what it says."""
+        cx = self.cx
+        if cx.requests:
+            self._act()
+        conn = self.conns.get(key)
+        if conn is not None:
+            conn.on_icmp(kind, seq, mtu, now)
+        self._done(now)
+
+    @property
+    def snmp(self) -> dict[str, int]:
+        """The counters as ``nstat -az`` lists them (:mod:`~tcplab.engine.counters`)."""
+        return self.cx.counters.as_dict(all_names=True)
+
     def transmit(self) -> list[Outgoing]:
         """Packets produced since the last call."""
         cx = self.cx

@@ -185,6 +185,9 @@ SYSCTLS: dict[str, Sysctl] = {s.name: s for s in [
             _int_range(0, 1), _bool("sack"), "1", _TCP_C),
     _sysctl("net.ipv4.tcp_dsack", "D-SACK: report data received twice (RFC 2883)",
             _int_range(0, 1), _bool("dsack"), "1", _TCP_C),
+    _sysctl("net.ipv4.tcp_ecn", "ECN setup in the handshake (RFC 3168 6.1.1): 0 off, 1 ask "
+            "for it and accept it, 2 accept it when asked", _int_range(0, 2), _field("ecn"),
+            "2", _TCP_C + " (TCP_ECN_DEFAULT)"),
     _sysctl("net.ipv4.tcp_window_scaling", "RFC 7323 window scaling", _int_range(0, 1),
             _bool("window_scale"), "1", _TCP_C),
     _sysctl("net.ipv4.ip_local_port_range", "ephemeral ports for connect()", _port_range,

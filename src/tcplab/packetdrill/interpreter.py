@@ -50,6 +50,7 @@ from tcplab.packetdrill.linux import (
     SOCKOPT_FEATURES,
     LinuxSettings,
     LinuxShell,
+    ShellFailed,
     linux_config,
     needs,
 )
@@ -148,6 +149,12 @@ class _Tuple:
     isn: int = 0                 #: our ISN minus the script's (``S. 1234:1234``: 1234)
     script_isn: int = 0
     risn: int = 0                #: linux: the peer's ISN; its later numbers count from it
+    lisn: int = 0                #: linux: our ISN; our numbers after the SYN count from it
+
+    def ours(self, linux: bool, syn: bool) -> int:
+        """What to add to a script's number for ours (packetdrill socket.h: after the
+        SYN, numbers are relative to our ISN, whatever ISN the script named)."""
+        return self.lisn if linux and not syn else self.isn
     ts_map: dict[int, int] = field(default_factory=dict)  #: script TSval -> our TSval
     ts_first: tuple[int, int] | None = None               #: the first (script, ours) pair
     peer_syn: frozenset[str] = frozenset()
@@ -180,6 +187,7 @@ class Runner:
     linux: LinuxSettings | None = None
     shell: LinuxShell | None = None
     tso: bool = True             #: linux: expected packets may be TSO-sized
+    listens: int = 0             #: linux: listen() calls so far (each gets a remote port)
 
     def __post_init__(self) -> None:
         opts = self.script.options
@@ -195,7 +203,8 @@ class Runner:
             config.mss = mss
             self.linux = LinuxSettings(config)
             self.shell = LinuxShell(self.linux, Path(self.script.path).parent,
-                                    flush=self._flush_metrics)
+                                    flush=self._flush_metrics,
+                                    counters=lambda: self.host.snmp)
             self.tso = "strict_segments" not in opts
         else:
             # The STANDARD branches (portable) check RFC 9293 3.10.7.4 strictly: without
@@ -228,6 +237,7 @@ class Runner:
             if seg.flags & SYN:
                 tup = self.tuples.setdefault((seg.src_port, seg.dst_port), _Tuple())
                 tup.isn = (seg.seq - tup.script_isn) & MASK
+                tup.lisn = seg.seq
                 tup.engine_syn = frozenset(o.name for o in _names(seg))
         for conn in self.host.conns.values():
             self.socks.conns[(conn.lport, conn.rport)] = conn
@@ -311,7 +321,7 @@ class Runner:
             if isinstance(act, PacketSpec):
                 self._inbound(act)
             elif isinstance(act, IcmpSpec):
-                raise Skip(_feature_skip("icmp", "ICMP packets"))
+                self._icmp(act)
             elif isinstance(act, SyscallSpec):
                 self._syscall(act, at, _block_end(t, at))
             elif isinstance(act, ShellSpec):
@@ -373,7 +383,8 @@ class Runner:
 
     def _describe(self, s: _Sent) -> str:
         tup = self.tuples.get((s.seg.src_port, s.seg.dst_port), _Tuple())
-        return f"{s.t:.3f} > {packet_text(s.seg, tup.isn, tup.risn)}"
+        isn = tup.ours(self.profile.linux, bool(s.seg.flags & SYN))
+        return f"{s.t:.3f} > {packet_text(s.seg, isn, tup.risn)}"
 
     # ------------------------------------------------------------------ packets
 
@@ -400,8 +411,10 @@ class Runner:
             # The script names our ISN (``S. 1234:1234``); later numbers count from it.
             tup.script_isn = spec.seq_start
             tup.isn = (s.seg.seq - spec.seq_start) & MASK
+            tup.lisn = s.seg.seq
+        isn = tup.ours(self.profile.linux, bool(spec.flags & SYN))
         if self.profile.linux and self.tso:
-            s = self._tso_run(spec, s, tup.isn)
+            s = self._tso_run(spec, s, isn)
         if s.t > hi - self.host.config.delayed_ack + _EPS and \
                 self.profile.adapt and spec.flags == ACK:
             self.notes.append("a pure ACK came after the engine's delayed-ACK timer where "
@@ -415,7 +428,7 @@ class Runner:
             if ws is not None and "wscale" in tup.peer_syn:
                 tup.fb_shift = ws
         conn = self.socks.conns.get(key)
-        ctx = Context(tup.isn, self.profile.adapt, tup.peer_syn, tup.engine_syn,
+        ctx = Context(isn, self.profile.adapt, tup.peer_syn, tup.engine_syn,
                       tup.fb_shift, conn.rcv_wscale if conn is not None else 0,
                       self._fb_rcvbuf(conn), conn.rcv_buf if conn is not None
                       else self.host.config.rcv_buf,
@@ -511,7 +524,7 @@ class Runner:
                               self.event.line if self.event else 0)
         lport, rport = self.current
         tup = self.tuples.setdefault((lport, rport), _Tuple())
-        isn = 0 if spec.absolute else tup.isn
+        isn = 0 if spec.absolute else tup.ours(self.profile.linux, bool(spec.flags & SYN))
         missing = _missing_options() if self.profile.explore else frozenset()
         try:
             opts = tuple(self._map_tsecr(wire_option(o, isn), tup) for o in spec.options or ()
@@ -560,6 +573,22 @@ class Runner:
         if live is None:
             return opt
         return Timestamps(opt.tsval, live)
+
+    def _icmp(self, spec: IcmpSpec) -> None:
+        """An ICMP error for the connection under test (packetdrill: it quotes our
+        segment; the quoted sequence number counts from our ISN, 0 if not given)."""
+        if not spec.inbound:
+            raise Skip(NEEDS_RUNNER + "ICMP packets sent by the host")
+        if not self.profile.linux:
+            raise Skip(_feature_skip("icmp", "ICMP packets"))
+        kind = _ICMP_KINDS.get((spec.icmp_type, spec.code or ""))
+        if kind is None:
+            raise Skip(f"ICMP {spec.icmp_type} {spec.code or ''}".strip() + " is not mapped")
+        lport, rport = self.current
+        tup = self.tuples.setdefault((lport, rport), _Tuple())
+        start = spec.echoed[0] if spec.echoed is not None else 0
+        self.host.receive_icmp((self.local, lport, self.remote, rport), kind,
+                               (start + tup.ours(True, False)) & MASK, self.now, spec.mtu)
 
     def _fb_rcvbuf(self, conn: Connection | None) -> int:
         """FreeBSD's receive buffer: once synchronized, rounded up to a multiple of the MSS."""
@@ -691,8 +720,14 @@ class Runner:
             return 0
         if name == "listen":
             socks.listen(fd, _int_arg(args, 1, 1), now)
+            rport = REMOTE_PORT
+            if self.profile.linux:
+                # packetdrill gives each connection to a listener a fresh remote port
+                # (next_ephemeral_port), so a new one never meets the last in TIME-WAIT.
+                self.listens += 1
+                rport = REMOTE_PORT + self.listens - 1
             self.current = (socks.sock(fd).listener.port  # type: ignore[union-attr]
-                            , REMOTE_PORT)
+                            , rport)
             return 0
         if name == "accept":
             nfd = socks.accept(fd, want)
@@ -1305,7 +1340,10 @@ class Runner:
 
     def _shell(self, command: str) -> None:
         if self.shell is not None and self.linux is not None:
-            self.shell.run(command)
+            try:
+                self.shell.run(command)
+            except ShellFailed as exc:
+                raise Fail("shell command failed", str(exc)) from None
             if self.linux.notes:
                 self.notes += self.linux.notes
                 self.linux.notes.clear()
@@ -1345,8 +1383,14 @@ class Runner:
     def _code(self, code: str) -> None:
         if self.profile.linux:
             s = self.socks.socks.get(self.current_fd) if self.current_fd is not None else None
+            conn = s.conn if s is not None else None
+            if conn is None or (conn.lport, conn.rport) != self.current:
+                # packetdrill reads TCP_INFO of the socket under test (code.c).
+                conn = next((o.conn for o in reversed(list(self.socks.socks.values()))
+                             if o.conn is not None
+                             and (o.conn.lport, o.conn.rport) == self.current), conn)
             try:
-                tcpinfo.evaluate(code, s.conn if s is not None else None, self.now)
+                tcpinfo.evaluate(code, conn, self.now)
             except tcpinfo.CodeError as exc:
                 what = str(exc)
                 if not what.startswith("TCP_INFO field"):
@@ -1380,6 +1424,20 @@ class Runner:
                        "ECN" + (", window scale" if have_ws else ""))
         raise Skip(f"inline Python on {field_name}")
 
+
+#: ICMP errors as packetdrill names them -> what the engine calls them (Linux
+#: icmp_err_convert: an unreachable code without a name is code 0, network).
+_ICMP_KINDS = {
+    ("unreachable", "frag_needed"): "frag-needed",
+    ("unreachable", ""): "network unreachable",
+    ("unreachable", "net_unreachable"): "network unreachable",
+    ("unreachable", "host_unreachable"): "host unreachable",
+    ("unreachable", "protocol_unreachable"): "protocol unreachable",
+    ("unreachable", "port_unreachable"): "refused",
+    ("time_exceeded", ""): "host unreachable",
+    ("packet_too_big", ""): "frag-needed",
+    ("parameter_problem", ""): "protocol error",
+}
 
 #: Linux's message flags (include/linux/socket.h), for flags a script gives as numbers.
 _MSG_FLAGS = {"MSG_PEEK": 0x2, "MSG_DONTWAIT": 0x40, "MSG_EOR": 0x80, "MSG_WAITALL": 0x100,

@@ -148,6 +148,10 @@ def feature_reason(key: str) -> str | None:
 Value = int | str | tuple[int, ...]
 
 
+class ShellFailed(Exception):
+    """A shell line that ran and failed (a non-zero exit status fails the script)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sysctl:
     """One row of :data:`SYSCTLS`: what a Linux sysctl means for the engine."""
@@ -272,6 +276,7 @@ class LinuxSettings:
     restore: list[tuple[str, Value | None, object]] = field(default_factory=list)
     values: dict[str, Value] = field(default_factory=dict)
     tso: bool = True                  #: the tun device does TSO (ethtool ... tso off clears)
+    nstat: dict[str, int] = field(default_factory=dict)  #: counters at the last ``nstat``
     wscale_adapted: bool = True       #: the engine cannot take Linux's wscale rule
 
     def remember(self, name: str) -> None:
@@ -404,6 +409,7 @@ class LinuxShell:
     script_dir: Path
     root: Path | None = None          #: where included files may be read from
     flush: Callable[[], None] | None = None  #: ``ip tcp_metrics flush``: empty the caches
+    counters: Callable[[], dict[str, int]] | None = None  #: ``nstat``: the host's counters
 
     def run(self, command: str, from_defaults: bool = False, depth: int = 0) -> None:
         for alts in shell_commands(command):
@@ -468,12 +474,34 @@ class LinuxShell:
                 self.settings.tso = False
             return
         if cmd == "nstat":
-            raise Skip(FEATURES["snmp"].reason)
+            self._nstat(words)
+            return
         if cmd in ("grep", "cat") and any("/proc/net/" in w for w in words):
             raise Skip(NEEDS_RUNNER + "reading /proc/net/tcp")
         if base in ("dd", "rm"):
             raise Skip(NEEDS_RUNNER + "files (sendfile, splice)")
         raise Skip(f"shell command `{base}` has no engine equivalent")
+
+    def _nstat(self, words: list[str]) -> None:
+        """``nstat`` (forget what was reported) and ``nstat | grep NAME`` (succeeds when
+        the counter NAME grew since), over the engine's counters."""
+        counters = self.counters
+        if counters is None:
+            raise Skip(FEATURES["snmp"].reason)
+        now = counters()
+        if "|" not in words:
+            self.settings.nstat = now
+            return
+        rest = words[words.index("|") + 1:]
+        if rest[:1] != ["grep"] or len(rest) != 2:
+            raise Skip(f"nstat | {' '.join(rest)[:30]} has no engine equivalent")
+        name = rest[1]
+        if name not in now:
+            raise Skip(f"counter {name} is not one the engine keeps")
+        before = self.settings.nstat.get(name, 0)
+        self.settings.nstat = now
+        if now[name] <= before:
+            raise ShellFailed(f"nstat | grep {name}: the counter did not change")
 
     def _proc(self, arg: str, from_defaults: bool) -> None:
         path, sep, value = arg.partition("=")
@@ -504,11 +532,12 @@ class LinuxShell:
                 and not text.startswith("#"):
             # A symbolic link stored as a file holding its target (as git does
             # without symlink support): follow it.
-            inner = LinuxShell(self.settings, path.parent, self.root, self.flush)
+            inner = LinuxShell(self.settings, path.parent, self.root, self.flush,
+                               self.counters)
             inner._include(text.strip(), depth + 1)
             return
         self.settings.notes.append(f"Linux defaults applied from {path.name}")
-        inner = LinuxShell(self.settings, path.parent, self.root, self.flush)
+        inner = LinuxShell(self.settings, path.parent, self.root, self.flush, self.counters)
         for line in lines:
             if line.lstrip().startswith("#"):
                 continue

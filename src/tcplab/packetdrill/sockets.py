@@ -113,8 +113,18 @@ class SocketLayer:
 
     def _new_fd(self, want: int | None = None) -> int:
         """The script's descriptor when it names a free one (packetdrill maps script
-        descriptors to live ones), else the lowest free from 3."""
+        descriptors to live ones), else the lowest free from 3.  On Linux's scripts a
+        name already in use moves to the new socket (packetdrill's script descriptors
+        are names of live ones; the old socket stays open, nameless)."""
         if want is not None and 0 <= want < 1 << 16 and want not in self.socks:
+            return want
+        if self.linux and want is not None and 3 <= want < 1 << 16:
+            hidden = 1 << 16
+            while hidden in self.socks:
+                hidden += 1
+            old = self.socks.pop(want)
+            old.fd = hidden
+            self.socks[hidden] = old
             return want
         fd = 3
         while fd in self.socks:
