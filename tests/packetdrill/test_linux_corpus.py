@@ -28,8 +28,6 @@ FLOORS = {"blocking": 3, "close": 3, "shutdown": 4, "mss": 3, "user_timeout": 2,
 
 #: Floors the engine cannot reach yet, with what each folder still needs.
 NOT_YET = {
-    "user_timeout": "tail loss probes (user_timeout: the FIN's first retransmission is a "
-                    "probe); local send failures (a qdisc that drops) for user-timeout-probe",
     "eor": "RACK-driven recovery with PRR as Linux paces it (no-coalesce-retrans)",
 }
 

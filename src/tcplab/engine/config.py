@@ -46,6 +46,8 @@ class TcpConfig:
     quickack: bool = False           #: Linux's quick-ACK and ping-pong modes (tcp_in_quickack_mode)
     nagle: bool = True               #: Nagle's algorithm (RFC 9293 3.7.4); TCP_NODELAY clears it
     linux_sender: bool = False       #: Linux's sender: cwnd in packets, RACK, PRR (tcp_input.c)
+    rack: bool = False               #: RACK loss detection (RFC 8985; Linux tcp_recovery bit 1)
+    tlp: bool = False                #: tail loss probes (RFC 8985 7; Linux tcp_early_retrans 3)
     initial_cwnd_segments: int = 10  #: RFC 6928
     iw_rfc6928: bool = True          #: IW = min(10*SMSS, max(2*SMSS, 14600)); False: 10*SMSS (Linux)
     # ---- closing and TIME-WAIT

@@ -102,6 +102,7 @@ _ST = State  # short alias for the state comparisons below
 # ICSK_TIME_REO_TIMEOUT); one timer, as on Linux.
 RTX_RTO = 0
 RTX_REO = 1
+RTX_TLP = 2
 TIMEOUT_MIN = 0.002  #: Linux TCP_TIMEOUT_MIN: 2 ticks (at 1000 Hz) added to RACK's timer
 _NOP = Nop()
 
@@ -187,6 +188,7 @@ class Connection:
         "peer_fin_seq",
         "persist_at",
         "pmtu_mss",
+        "probes_stamp",
         "queued_ready",
         "raddr",
         "rcv_adv",
@@ -228,6 +230,7 @@ class Connection:
         "syn_tsval",
         "tfo_child",
         "time_wait_entries",
+        "tlp_high",
         "trace",
         "ts",
         "user_mss",
@@ -323,6 +326,8 @@ class Connection:
         self.tfo_child = False
         self.syn_data_acked = False
         self.syn_tsval: int | None = None   # TSval of our first SYN
+        self.tlp_high: int | None = None    # SND.NXT when a loss probe went out (RFC 8985)
+        self.probes_stamp: float | None = None  # when probing a stuck queue began (Linux)
         self.backoff = 0
         self.rtx_count = 0
         self.retrans_stamp: float | None = None  # first send of what is being retransmitted
@@ -603,7 +608,11 @@ class Connection:
         return TcpSegment(self.lport, self.rport, seq, self.rcv_nxt if flags & ACK else 0,
                           flags, wfield, 0, options, payload)
 
-    def _send(self, seg: TcpSegment, now: float) -> None:
+    def _send(self, seg: TcpSegment, now: float) -> bool:
+        """Put ``seg`` on the wire; False when the host's own queue dropped it."""
+        if not self.cx.emit(self.laddr, self.raddr, seg, now, self.name,
+                            self.tcb() if self.trace.enabled else None):
+            return False
         if seg.flags & ACK:
             self.ack_pending = 0
             self.last_ack_sent = seg.ack
@@ -611,8 +620,7 @@ class Connection:
             if self.delack_at is not None:
                 self.delack_at = None  # the ACK rides on this segment
                 self._timer_trace(now, "delayed-ack", "cancelled", None)
-        self.cx.emit(self.laddr, self.raddr, seg, now, self.name,
-                     self.tcb() if self.trace.enabled else None)
+        return True
 
     def _send_rst(self, seq: int, now: float) -> None:
         self._send(TcpSegment(self.lport, self.rport, seq, 0, RST, 0), now)
@@ -1074,7 +1082,7 @@ class Connection:
         sndbuf = self.sndbuf
         lcc = self.lcc
         corked = self.cork
-        sent_any = limited = False
+        sent_any = limited = failed = False
         while True:
             snd_nxt = self.snd_nxt
             off = seq_sub(snd_nxt, self.sndbuf_seq)
@@ -1124,8 +1132,14 @@ class Connection:
                 flags |= PSH
             if fin_now:
                 flags |= FIN
-                self.fin_seq = seq_add(snd_nxt, size)
             seg = self._make(flags, snd_nxt, now, payload)
+            if not self._send(seg, now):
+                # Linux tcp_write_xmit: a local failure (the host's queue dropped it)
+                # sends nothing; the probe timer tries again (tcp_check_probe_timer).
+                failed = True
+                break
+            if fin_now:
+                self.fin_seq = seq_add(snd_nxt, size)
             seq_end = seq_add(snd_nxt, size + (1 if fin_now else 0))
             if seq_gt(seq_end, self.snd_max):
                 self.rtt.start(snd_nxt, now)
@@ -1137,7 +1151,6 @@ class Connection:
                     lcc.prr_out += 1
                 if size < mss:
                     self.snd_sml = seq_end   # tcp_minshall_update
-            self._send(seg, now)
             if size:
                 self.acks.on_data_sent(now, self.config.delayed_ack)
             sent_any = True
@@ -1147,12 +1160,14 @@ class Connection:
                 break
         if lcc is not None and (sent_any or limited):
             self._cwnd_validate(limited)
+        if lcc is not None and sent_any:
+            self._schedule_tlp(now, False)
         # Data waits and nothing is in flight, so no ACK will come to release
         # it: a zero window (probe it, RFC 9293 3.8.6.1) or a window too small
         # for sender SWS avoidance (the override timeout of 3.8.6.2.1), or a
         # segment held by TCP_CORK/MSG_MORE (Linux's probe timer sends it).  The
         # persist timer covers them all.
-        if not sent_any and self.snd_nxt == self.snd_una \
+        if (not sent_any or failed) and self.snd_nxt == self.snd_una \
                 and len(sndbuf) > seq_sub(self.snd_nxt, self.sndbuf_seq) \
                 and self.persist_at is None and self.rtx_at is None:
             self.persist_at = now + self.rtt.rto
@@ -1238,6 +1253,9 @@ class Connection:
     def _persist_fire(self, now: float) -> None:
         """Zero-window probe (RFC 9293 3.8.6.1): one octet beyond the window."""
         self._timer_trace(now, "persist", "fired", None)
+        if self.lcc is not None and self.snd_wnd > 0:
+            self._probe_timer(now)
+            return
         if self.snd_wnd > 0 or not self.sndbuf or not self.state.synchronized:
             self.output(now, force=True)
             return
@@ -1251,6 +1269,48 @@ class Connection:
         self._send(seg, now)
         self.backoff += 1
         delay = min(self.rtt.rto * (1 << min(self.backoff, 16)), self.config.rto_max)
+        self.persist_at = now + delay
+        self._wake(self.persist_at)
+        self._timer_trace(now, "persist", "armed", self.persist_at)
+
+    def _probe_timer(self, now: float) -> None:
+        """Linux tcp_probe_timer and tcp_send_probe0 for a queue that cannot leave
+        (held data, or a host whose own queue drops every packet): try to send; count
+        the probe (tcpi_probes); after a local drop try again in 500 ms
+        (TCP_RESOURCE_PROBE_INTERVAL), else back off; give up after tcp_retries2
+        probes or TCP_USER_TIMEOUT, with ETIMEDOUT."""
+        waiting = len(self.sndbuf) > seq_sub(self.snd_nxt, self.sndbuf_seq)
+        if self.snd_una != self.snd_max or not waiting or not self.state.synchronized:
+            self.keepalive_probes_out = 0
+            self.probes_stamp = None
+            if waiting:
+                self.output(now, force=True)
+            return
+        ut = self.user_timeout
+        if self.probes_stamp is None:
+            self.probes_stamp = now
+        elif ut and now - self.probes_stamp >= ut:
+            self.cx.counters.inc("TcpExtTCPAbortOnTimeout")
+            self._terminate(now, "timed out", f"TCP_USER_TIMEOUT {ut:g} s")
+            return
+        if self.keepalive_probes_out >= self.config.data_retries:
+            self.cx.counters.inc("TcpExtTCPAbortOnTimeout")
+            self._terminate(now, "timed out", f"retransmission limit ({self.config.data_retries}"
+                            ", tcp_retries2) reached")
+            return
+        self.output(now, force=True, push=True)
+        if self.snd_una != self.snd_max or not self.sndbuf:
+            self.keepalive_probes_out = 0
+            self.probes_stamp = None
+            return
+        self.keepalive_probes_out += 1
+        if self.cx.local_drop:
+            delay = 0.5   # TCP_RESOURCE_PROBE_INTERVAL: the host, not the path, is stuck
+        else:
+            self.backoff = min(self.backoff + 1, self.config.data_retries)
+            delay = min(self.rtt.rto * (1 << min(self.backoff, 16)), self.config.rto_max)
+        if ut:
+            delay = min(delay, max(self.probes_stamp + ut - now, 0.001))
         self.persist_at = now + delay
         self._wake(self.persist_at)
         self._timer_trace(now, "persist", "armed", self.persist_at)
@@ -1302,6 +1362,10 @@ class Connection:
         if self.rtx_kind == RTX_REO:
             self._reo_fire(now)
             return
+        if self.rtx_kind == RTX_TLP:
+            self._tlp_fire(now)
+            return
+        self.tlp_high = None
         st = self.state
         counters = self.cx.counters
         counters.inc("TcpExtTCPTimeouts")
@@ -1828,11 +1892,15 @@ class Connection:
         delivered = len(acked) + len(sacked)
         self.delivered += delivered
         newly_lost = 0
-        if self.sack_ok:
+        reo_armed = False
+        if self.sack_ok and self.config.rack:
             if score.rack_update(acked + sacked, now):
                 newly_lost, wait = score.rack_detect(now, self._reo_wnd())
                 if wait > 0:
                     self._arm_reo(now, wait)
+                    reo_armed = True
+        elif self.sack_ok:
+            newly_lost = score.mark_lost(self.snd_mss)   # RFC 6675 IsLost
         else:
             dup = not advanced and ack == snd_una and not seg.payload and \
                 not seg.flags & FIN and wnd == self.snd_wnd != 0 and self.snd_max != snd_una
@@ -1859,7 +1927,56 @@ class Connection:
             lcc.reduce(delivered, newly_lost, advanced, score.in_flight())
         elif advanced and acked:
             lcc.grow(delivered, self._cwnd_may_grow())
+        if self.tlp_high is not None and seq_ge(self.snd_una, self.tlp_high):
+            self.tlp_high = None   # the probe's round is over
         self._xmit_lost(now)
+        if advanced and not reo_armed and self.snd_una != self.snd_max:
+            self._schedule_tlp(now, True)   # tcp_set_xmit_timer
+
+    def _schedule_tlp(self, now: float, advancing: bool) -> None:
+        """Linux tcp_schedule_loss_probe (RFC 8985 7.2): with SACK and no recovery under
+        way, probe after two round trips (plus the delayed-ACK allowance when one
+        segment is out), or when the RTO would fire, if sooner."""
+        lcc = self.lcc
+        if lcc is None or not self.config.tlp or not self.sack_ok or self.tfo_child \
+                or lcc.ca_state != CA_OPEN or self.tlp_high is not None or not self.score \
+                or (self.rtx_at is not None and self.rtx_kind == RTX_REO):
+            return
+        srtt = self.rtt.srtt
+        if srtt is not None:
+            pto = 2 * srtt + (self.config.rto_min if self.score.packets_out == 1 else
+                              TIMEOUT_MIN)
+        else:
+            pto = self.config.rto_initial
+        rto = self.rtt.rto
+        if not advancing:
+            rto = self.score.segs[0].sent_at + rto - now   # tcp_rto_delta_us
+        if rto > 0:
+            pto = min(pto, rto)
+        self.rtx_kind = RTX_TLP
+        self.rtx_at = now + pto
+        self._wake(self.rtx_at)
+        self._timer_trace(now, "retransmit", "armed", self.rtx_at)
+
+    def _tlp_fire(self, now: float) -> None:
+        """Linux tcp_send_loss_probe (RFC 8985 7.3): send one new segment if the windows
+        allow, else resend the last one; then the RTO timer runs from now."""
+        if self.tlp_high is None and self.state.synchronized:
+            before = self.cx.counters.out_segs
+            if len(self.sndbuf) > seq_sub(self.snd_nxt, self.sndbuf_seq):
+                self.output(now, push=True)
+            if self.cx.counters.out_segs == before and self.score:
+                last = len(self.score.segs) - 1
+                self.score.split(last, self.snd_mss)
+                self._retransmit_sent(self.score.segs[-1], now)
+            if self.cx.counters.out_segs != before:
+                self.tlp_high = self.snd_nxt
+                self.cx.counters.inc("TcpExtTCPLossProbes")
+        self.rtx_kind = RTX_RTO
+        if self.snd_una != self.snd_max:
+            self._arm_rtx(now)
+        else:
+            self.rtx_at = None
 
     def _reo_wnd(self) -> float:
         """RACK's reordering window (RFC 8985 6.2 step 4): a quarter of the minimum RTT,
@@ -1929,6 +2046,8 @@ class Connection:
         payload = bytes(self.sndbuf[off:off + size])
         if payload and (off + size == len(self.sndbuf) or data_end in self.eor_marks):
             flags |= PSH
+        if not self._send(self._make(flags, s.start, now, payload), now):
+            return
         s.retrans_out = True
         s.retrans += 1
         s.sent_at = now
@@ -1936,7 +2055,6 @@ class Connection:
         self.cx.counters.inc("TcpRetransSegs")
         if self.retrans_stamp is None:
             self.retrans_stamp = now
-        self._send(self._make(flags, s.start, now, payload), now)
         if self.rtx_at is None:
             self._arm_rtx(now)
 

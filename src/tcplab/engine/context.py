@@ -101,8 +101,8 @@ class ChallengeAckLimit:
 class EngineContext:
     """A host's name, configuration, trace, output queues and counters."""
 
-    __slots__ = ("challenge", "config", "counters", "fastopen_cache", "name", "outbox",
-                 "packet_id", "ready", "requests", "timer_seq", "timers", "trace")
+    __slots__ = ("challenge", "config", "counters", "fastopen_cache", "local_drop", "name",
+                 "outbox", "packet_id", "ready", "requests", "timer_seq", "timers", "trace")
 
     def __init__(self, name: str, config: TcpConfig, trace: Trace | None = None) -> None:
         self.name = name
@@ -117,10 +117,18 @@ class EngineContext:
         self.challenge = ChallengeAckLimit(config.challenge_ack_limit)
         self.packet_id: int | None = None  #: trace id of the packet being processed
         self.fastopen_cache = CookieCache()  #: Fast Open: what this host knows of servers
+        #: the host's own queue drops every packet (Linux ``tc qdisc ... pfifo limit 0``):
+        #: a send fails before the wire, and the sender knows it (NET_XMIT_DROP)
+        self.local_drop = False
 
     def emit(self, src: str, dst: str, seg: TcpSegment, now: float, conn: str | None = None,
-             tcb: Tcb | None = None) -> None:
-        """Queue ``seg`` from ``src`` to ``dst`` (and trace it as sent by this host)."""
+             tcb: Tcb | None = None) -> bool:
+        """Queue ``seg`` from ``src`` to ``dst`` (and trace it as sent by this host).
+        False: the host's own queue dropped it (:attr:`local_drop`)."""
+        if self.local_drop:
+            self.record(src, dst, seg, now, "not sent: the host's own queue drops every "
+                        "packet", conn)
+            return False
         ev = None
         data = None
         if seg.flags & RST:
@@ -133,6 +141,7 @@ class EngineContext:
                                tcb=tcb, raw=data)
             tr.add(ev)
         self.outbox.append(Outgoing(seg, src, dst, ev, data))  # type: ignore[arg-type]
+        return True
 
     def record(self, src: str, dst: str, seg: TcpSegment, now: float, reason: str,
                conn: str | None = None, accepted: bool = False) -> None:

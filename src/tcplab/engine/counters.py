@@ -48,6 +48,7 @@ KNOWN: dict[str, str] = {
     "TcpExtTCPTimeouts": "retransmission timer expiries",
     "TcpExtTCPSynRetrans": "SYN and SYN-ACK retransmissions",
     "TcpExtTCPFastRetrans": "fast retransmissions",
+    "TcpExtTCPLossProbes": "tail loss probes sent (RFC 8985)",
     "TcpExtDelayedACKs": "delayed ACKs sent by the timer",
     "TcpExtTCPOFOQueue": "segments queued out of order",
     "TcpExtOutOfWindowIcmps": "ICMP errors quoting a sequence number outside the window",

@@ -203,6 +203,16 @@ class Host:
         self._done(now)
 
     @property
+    def local_drop(self) -> bool:
+        """The host's own queue drops every packet (Linux ``tc qdisc ... pfifo limit 0``):
+        connections see their sends fail and keep their data (a probe timer retries)."""
+        return self.cx.local_drop
+
+    @local_drop.setter
+    def local_drop(self, on: bool) -> None:
+        self.cx.local_drop = on
+
+    @property
     def snmp(self) -> dict[str, int]:
         """The counters as ``nstat -az`` lists them (:mod:`~tcplab.engine.counters`)."""
         return self.cx.counters.as_dict(all_names=True)

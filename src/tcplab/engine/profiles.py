@@ -119,6 +119,24 @@ def _fastopen_key_text(text: str) -> str:
     return "-".join(f"{int(w, 16):08x}" for w in words)
 
 
+def _rack() -> tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]]:
+    def apply(cfg: TcpConfig, value: Any) -> None:
+        cfg.rack = bool(value & 1)
+
+    def show(cfg: TcpConfig) -> str:
+        return str(int(cfg.rack))
+    return apply, show
+
+
+def _tlp() -> tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]]:
+    def apply(cfg: TcpConfig, value: Any) -> None:
+        cfg.tlp = value in (3, 4)
+
+    def show(cfg: TcpConfig) -> str:
+        return "3" if cfg.tlp else "0"
+    return apply, show
+
+
 def _sysctl(name: str, doc: str, parse: Callable[[str], Any],
             io: tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]],
             linux: str, source: str) -> Sysctl:
@@ -188,6 +206,10 @@ SYSCTLS: dict[str, Sysctl] = {s.name: s for s in [
     _sysctl("net.ipv4.tcp_ecn", "ECN setup in the handshake (RFC 3168 6.1.1): 0 off, 1 ask "
             "for it and accept it, 2 accept it when asked", _int_range(0, 2), _field("ecn"),
             "2", _TCP_C + " (TCP_ECN_DEFAULT)"),
+    _sysctl("net.ipv4.tcp_recovery", "RACK loss detection (RFC 8985): bit 1",
+            _int_range(0, 7), _rack(), "1", _TCP_C + " (TCP_RACK_LOSS_DETECTION)"),
+    _sysctl("net.ipv4.tcp_early_retrans", "tail loss probes (RFC 8985 7): 3 or 4",
+            _int_range(0, 4), _tlp(), "3", _TCP_C),
     _sysctl("net.ipv4.tcp_window_scaling", "RFC 7323 window scaling", _int_range(0, 1),
             _bool("window_scale"), "1", _TCP_C),
     _sysctl("net.ipv4.ip_local_port_range", "ephemeral ports for connect()", _port_range,

@@ -1344,6 +1344,7 @@ class Runner:
                 self.shell.run(command)
             except ShellFailed as exc:
                 raise Fail("shell command failed", str(exc)) from None
+            self.host.local_drop = self.linux.local_drop
             if self.linux.notes:
                 self.notes += self.linux.notes
                 self.linux.notes.clear()

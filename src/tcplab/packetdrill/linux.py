@@ -215,8 +215,10 @@ SYSCTLS: dict[str, Sysctl] = {
     "net.ipv4.tcp_frto": Sysctl("feature", "frto", _int_value, "frto", _zero),
     "net.ipv4.tcp_ecn": Sysctl("feature", "ecn", _int_value, "ecn", _zero),
     "net.ipv4.tcp_fastopen": Sysctl("feature", "fastopen", _int_value, "fastopen", _zero),
-    "net.ipv4.tcp_recovery": Sysctl("feature", "rack", _int_value, "rack", _zero),
-    "net.ipv4.tcp_early_retrans": Sysctl("feature", "tlp", _int_value, "tlp", _zero),
+    "net.ipv4.tcp_recovery": Sysctl("feature", "rack", lambda v: bool(_int_value(v) & 1),
+                                    "rack", lambda v: not _int_value(v) & 1),
+    "net.ipv4.tcp_early_retrans": Sysctl("feature", "tlp", lambda v: _int_value(v) in (3, 4),
+                                         "tlp", lambda v: _int_value(v) not in (3, 4)),
     "net.ipv4.tcp_mtu_probing": Sysctl("feature", "mtu_probing", _int_value, "mtu_probing",
                                        _zero),
     "net.ipv4.tcp_slow_start_after_idle": Sysctl("feature", "slow_start_after_idle",
@@ -277,6 +279,7 @@ class LinuxSettings:
     values: dict[str, Value] = field(default_factory=dict)
     tso: bool = True                  #: the tun device does TSO (ethtool ... tso off clears)
     nstat: dict[str, int] = field(default_factory=dict)  #: counters at the last ``nstat``
+    local_drop: bool = False          #: ``tc qdisc ... limit 0``: every packet dropped locally
     wscale_adapted: bool = True       #: the engine cannot take Linux's wscale rule
 
     def remember(self, name: str) -> None:
@@ -562,8 +565,12 @@ class LinuxShell:
         if "fq" in words:
             raise Skip(FEATURES["pacing"].reason)
         if "limit" in words and words[words.index("limit") + 1:][:1] == ["0"]:
-            raise Skip(FEATURES["local_drop"].reason)
+            if not FEATURES["local_drop"].present():
+                raise Skip(FEATURES["local_drop"].reason)
+            self.settings.local_drop = True   # a queue that holds nothing drops it all
+            return
         if "delete" in words or "pfifo" in words:
+            self.settings.local_drop = False
             return   # a FIFO without pacing: what the engine does anyway
         raise Skip(f"tc {' '.join(words[1:3])} has no engine equivalent")
 
