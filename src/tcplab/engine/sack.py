@@ -358,7 +358,11 @@ class Scoreboard:
         advanced = False
         for s in delivered:
             rtt = now - s.sent_at
-            if s.retrans and rtt < self.min_rtt:
+            # Linux ignores a retransmission delivered sooner than the minimum RTT; in
+            # virtual time, where round trips repeat to the microsecond, one delivered
+            # exactly one minimum RTT later is just as ambiguous (its original may be
+            # the copy that arrived), so it is ignored too.
+            if s.retrans and rtt < self.min_rtt + 1e-6:
                 continue
             if not s.retrans and (self.min_rtt < 0 or rtt < self.min_rtt):
                 self.min_rtt = rtt
