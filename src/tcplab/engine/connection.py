@@ -2115,6 +2115,8 @@ class Connection:
     def _dsack(self, seq: int, end: int) -> None:
         """Data [seq, end) arrived again: report it with a D-SACK block (RFC 2883)."""
         if self.sack_ok and self.config.dsack:
+            self.cx.counters.inc("TcpExtTCPDSACKOldSent" if seq_lt(seq, self.rcv_nxt)
+                                 else "TcpExtTCPDSACKOfoSent")
             self.sacks.set_dsack(seq, end)
 
     def _accept_in_order(self, data: bytes) -> None:

@@ -51,6 +51,8 @@ KNOWN: dict[str, str] = {
     "TcpExtTCPLossProbes": "tail loss probes sent (RFC 8985)",
     "TcpExtDelayedACKs": "delayed ACKs sent by the timer",
     "TcpExtTCPOFOQueue": "segments queued out of order",
+    "TcpExtTCPDSACKOldSent": "D-SACKs sent for data below RCV.NXT (RFC 2883)",
+    "TcpExtTCPDSACKOfoSent": "D-SACKs sent for out-of-order data received twice (RFC 2883)",
     "TcpExtOutOfWindowIcmps": "ICMP errors quoting a sequence number outside the window",
 }
 
