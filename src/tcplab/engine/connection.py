@@ -1154,6 +1154,11 @@ class Connection:
             if size:
                 self.acks.on_data_sent(now, self.config.delayed_ack)
             sent_any = True
+            if lcc is not None and self.persist_at is not None and self.snd_wnd:
+                # Linux keeps one timer (icsk_pending): data that leaves turns the
+                # probe timer into the retransmission timer (tcp_event_new_data_sent).
+                self.persist_at = None
+                self._timer_trace(now, "persist", "cancelled", None)
             if self.rtx_at is None:
                 self._arm_rtx(now)
             if fin_now:
