@@ -38,7 +38,7 @@ class AckState:
         self.data_seen = False        #: any data received yet (Linux: icsk_ack.ato != 0)
         self.quick = 0                #: quick ACKs left
         self.pingpong = False         #: interactive: delay ACKs to ride on answers
-        self.last_data_rcv = -1.0     #: when data last arrived
+        self.last_data_rcv = -1.0     #: when data last arrived (or the handshake ended)
         self.pushed = False           #: a small segment waits for its ACK (ICSK_ACK_PUSHED)
 
     def on_data(self, now: float, rcv_wnd: int, rcv_mss: int, size: int = 0) -> None:
@@ -53,8 +53,13 @@ class AckState:
 
     def on_data_sent(self, now: float, ato: float) -> None:
         """We sent data: an answer within ``ato`` of a request means interactive."""
-        if self.linux and self.last_data_rcv >= 0 and now - self.last_data_rcv < ato:
+        if self.linux and self.data_seen and now - self.last_data_rcv < ato:
             self.pingpong = True
+
+    def on_established(self, now: float) -> None:
+        """The handshake completed: Linux stamps icsk_ack.lrcvtime (its ato stays 0
+        until data arrives, so this alone never means interactive)."""
+        self.last_data_rcv = now
 
     def on_synack_write_pending(self, now: float) -> None:
         """Our SYN was acknowledged while the application waits to write (Linux

@@ -56,7 +56,7 @@ from tcplab.engine.options import MAX_WINDOW, MIN_MSS, negotiate, our_wscale, sy
 from tcplab.engine.reassembly import Reassembly
 from tcplab.engine.retries import model_timeout, orphan_retries
 from tcplab.engine.rtt import RttEstimator
-from tcplab.engine.sack import SackBlocks, Scoreboard, Sent, max_blocks
+from tcplab.engine.sack import DUPTHRESH, SackBlocks, Scoreboard, Sent, max_blocks
 from tcplab.engine.state import State
 from tcplab.engine.timestamps import Timestamps, ts_between
 from tcplab.trace import Tcb, TimerAction, TimerName, state_event, timer_event
@@ -440,7 +440,7 @@ class Connection:
         info["tcpi_lost"] = score.lost_out
         info["tcpi_retrans"] = score.retrans_out
         info["tcpi_delivered"] = self.delivered
-        info["tcpi_reordering"] = 3
+        info["tcpi_reordering"] = score.reordering
         info["tcpi_min_rtt"] = int(score.min_rtt * 1e6) if score.min_rtt >= 0 else 0
         return info
 
@@ -490,6 +490,10 @@ class Connection:
         if old is new:
             return
         self.state = new
+        if new is State.ESTABLISHED and not self.tfo_child:
+            # Linux tcp_finish_connect / tcp_create_openreq_child: icsk_ack.lrcvtime,
+            # what TCP_INFO's tcpi_last_data_recv counts from until data arrives.
+            self.acks.on_established(now)
         tr = self.trace
         if tr.enabled:
             tr.add(state_event(now, self.cx.name, self.name, old.value, new.value, cause,
@@ -1884,6 +1888,7 @@ class Connection:
         score = self.score
         snd_una = self.snd_una
         advanced = seq_gt(ack, snd_una)
+        prior_fack = score.highest_sack_seq(snd_una, self.snd_nxt) if self.sack_ok else snd_una
         acked: list[Sent] = []
         if advanced:
             if snd_una == self.iss:
@@ -1894,12 +1899,20 @@ class Connection:
             blocks = seg.sack_blocks
             if blocks:
                 sacked = score.on_sack(blocks, self.snd_una, self.snd_max)
+                score.check_reordering(score.reord_low,
+                                       score.highest_sack_seq(self.snd_una, self.snd_nxt),
+                                       self.snd_mss)
+            # A hole filled by data never resent: reordering (tcp_clean_rtx_queue).
+            low = next((s.start for s in acked if not s.sacked and not s.retrans), None)
+            if low is not None and seq_lt(low, prior_fack):
+                score.check_reordering(low, score.highest_sack_seq(self.snd_una, self.snd_nxt),
+                                       self.snd_mss)
         delivered = len(acked) + len(sacked)
         self.delivered += delivered
         newly_lost = 0
         reo_armed = False
         if self.sack_ok and self.config.rack:
-            if score.rack_update(acked + sacked, now):
+            if score.rack_update(sacked + acked, now):
                 newly_lost, wait = score.rack_detect(now, self._reo_wnd())
                 if wait > 0:
                     self._arm_reo(now, wait)
@@ -1984,11 +1997,14 @@ class Connection:
             self.rtx_at = None
 
     def _reo_wnd(self) -> float:
-        """RACK's reordering window (RFC 8985 6.2 step 4): a quarter of the minimum RTT,
-        none during recovery (Linux tcp_rack_reo_wnd)."""
+        """RACK's reordering window (RFC 8985 6.2 step 4): a quarter of the minimum RTT;
+        until reordering is seen, none during recovery or once as many segments as the
+        duplicate-ACK threshold (3, tcp_reordering) are SACKed (Linux tcp_rack_reo_wnd:
+        RFC 8985 6.2 allows this DupThresh rule for starting recovery)."""
         lcc = self.lcc
         score = self.score
-        if not score.reord_seen and lcc is not None and lcc.ca_state >= CA_RECOVERY:
+        if not score.reord_seen and lcc is not None and (
+                lcc.ca_state >= CA_RECOVERY or score.sacked_out >= DUPTHRESH):
             return 0.0
         base = score.min_rtt if score.min_rtt >= 0 else (self.rtt.srtt or 0.0)
         srtt = self.rtt.srtt
@@ -2056,6 +2072,7 @@ class Connection:
         s.retrans_out = True
         s.retrans += 1
         s.sent_at = now
+        s.stamp = self.score.stamp(now)
         self.rtt.forget()  # Karn's rule
         self.cx.counters.inc("TcpRetransSegs")
         if self.retrans_stamp is None:

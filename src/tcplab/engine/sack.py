@@ -26,6 +26,7 @@ from tcplab.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 TCP_NUM_SACKS = 4      #: Linux TCP_NUM_SACKS: blocks a receiver remembers
 DUPTHRESH = 3          #: RFC 6675 DupThresh (Linux tcp_reordering)
+MAX_REORDERING = 300   #: Linux tcp_max_reordering
 MAX_SEGMENTS = 1 << 16  #: a bound on the scoreboard (the send buffer bounds it anyway)
 
 
@@ -120,9 +121,9 @@ class Sent:
     """One segment sent and not yet cumulatively acknowledged (Linux: an skb of the
     retransmission queue).  ``end`` counts a FIN."""
 
-    __slots__ = ("end", "lost", "retrans", "retrans_out", "sacked", "sent_at", "start")
+    __slots__ = ("end", "lost", "retrans", "retrans_out", "sacked", "sent_at", "stamp", "start")
 
-    def __init__(self, start: int, end: int, now: float) -> None:
+    def __init__(self, start: int, end: int, now: float, stamp: float | None = None) -> None:
         self.start = start
         self.end = end
         self.sacked = False
@@ -130,6 +131,9 @@ class Sent:
         self.retrans_out = False  #: a retransmission of it is in flight (TCPCB_SACKED_RETRANS)
         self.retrans = 0          #: times retransmitted (TCPCB_EVER_RETRANS when > 0)
         self.sent_at = now        #: when last (re)sent
+        #: RACK's transmit time: ``sent_at``, a microsecond later for each segment sent
+        #: before it at the same instant (see :meth:`Scoreboard.stamp`)
+        self.stamp = now if stamp is None else stamp
 
     def __repr__(self) -> str:
         marks = ("S" if self.sacked else "") + ("L" if self.lost else "") + \
@@ -155,8 +159,8 @@ class Scoreboard:
     in flight (``tcp_packets_in_flight``).
     """
 
-    __slots__ = ("min_rtt", "rack_end", "rack_rtt", "rack_time", "reno_sacked", "reord_seen",
-                 "segs")
+    __slots__ = ("_burst_at", "_burst_n", "min_rtt", "rack_end", "rack_rtt", "rack_time",
+                 "reno_sacked", "reord_low", "reord_seen", "reordering", "segs")
 
     def __init__(self) -> None:
         self.segs: list[Sent] = []
@@ -167,6 +171,12 @@ class Scoreboard:
         self.rack_rtt = 0.0
         self.min_rtt = -1.0
         self.reord_seen = False
+        #: the reordering degree in segments (Linux tp->reordering, from tcp_reordering)
+        self.reordering = DUPTHRESH
+        #: the lowest segment the last SACK newly covered below the highest SACKed one
+        self.reord_low: int | None = None
+        self._burst_at = -1.0   # the instant of the last segment sent, and how many before it
+        self._burst_n = 0
 
     def __bool__(self) -> bool:
         return bool(self.segs)
@@ -214,7 +224,7 @@ class Scoreboard:
             # Merge the oldest two rather than grow without bound.
             a, b = segs[0], segs.pop(1)
             a.end = b.end
-        segs.append(Sent(start, end, now))
+        segs.append(Sent(start, end, now, self.stamp(now)))
 
     def split(self, index: int, mss: int) -> None:
         """Cut the segment at ``index`` into pieces of at most ``mss`` (a SYN's data
@@ -226,7 +236,7 @@ class Scoreboard:
         start = s.start
         while seq_lt(start, s.end):
             end = start + mss if seq_sub(s.end, start) > mss else s.end
-            p = Sent(start & 0xFFFFFFFF, end & 0xFFFFFFFF, s.sent_at)
+            p = Sent(start & 0xFFFFFFFF, end & 0xFFFFFFFF, s.sent_at, s.stamp)
             p.lost, p.sacked, p.retrans = s.lost, s.sacked, s.retrans
             pieces.append(p)
             start = end & 0xFFFFFFFF
@@ -258,20 +268,58 @@ class Scoreboard:
         covers all of it (Linux marks whole segments; a partly covered one stays
         a hole)."""
         newly: list[Sent] = []
-        for left, right in blocks:
+        segs = self.segs
+        self.reord_low = None
+        # Linux walks the blocks in sequence order (tcp_sacktag_write_queue sorts them);
+        # a never-retransmitted segment newly SACKed below the highest SACKed one
+        # arrived out of order (tcp_sacktag_one's state->reord).
+        high = self._highest_index()
+        for left, right in sorted(blocks, key=lambda b: seq_sub(b[0], snd_una)):
             if not seq_lt(left, right) or seq_le(right, snd_una) or seq_gt(right, snd_max):
                 continue
-            for s in self.segs:
+            for i, s in enumerate(segs):
                 if seq_le(s.end, left):
                     continue
                 if seq_ge(s.start, right):
                     break
                 if not s.sacked and seq_le(left, s.start) and seq_le(s.end, right):
+                    if high is not None and i < high and not s.retrans and (
+                            self.reord_low is None or seq_lt(s.start, self.reord_low)):
+                        self.reord_low = s.start
                     s.sacked = True
                     s.lost = False
                     s.retrans_out = False
                     newly.append(s)
+                    if high is None or i >= high:
+                        high = i + 1
         return newly
+
+    def _highest_index(self) -> int | None:
+        """The index just past the highest SACKed segment (Linux tp->highest_sack), None
+        when nothing is SACKed."""
+        for i in range(len(self.segs) - 1, -1, -1):
+            if self.segs[i].sacked:
+                return i + 1
+        return None
+
+    def highest_sack_seq(self, snd_una: int, snd_nxt: int) -> int:
+        """Linux tcp_highest_sack_seq: where the highest SACKed segment ends (SND.UNA when
+        none is, SND.NXT when nothing follows it)."""
+        high = self._highest_index()
+        if high is None:
+            return snd_una
+        return self.segs[high].start if high < len(self.segs) else snd_nxt
+
+    def check_reordering(self, low: int | None, fack: int, mss: int) -> None:
+        """Linux tcp_check_sack_reordering: data from ``low`` arrived after data up to
+        ``fack`` had: the reordering degree becomes that distance in segments (at most
+        tcp_max_reordering, 300), and RACK widens its window from now on."""
+        if low is None or not seq_lt(low, fack):
+            return
+        metric = seq_sub(fack, low)
+        if mss > 0 and metric > self.reordering * mss:
+            self.reordering = min((metric + mss - 1) // mss, MAX_REORDERING)
+        self.reord_seen = True
 
     # ---------------------------------------------------------------- RFC 6675
 
@@ -351,10 +399,25 @@ class Scoreboard:
 
     # ---------------------------------------------------------------- RACK (RFC 8985)
 
+    def stamp(self, now: float) -> float:
+        """RACK's transmit time for a segment sent at ``now``.  A real sender's packets
+        of one burst leave microseconds apart (Linux's TCP Small Queues hold the rest
+        until the device takes the first), so a segment acknowledged with a later one
+        of its burst has a round trip a little longer than the later one has waited:
+        RACK then arms its timer rather than marking at once.  Virtual time sends a
+        burst at one instant; each segment after the first gets one microsecond more."""
+        if now == self._burst_at:
+            self._burst_n += 1
+        else:
+            self._burst_at, self._burst_n = now, 0
+        return now + self._burst_n * 1e-6
+
     def rack_update(self, delivered: list[Sent], now: float) -> bool:
         """RFC 8985 6.2 step 2 (Linux tcp_rack_advance): remember the most recently sent
-        of the segments just delivered, and its round trip.  A retransmitted one whose
-        round trip is shorter than the minimum is ambiguous and ignored."""
+        of the segments just delivered, and the round trip of the last one given (Linux
+        takes the SACKed ones first, then those cumulatively acknowledged).  A
+        retransmitted one whose round trip is shorter than the minimum is ambiguous and
+        ignored."""
         advanced = False
         for s in delivered:
             rtt = now - s.sent_at
@@ -367,9 +430,9 @@ class Scoreboard:
             if not s.retrans and (self.min_rtt < 0 or rtt < self.min_rtt):
                 self.min_rtt = rtt
             advanced = True
-            self.rack_rtt = rtt
-            if _sent_after(s.sent_at, s.end, self.rack_time, self.rack_end):
-                self.rack_time, self.rack_end = s.sent_at, s.end
+            self.rack_rtt = now - s.stamp
+            if _sent_after(s.stamp, s.end, self.rack_time, self.rack_end):
+                self.rack_time, self.rack_end = s.stamp, s.end
         return advanced
 
     def rack_detect(self, now: float, reo_wnd: float) -> tuple[int, float]:
@@ -384,9 +447,9 @@ class Scoreboard:
         for s in self.segs:
             if s.sacked or (s.lost and not s.retrans_out):
                 continue
-            if not _sent_after(self.rack_time, self.rack_end, s.sent_at, s.end):
+            if not _sent_after(self.rack_time, self.rack_end, s.stamp, s.end):
                 continue
-            remaining = self.rack_rtt + reo_wnd - (now - s.sent_at)
+            remaining = self.rack_rtt + reo_wnd - (now - s.stamp)
             if remaining <= 1e-9:
                 s.lost = True
                 s.retrans_out = False

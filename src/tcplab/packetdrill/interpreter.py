@@ -588,7 +588,11 @@ class Runner:
             raise Skip(_feature_skip("icmp", "ICMP packets"))
         kind = _ICMP_KINDS.get((spec.icmp_type, spec.code or ""))
         if kind is None:
-            raise Skip(f"ICMP {spec.icmp_type} {spec.code or ''}".strip() + " is not mapped")
+            code = spec.code or ""
+            if code.isupper():
+                raise Skip(f"ICMP code {code}: packetdrill defines it on its command line "
+                           "(-D), the script does not")
+            raise Skip(f"ICMP {spec.icmp_type} {code}".strip() + " is not mapped")
         lport, rport = self.current
         tup = self.tuples.setdefault((lport, rport), _Tuple())
         start = spec.echoed[0] if spec.echoed is not None else 0
