@@ -1048,9 +1048,13 @@ class Connection:
         if st in (_ST.SYN_RECEIVED, _ST.ESTABLISHED, _ST.FIN_WAIT_1, _ST.FIN_WAIT_2,
                   _ST.CLOSE_WAIT):
             if self.config.active_rst_ack:
-                # Linux tcp_send_active_reset: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>.
+                # Linux tcp_send_active_reset: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>,
+                # with the timestamps option (RFC 7323 3.2 allows it on a RST).
+                opts: tuple[TcpOption, ...] = (
+                    (_NOP, _NOP, TsOption(self.ts.val(now), self.ts.recent)) if self.ts.ok
+                    else ())
                 self._send(TcpSegment(self.lport, self.rport, self.snd_nxt, self.rcv_nxt,
-                                      RST | ACK, 0), now)
+                                      RST | ACK, 0, 0, opts), now)
             else:
                 self._send_rst(self.snd_nxt, now)
         self._terminate(now, None, cause)
