@@ -36,9 +36,8 @@ are plain integers compared with :mod:`tcplab.wire.seq`.
 from __future__ import annotations
 
 import errno as _errno
-from collections import deque
 from collections.abc import Container
-from typing import Protocol
+from typing import Final, Protocol
 
 from tcplab.engine.acks import AckState
 from tcplab.engine.config import TcpConfig
@@ -89,21 +88,20 @@ TS_OPTION_LEN = 12  #: NOP, NOP, kind 8 length 10: what timestamps take from eve
 
 Key = tuple[str, int, str, int]
 
-# Application events, read with Connection.next_event().
-EV_CONNECTED = "connected"
-EV_DATA = "data"
-EV_EOF = "eof"
-EV_WRITABLE = "writable"
-EV_CLOSED = "closed"
-
-_ST = State  # short alias for the state comparisons below
+# Application events, read with Connection.next_event().  Final: mypyc compiles
+# these as constants, not as lookups in the module's globals.
+EV_CONNECTED: Final = "connected"
+EV_DATA: Final = "data"
+EV_EOF: Final = "eof"
+EV_WRITABLE: Final = "writable"
+EV_CLOSED: Final = "closed"
 
 # What the retransmission timer is armed for (Linux icsk_pending: ICSK_TIME_RETRANS,
 # ICSK_TIME_REO_TIMEOUT); one timer, as on Linux.
-RTX_RTO = 0
-RTX_REO = 1
-RTX_TLP = 2
-TIMEOUT_MIN = 0.002  #: Linux TCP_TIMEOUT_MIN: 2 ticks (at 1000 Hz) added to RACK's timer
+RTX_RTO: Final = 0
+RTX_REO: Final = 1
+RTX_TLP: Final = 2
+TIMEOUT_MIN: Final = 0.002  #: Linux TCP_TIMEOUT_MIN: 2 ticks (at 1000 Hz) added to RACK's timer
 _NOP = Nop()
 
 
@@ -312,7 +310,7 @@ class Connection:
         self.snd_sml: int | None = None  # end of the last small segment sent (Minshall)
         self.cwnd_usage_seq = iss
         self.max_packets_out = 0
-        self.eor_marks: deque[int] = deque()  # MSG_EOR: where records end (no coalescing)
+        self.eor_marks: list[int] = []        # MSG_EOR: where records end (no coalescing)
         self.syn_retries: int | None = None   # TCP_SYNCNT
         self.cork = False                     # TCP_CORK, or MSG_MORE for one write
         # Fast Open (RFC 7413).  Client: the attempt a deferred connect() holds (its
@@ -355,7 +353,8 @@ class Connection:
         self.last_oow_ack: float | None = None
         # Application events (queued only when someone reads them).
         self.want_events = False
-        self.events: deque[str] = deque()
+        # at most one of each kind: a short list (a deque costs 600 bytes per connection)
+        self.events: list[str] = []
         self.queued_ready = False
         # Set by the host when the connection becomes a compact TIME-WAIT entry.
         self.time_wait_entries: Container[Key] | None = None
@@ -513,7 +512,7 @@ class Connection:
         """The oldest queued application event (``"connected"``, ``"data"``, ``"eof"``,
         ``"writable"``, ``"closed"``), or None.  Events of one kind are coalesced."""
         if self.events:
-            return self.events.popleft()
+            return self.events.pop(0)
         return None
 
     # ------------------------------------------------------------ timers
@@ -686,24 +685,24 @@ class Connection:
         (``"host unreachable"``, ...): fatal while the connection is opening
         (a Fast Open child included), only remembered once it is open."""
         st = self.state
-        lo = self.iss if st is _ST.SYN_RECEIVED else self.snd_una
+        lo = self.iss if st is State.SYN_RECEIVED else self.snd_una
         if not (seq_le(lo, seq) and seq_le(seq, self.snd_nxt)):
             self.cx.counters.inc("TcpExtOutOfWindowIcmps")
             return
         if kind == "frag-needed":
-            if mtu is None or st in (_ST.CLOSED, _ST.LISTEN):
+            if mtu is None or st in (State.CLOSED, State.LISTEN):
                 return
             mss = max(mtu - (60 if ":" in self.raddr else 40), 48)
             if mss >= (self.pmtu_mss or self.config.mss):
                 return
             self.pmtu_mss = mss
-            if self.snd_mss > mss and st is not _ST.SYN_SENT:
+            if self.snd_mss > mss and st is not State.SYN_SENT:
                 self.snd_mss = mss
             self._pmtu_retransmit(now)
             return
-        if st is _ST.SYN_RECEIVED and self.passive and not self.tfo_child:
+        if st is State.SYN_RECEIVED and self.passive and not self.tfo_child:
             self._back_to_listen(now, f"ICMP {kind} in SYN-RECEIVED: back to LISTEN")
-        elif st is _ST.SYN_SENT or st is _ST.SYN_RECEIVED:
+        elif st is State.SYN_SENT or st is State.SYN_RECEIVED:
             self._terminate(now, kind, f"ICMP {kind} while opening")
         elif self.error is None:
             self.soft_error = kind   # Linux sk_err_soft: reported only if we time out
@@ -711,7 +710,7 @@ class Connection:
     def _pmtu_retransmit(self, now: float) -> None:
         """Linux tcp_simple_retransmit: resend what no longer fits the path."""
         st = self.state
-        if st is _ST.SYN_SENT:
+        if st is State.SYN_SENT:
             # The SYN (a Fast Open SYN with its data) is presumed lost: send it again
             # now, without the data, which follows the SYN-ACK.
             if self.syn_data_len and self.lcc is not None:
@@ -893,18 +892,18 @@ class Connection:
         sends the SYN, and returns how much of ``data`` went in it."""
         st = self.state
         attempt = self.fo_attempt
-        if attempt is not None and st is _ST.SYN_SENT:
+        if attempt is not None and st is State.SYN_SENT:
             n = self._send_fastopen_syn(attempt, data, now)
             self.rtt.restart(self.iss, now)
             self._arm_rtx(now)
             return n
         if self.error is not None:
             raise TcpError(_errno.EPIPE, f"connection {self.error}")
-        if self.wr_shut or self.fin_queued or st in (_ST.FIN_WAIT_1, _ST.FIN_WAIT_2,
-                                                     _ST.CLOSING, _ST.LAST_ACK,
-                                                     _ST.TIME_WAIT):
+        if self.wr_shut or self.fin_queued or st in (State.FIN_WAIT_1, State.FIN_WAIT_2,
+                                                     State.CLOSING, State.LAST_ACK,
+                                                     State.TIME_WAIT):
             raise TcpError(_errno.EPIPE, "connection closing")
-        if st is _ST.CLOSED or st is _ST.LISTEN:
+        if st is State.CLOSED or st is State.LISTEN:
             raise TcpError(_errno.ENOTCONN, "connection does not exist")
         room = self.snd_buf - len(self.sndbuf)
         if room <= 0:
@@ -913,7 +912,7 @@ class Connection:
         self.sndbuf += chunk
         if eor and chunk:
             self.eor_marks.append(seq_add(self.sndbuf_seq, len(self.sndbuf)))
-        if st is _ST.ESTABLISHED or st is _ST.CLOSE_WAIT or (st is _ST.SYN_RECEIVED
+        if st is State.ESTABLISHED or st is State.CLOSE_WAIT or (st is State.SYN_RECEIVED
                                                             and self.tfo_child):
             if more and not self.cork:
                 self.cork = True
@@ -951,7 +950,7 @@ class Connection:
         if self.acks.linux:
             if self._linux_read_ack(len(data)):
                 self.send_ack(now)
-        elif self.state.synchronized and self.state is not _ST.TIME_WAIT:
+        elif self.state.synchronized and self.state is not State.TIME_WAIT:
             adv_now = seq_sub(self.rcv_adv, self.rcv_nxt) if old_wnd else 0
             grow = self.rcv_wnd - max(adv_now, 0)
             if grow >= min(self.rcv_buf // 2, self.rcv_mss) and (
@@ -965,7 +964,7 @@ class Connection:
         a small pushed segment; or when the window it frees is at least twice the
         window still advertised (no window update for every read)."""
         st = self.state
-        if not (st.synchronized or st is _ST.SYN_RECEIVED) or st is _ST.TIME_WAIT:
+        if not (st.synchronized or st is State.SYN_RECEIVED) or st is State.TIME_WAIT:
             return False
         if self.delack_at is not None:
             if seq_sub(self.rcv_nxt, self.last_ack_sent) > self.rcv_mss:
@@ -1013,40 +1012,40 @@ class Connection:
         self.app_closed = True
         self.rd_shut = True
         st = self.state
-        if st is _ST.CLOSED:
+        if st is State.CLOSED:
             return
-        if st is _ST.SYN_SENT:
+        if st is State.SYN_SENT:
             self._terminate(now, None, "close in SYN-SENT")
             return
         if self.rcvbuf and (st.synchronized or self.tfo_child):
             self.abort(now, cause="close with unread data (RFC 2525)")
             return
         self._close_write(now, "application close")
-        if self.state is _ST.FIN_WAIT_2 and self.config.fin_wait_2_timeout > 0:
+        if self.state is State.FIN_WAIT_2 and self.config.fin_wait_2_timeout > 0:
             self._arm_fw2(now)
 
     def _close_write(self, now: float, cause: str) -> None:
         st = self.state
         if self.fin_queued:
             return
-        if st is _ST.SYN_RECEIVED or st is _ST.ESTABLISHED:
+        if st is State.SYN_RECEIVED or st is State.ESTABLISHED:
             self.fin_queued = True
-            if st is _ST.ESTABLISHED:
-                self.set_state(_ST.FIN_WAIT_1, cause, now)
+            if st is State.ESTABLISHED:
+                self.set_state(State.FIN_WAIT_1, cause, now)
                 self.output(now)
             # SYN-RECEIVED: the FIN goes after ESTABLISHED (RFC 9293 3.10.4).
-        elif st is _ST.CLOSE_WAIT:
+        elif st is State.CLOSE_WAIT:
             self.fin_queued = True
-            self.set_state(_ST.LAST_ACK, cause, now)
+            self.set_state(State.LAST_ACK, cause, now)
             self.output(now)
-        elif st is _ST.SYN_SENT:
+        elif st is State.SYN_SENT:
             self.fin_queued = True
 
     def abort(self, now: float, cause: str = "application abort") -> None:
         """ABORT (RFC 9293 3.10.5): send RST in synchronized states, then CLOSED."""
         st = self.state
-        if st in (_ST.SYN_RECEIVED, _ST.ESTABLISHED, _ST.FIN_WAIT_1, _ST.FIN_WAIT_2,
-                  _ST.CLOSE_WAIT):
+        if st in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2,
+                  State.CLOSE_WAIT):
             if self.config.active_rst_ack:
                 # Linux tcp_send_active_reset: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>,
                 # with the timestamps option (RFC 7323 3.2 allows it on a RST).
@@ -1083,8 +1082,8 @@ class Connection:
         segment.
         """
         st = self.state
-        if st in (_ST.CLOSED, _ST.LISTEN, _ST.SYN_SENT, _ST.TIME_WAIT) or \
-                (st is _ST.SYN_RECEIVED and not self.tfo_child):
+        if st in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.TIME_WAIT) or \
+                (st is State.SYN_RECEIVED and not self.tfo_child):
             return
         mss = self.snd_mss
         sndbuf = self.sndbuf
@@ -1098,7 +1097,7 @@ class Connection:
                 off = 0
             avail = len(sndbuf) - off
             flight = seq_sub(snd_nxt, self.snd_una)
-            if st is _ST.SYN_RECEIVED:
+            if st is State.SYN_RECEIVED:
                 flight -= 1   # Linux: a Fast Open child's window starts after its SYN-ACK
             if lcc is None:
                 cwnd = self.cc.cwnd
@@ -1196,8 +1195,11 @@ class Connection:
     def _record_end(self, seq: int) -> int | None:
         """The end of the record (MSG_EOR) that ``seq`` is in, if any."""
         marks = self.eor_marks
-        while marks and seq_le(marks[0], self.snd_una):
-            marks.popleft()
+        done = 0
+        while done < len(marks) and seq_le(marks[done], self.snd_una):
+            done += 1
+        if done:
+            del marks[:done]
         for m in marks:
             if seq_gt(m, seq):
                 return m
@@ -1257,7 +1259,7 @@ class Connection:
         if self.fw2_at is not None and self.fw2_at <= now:
             self.fw2_at = None
             self._timer_trace(now, "fin-wait-2", "fired", None)
-            if self.state is _ST.FIN_WAIT_2:
+            if self.state is State.FIN_WAIT_2:
                 self._terminate(now, None, "FIN-WAIT-2 timeout (orphaned connection)")
         if self.keepalive_at is not None and self.keepalive_at <= now:
             self.keepalive_at = None
@@ -1335,7 +1337,7 @@ class Connection:
         stamp = self.retrans_stamp
         elapsed = now - stamp if stamp is not None else 0.0
         ut = self.user_timeout
-        if st is _ST.SYN_SENT or (st is _ST.SYN_RECEIVED and not self.passive):
+        if st is State.SYN_SENT or (st is State.SYN_RECEIVED and not self.passive):
             syn_retries = self.syn_retries or config.syn_retries   # TCP_SYNCNT first
             limit = syn_retries + config.syn_linear_timeouts
             if self.rtx_count >= limit:
@@ -1347,7 +1349,7 @@ class Connection:
                 return (f"{elapsed:g} s of SYN retransmissions (tcp_syn_retries "
                         f"{syn_retries} as time)")
             return None
-        if st is _ST.SYN_RECEIVED:
+        if st is State.SYN_RECEIVED:
             if self.rtx_count >= config.synack_retries:
                 return f"{self.rtx_count} SYN-ACK retransmissions (tcp_synack_retries)"
             return None
@@ -1388,23 +1390,23 @@ class Connection:
             self.retrans_stamp = now - self.rtt.rto
         why = self._retries_expired(st, now)
         if why is not None:
-            if st is _ST.SYN_RECEIVED and self.passive:
+            if st is State.SYN_RECEIVED and self.passive:
                 self._back_to_listen(now, f"SYN-ACK retransmissions exhausted: {why}")
                 return
             counters.inc("TcpExtTCPAbortOnTimeout")
             self._terminate(now, "timed out", why)
             return
         self.rtx_count += 1
-        if st is _ST.SYN_SENT and self.rtx_count <= self.config.syn_linear_timeouts:
+        if st is State.SYN_SENT and self.rtx_count <= self.config.syn_linear_timeouts:
             pass  # Linux 6.x: the first tcp_syn_linear_timeouts SYN timeouts do not back off
         else:
             self.rtt.back_off()  # back off the timer (5.5)
         self.rtt.forget()  # Karn's rule: no RTT sample from a retransmission
-        if st is _ST.SYN_SENT:
+        if st is State.SYN_SENT:
             counters.inc("TcpExtTCPSynRetrans")
             counters.inc("TcpRetransSegs")
             self._send_syn(now, with_ack=False)
-        elif st is _ST.SYN_RECEIVED or (self.passive and self.snd_una == self.iss):
+        elif st is State.SYN_RECEIVED or (self.passive and self.snd_una == self.iss):
             # (The second case: the two-way-handshake switch made us ESTABLISHED
             # before our SYN was acknowledged.)
             counters.inc("TcpExtTCPSynRetrans")
@@ -1450,7 +1452,7 @@ class Connection:
                 self.keepalive_at = None
                 self._timer_trace(now, "keepalive", "cancelled", None)
             return
-        if self.state.synchronized or self.state is _ST.SYN_RECEIVED:
+        if self.state.synchronized or self.state is State.SYN_RECEIVED:
             self._arm_keepalive(self.last_rcv + self.keepidle if self.last_rcv else
                                 now + self.keepidle, now)
 
@@ -1470,8 +1472,8 @@ class Connection:
         unanswered probes (or TCP_USER_TIMEOUT) with ETIMEDOUT and a RST."""
         self._timer_trace(now, "keepalive", "fired", None)
         st = self.state
-        if not self.keepalive or st is _ST.CLOSED or st is _ST.LISTEN or st is _ST.SYN_SENT \
-                or st is _ST.TIME_WAIT:
+        if not self.keepalive or st is State.CLOSED or st is State.LISTEN or st is State.SYN_SENT \
+                or st is State.TIME_WAIT:
             return
         if self.snd_una != self.snd_max or len(self.sndbuf) > seq_sub(self.snd_nxt,
                                                                       self.sndbuf_seq):
@@ -1512,7 +1514,7 @@ class Connection:
         if error is not None and self.error is None:
             self.error = error
         self._cancel_timers(now)
-        self.set_state(_ST.CLOSED, cause, now)
+        self.set_state(State.CLOSED, cause, now)
         self.cx.request(REQ_CLOSED, self, cause, now)
         self._event(EV_CLOSED)
 
@@ -1520,7 +1522,7 @@ class Connection:
         """A half-open passive connection goes back to LISTEN (RFC 9293 3.10.7.4):
         its listener forgets it, and the listener itself stays in LISTEN."""
         self._cancel_timers(now)
-        self.set_state(_ST.LISTEN, cause, now)
+        self.set_state(State.LISTEN, cause, now)
         self.cx.request(REQ_LISTEN, self, cause, now)
         self._event(EV_CLOSED)
 
@@ -1528,16 +1530,16 @@ class Connection:
         """TIME-WAIT: the host replaces this connection by a compact entry that waits
         2MSL (or, with the experiment switch ``time_wait=0``, closes at once)."""
         self._cancel_timers(now)
-        self.set_state(_ST.TIME_WAIT, cause, now)
+        self.set_state(State.TIME_WAIT, cause, now)
         if self.config.time_wait_length <= 0:
-            self.set_state(_ST.CLOSED, "TIME-WAIT disabled (experiment)", now)
+            self.set_state(State.CLOSED, "TIME-WAIT disabled (experiment)", now)
             self.cx.request(REQ_CLOSED, self, cause, now)
         else:
             self.cx.request(REQ_TIME_WAIT, self, cause, now)
         self._event(EV_CLOSED)
 
     def _establish(self, now: float, cause: str) -> None:
-        self.set_state(_ST.ESTABLISHED, cause, now)
+        self.set_state(State.ESTABLISHED, cause, now)
         self._start_keepalive(now)
         self.rtt.handshake_fallback(self.rtx_count > 0, self.config.rto_initial)
         self.rtx_count = 0
@@ -1558,17 +1560,17 @@ class Connection:
     def on_segment(self, seg: TcpSegment, now: float) -> None:
         """Process one arriving segment (RFC 9293 3.10.7)."""
         st = self.state
-        if st is _ST.SYN_SENT:
+        if st is State.SYN_SENT:
             self._syn_sent(seg, now)
             return
-        if st is _ST.CLOSED or st is _ST.LISTEN or st is _ST.TIME_WAIT:
+        if st is State.CLOSED or st is State.LISTEN or st is State.TIME_WAIT:
             self._drop(seg, now, f"no processing in {st.value}")
             return
         flags = seg.flags
         seq = seg.seq
         # A duplicate of the SYN that opened this half-open connection: Linux
         # answers it with the SYN-ACK again (RFC 9293 would send a bare ACK).
-        if st is _ST.SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) \
+        if st is State.SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) \
                 and seq == self.irs:
             self._send_syn(now, with_ack=True)
             self._drop(seg, now, "duplicate SYN: SYN-ACK sent again")
@@ -1578,7 +1580,7 @@ class Connection:
         # would call it a duplicate and the open would hang on challenge ACKs.
         # Like Linux (tcp_validate_incoming), take it when it acknowledges
         # exactly our SYN.
-        if st is _ST.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK \
+        if st is State.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK \
                 and not flags & RST and seq == self.irs and seg.ack == self.snd_max:
             self._drop(seg, now, "SYN-ACK in SYN-RECEIVED (simultaneous open)", accepted=True)
             self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 2.2)
@@ -1587,7 +1589,7 @@ class Connection:
             self._ack_advance(seg.ack, now)
             self._establish(now, "SYN-ACK received in SYN-RECEIVED (simultaneous open)")
             if self.fin_queued:
-                self.set_state(_ST.FIN_WAIT_1, "queued close", now)
+                self.set_state(State.FIN_WAIT_1, "queued close", now)
             before = self.cx.counters.out_segs
             self.output(now)
             if self.sack_ok and self.config.dsack and self.cx.counters.out_segs == before:
@@ -1632,7 +1634,7 @@ class Connection:
             return
         # ---- sixth (URG) is not implemented; seventh: the segment text
         st = self.state
-        if (st is _ST.FIN_WAIT_1 or st is _ST.FIN_WAIT_2) and self.rd_shut \
+        if (st is State.FIN_WAIT_1 or st is State.FIN_WAIT_2) and self.rd_shut \
                 and (seg.payload or flags & FIN) \
                 and seq_gt(seq_add(seq, len(seg.payload)), self.rcv_nxt):
             # RFC 9293 3.10.7.4 (from RFC 1122 4.2.2.13): new data after close()
@@ -1643,8 +1645,8 @@ class Connection:
             self._drop(seg, now, "data after close(): connection reset (RFC 9293 3.10.7.4)")
             self._terminate(now, "reset", "data arrived after close()")
             return
-        if seg.payload and (st is _ST.ESTABLISHED or st is _ST.FIN_WAIT_1
-                            or st is _ST.FIN_WAIT_2):
+        if seg.payload and (st is State.ESTABLISHED or st is State.FIN_WAIT_1
+                            or st is State.FIN_WAIT_2):
             self._seventh_text(seg, seq, now)
         # (CLOSE-WAIT, CLOSING, LAST-ACK: the peer already sent its FIN; data
         # beyond it is ignored.)
@@ -1717,25 +1719,25 @@ class Connection:
             self._challenge_ack(seg, now, "RST in window, not at RCV.NXT (RFC 5961 3.2)")
             return
         self._drop(seg, now, "RST accepted", accepted=True)
-        if st is _ST.SYN_RECEIVED and self.passive and not self.tfo_child:
+        if st is State.SYN_RECEIVED and self.passive and not self.tfo_child:
             # RFC 9293: return to LISTEN (the listener forgets the half-open entry).
             self.cx.counters.inc("TcpAttemptFails")
             self._back_to_listen(now, "RST in SYN-RECEIVED: back to LISTEN")
-        elif st is _ST.SYN_RECEIVED and self.tfo_child:
+        elif st is State.SYN_RECEIVED and self.tfo_child:
             # A Fast Open child is a full socket, maybe accepted already: it is reset.
             self.cx.counters.inc("TcpAttemptFails")
             self._terminate(now, "reset", "RST in SYN-RECEIVED (Fast Open child)")
-        elif st is _ST.SYN_RECEIVED:
+        elif st is State.SYN_RECEIVED:
             self.cx.counters.inc("TcpAttemptFails")
             self._terminate(now, "refused", "RST in SYN-RECEIVED (active open)")
         else:
-            if st is _ST.ESTABLISHED or st is _ST.CLOSE_WAIT:
+            if st is State.ESTABLISHED or st is State.CLOSE_WAIT:
                 self.cx.counters.inc("TcpEstabResets")
             self._terminate(now, "reset", f"RST in {st.value}")
 
     def _fourth_syn(self, seg: TcpSegment, now: float) -> None:
         st = self.state
-        if st is _ST.SYN_RECEIVED and self.passive:
+        if st is State.SYN_RECEIVED and self.passive:
             # RFC 9293 3.10.7.4 fourth: back to LISTEN.
             self._back_to_listen(now, "SYN in window in SYN-RECEIVED: back to LISTEN")
             return
@@ -1751,7 +1753,7 @@ class Connection:
         """RFC 9293 3.10.7.4 fifth step, with RFC 5961 5.2.  False: stop processing."""
         ack = seg.ack
         st = self.state
-        if st is _ST.SYN_RECEIVED:
+        if st is State.SYN_RECEIVED:
             lst = self.listener
             if self.passive and not self.tfo_child and lst is not None and not lst.closed \
                     and lst.accept_queue_full():
@@ -1778,7 +1780,7 @@ class Connection:
                 self._ack_advance(ack, now, _tsecr(seg) if self.ts.ok else 0)
                 self._establish(now, "ACK of SYN-ACK")
                 if self.fin_queued:
-                    self.set_state(_ST.FIN_WAIT_1, "queued close", now)
+                    self.set_state(State.FIN_WAIT_1, "queued close", now)
             else:
                 self._send_rst(ack, now)
                 self._drop(seg, now, "unacceptable ACK in SYN-RECEIVED")
@@ -1819,14 +1821,14 @@ class Connection:
             self.snd_wl2 = ack
         st = self.state
         fin_acked = self.fin_seq is not None and seq_gt(self.snd_una, self.fin_seq)
-        if st is _ST.FIN_WAIT_1 and fin_acked:
-            self.set_state(_ST.FIN_WAIT_2, "our FIN acknowledged", now)
+        if st is State.FIN_WAIT_1 and fin_acked:
+            self.set_state(State.FIN_WAIT_2, "our FIN acknowledged", now)
             if self.app_closed and self.config.fin_wait_2_timeout > 0:
                 self._arm_fw2(now)
-        elif st is _ST.CLOSING and fin_acked:
+        elif st is State.CLOSING and fin_acked:
             self._enter_time_wait(now, "our FIN acknowledged in CLOSING")
             return False
-        elif st is _ST.LAST_ACK and fin_acked:
+        elif st is State.LAST_ACK and fin_acked:
             self._terminate(now, None, "our FIN acknowledged in LAST-ACK")
             return False
         return True
@@ -2168,8 +2170,8 @@ class Connection:
         self.sacks.blocks = []
         st = self.state
         self._event(EV_EOF)
-        if st is _ST.SYN_RECEIVED or st is _ST.ESTABLISHED:
-            self.set_state(_ST.CLOSE_WAIT, "FIN received", now)
+        if st is State.SYN_RECEIVED or st is State.ESTABLISHED:
+            self.set_state(State.CLOSE_WAIT, "FIN received", now)
             with_data = self.ack_pending > 0
             self.acks.on_fin()
             # Like Linux, the ACK of a lone FIN is delayed: if the application
@@ -2180,13 +2182,13 @@ class Connection:
             else:
                 self.ack_pending += 1
                 self._arm_delack(now)
-        elif st is _ST.FIN_WAIT_1:
+        elif st is State.FIN_WAIT_1:
             self.send_ack(now)
             if self.fin_seq is not None and seq_gt(self.snd_una, self.fin_seq):
                 self._enter_time_wait(now, "FIN received in FIN-WAIT-1, FIN acked")
             else:
-                self.set_state(_ST.CLOSING, "FIN received (simultaneous close)", now)
-        elif st is _ST.FIN_WAIT_2:
+                self.set_state(State.CLOSING, "FIN received (simultaneous close)", now)
+        elif st is State.FIN_WAIT_2:
             self.send_ack(now)
             self._enter_time_wait(now, "FIN received in FIN-WAIT-2")
         else:
@@ -2303,14 +2305,14 @@ class Connection:
             self._cancel_rtx(now)
             self.rtt.handshake_fallback(self.rtx_count > 0, self.config.rto_initial)
             self.rtx_count = 0
-            self.set_state(_ST.ESTABLISHED, "SYN-ACK received", now)
+            self.set_state(State.ESTABLISHED, "SYN-ACK received", now)
             self._start_keepalive(now)
             if seg.payload:
                 # Text on the SYN-ACK goes through the seventh step: trimmed to the window.
                 self._accept_in_order(seg.payload[:self.rcv_wnd])
             self._event(EV_CONNECTED)
             if self.fin_queued:
-                self.set_state(_ST.FIN_WAIT_1, "queued close", now)
+                self.set_state(State.FIN_WAIT_1, "queued close", now)
             # The third segment: it carries queued data if the application
             # already sent some (RFC 9293 3.10.7.3 allows this), or the data of a
             # Fast Open SYN that was not acknowledged (RFC 7413 4.1.2).
@@ -2339,6 +2341,6 @@ class Connection:
             self.snd_wl1 = self.irs
             if seg.payload and self.config.syn_data_queued:
                 self.syn_data = seg.payload[:self.rcv_wnd]
-            self.set_state(_ST.SYN_RECEIVED, "SYN received in SYN-SENT (simultaneous open)",
+            self.set_state(State.SYN_RECEIVED, "SYN received in SYN-SENT (simultaneous open)",
                            now)
             self._send_syn(now, with_ack=True)

@@ -12,6 +12,8 @@ Fast Open option, padded with two NOPs when its length is 2 modulo 4.
 
 from __future__ import annotations
 
+from typing import Final
+
 from tcplab.engine.config import TcpConfig
 from tcplab.wire.tcp import (
     FastOpen,
@@ -24,8 +26,8 @@ from tcplab.wire.tcp import (
     WindowScale,
 )
 
-MAX_WINDOW = 0xFFFF
-MIN_MSS = 64  #: the smallest MSS accepted from a peer (Linux: TCP_MIN_SND_MSS is 48)
+MAX_WINDOW: Final = 0xFFFF
+MIN_MSS: Final = 64  #: the smallest MSS accepted from a peer (Linux: TCP_MIN_SND_MSS is 48)
 
 
 def our_wscale(config: TcpConfig, rcv_buf: int | None = None) -> int | None:
