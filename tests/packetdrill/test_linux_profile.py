@@ -119,6 +119,16 @@ def test_unmapped_settings_skip_with_a_named_reason(tmp_path: Path, line: str,
     assert (r.status, r.reason) == (SKIP, reason)
 
 
+def test_a_sysctl_linux_does_not_have_fails_and_the_alternative_runs(tmp_path: Path) -> None:
+    """``tcp_fastopen_cookies`` is not a mainline sysctl: ``sysctl`` fails, so the
+    ``|| ip tcp_metrics flush all`` after it runs, and alone it fails the script."""
+    alone = run(tmp_path, "0 `sysctl -q net.ipv4.tcp_fastopen_cookies=0`\n")
+    assert alone.status == FAIL and "cannot stat" in alone.one_line()
+    fallback = run(tmp_path, "0 `sysctl -q net.ipv4.tcp_fastopen_cookies=0 || "
+                             "ip tcp_metrics flush all`\n")
+    assert fallback.status == PASS, fallback.one_line()
+
+
 def test_a_setting_the_engine_already_has_is_accepted(tmp_path: Path) -> None:
     r = run(tmp_path, "0 `sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_sack=0 "
                       "net.ipv4.tcp_fack=0 net.ipv4.tcp_reordering=3`\n")
@@ -146,8 +156,8 @@ def test_a_feature_row_applies_once_tcpconfig_has_the_field(monkeypatch: pytest.
 def test_every_sysctl_row_names_what_it_does() -> None:
     for name, row in SYSCTLS.items():
         assert name.startswith("net.ipv4.")
-        assert row.kind in ("field", "feature", "accept", "skip"), name
-        if row.kind in ("accept", "skip"):
+        assert row.kind in ("field", "feature", "accept", "skip", "absent"), name
+        if row.kind in ("accept", "skip", "absent"):
             assert row.why, name
         else:
             assert row.field, name

@@ -119,6 +119,15 @@ def _fastopen_key_text(text: str) -> str:
     return "-".join(f"{int(w, 16):08x}" for w in words)
 
 
+def _fastopen_key() -> tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]]:
+    def apply(cfg: TcpConfig, value: Any) -> None:
+        cfg.fastopen_key = str(value)
+
+    def show(cfg: TcpConfig) -> str:
+        return cfg.fastopen_key or "(random)"   # unset: the host draws its own
+    return apply, show
+
+
 def _rack() -> tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]]:
     def apply(cfg: TcpConfig, value: Any) -> None:
         cfg.rack = bool(value & 1)
@@ -218,7 +227,7 @@ SYSCTLS: dict[str, Sysctl] = {s.name: s for s in [
             "without cookie", _int_range(0, 0xFFFF), _field("fastopen"), "1",
             "include/net/tcp.h TFO_CLIENT_ENABLE"),
     _sysctl("net.ipv4.tcp_fastopen_key", "the server's Fast Open cookie key (siphash), four "
-            "32-bit hex words", _fastopen_key_text, _field("fastopen_key"), "(random)",
+            "32-bit hex words", _fastopen_key_text, _fastopen_key(), "(random)",
             "net/ipv4/tcp_fastopen.c tcp_fastopen_init_key_once(): random at boot"),
     _sysctl("net.ipv4.tcp_challenge_ack_limit", "challenge ACKs per second (RFC 5961)",
             _int_range(0, 2**31 - 1), _field("challenge_ack_limit"), "2147483647",
@@ -244,7 +253,8 @@ LINUX_CONSTANTS: dict[str, tuple[str, str, str]] = {
                                 "include/net/sock.h"),
     "iw_rfc6928": ("off: 10 segments whatever the MSS", "tcp_init_cwnd()",
                    "net/ipv4/tcp_output.c"),
-    "active_rst_ack": ("on", "tcp_send_active_reset(): RST|ACK", "net/ipv4/tcp_output.c"),
+    "active_rst_ack": ("on", "tcp_send_active_reset(): RST,ACK with timestamps",
+                       "net/ipv4/tcp_output.c"),
     "linux_window": ("on: the window offered starts at 64 KB and grows by two segments "
                      "per data segment received, up to the buffer",
                      "__tcp_select_window(), tcp_grow_window() (rcv_ssthresh)",

@@ -156,7 +156,7 @@ class ShellFailed(Exception):
 class Sysctl:
     """One row of :data:`SYSCTLS`: what a Linux sysctl means for the engine."""
 
-    kind: str                        #: field | feature | accept | skip
+    kind: str                        #: field | feature | accept | skip | absent
     field: str | None = None         #: TcpConfig field (kind field / feature)
     convert: Callable[[Value], object] | None = None
     feature: str | None = None       #: FEATURES key (kind feature)
@@ -245,7 +245,9 @@ SYSCTLS: dict[str, Sysctl] = {
     "net.ipv4.tcp_fastopen_key": Sysctl("field", "fastopen_key", lambda v: _fastopen_key(v)),
     "net.ipv4.tcp_fastopen_blackhole_timeout_sec": Sysctl("accept",
                                                           why="only used with Fast Open"),
-    "net.ipv4.tcp_fastopen_cookies": Sysctl("accept", why="only used with Fast Open"),
+    # Google's kernels had it; mainline never did: setting it fails, so a script's
+    # ``sysctl ... tcp_fastopen_cookies=0 || ip tcp_metrics flush all`` flushes.
+    "net.ipv4.tcp_fastopen_cookies": Sysctl("absent", why="not a sysctl of mainline Linux"),
     "net.ipv4.tcp_base_mss": Sysctl("accept", why="only used with MTU probing"),
 }
 
@@ -316,6 +318,9 @@ class LinuxSettings:
             self.wscale_adapted = False
         if row.kind == "accept":
             return
+        if row.kind == "absent":
+            raise ShellFailed(f"sysctl: cannot stat /proc/sys/{name.replace('.', '/')}: "
+                              f"{row.why}")
         if row.kind == "skip":
             raise Skip(row.why)
         assert row.field is not None
@@ -418,13 +423,13 @@ class LinuxShell:
 
     def run(self, command: str, from_defaults: bool = False, depth: int = 0) -> None:
         for alts in shell_commands(command):
-            last: Skip | None = None
+            last: Skip | ShellFailed | None = None
             for words in alts:
                 try:
                     self._one(words, from_defaults, depth)
                     last = None
                     break
-                except Skip as exc:
+                except (Skip, ShellFailed) as exc:   # ``a || b``: b runs when a fails
                     last = exc
             if last is not None:
                 raise last
