@@ -1068,13 +1068,16 @@ class Connection:
 
     # ============================================================ output
 
-    def output(self, now: float, force: bool = False, push: bool = False) -> None:
+    def output(self, now: float, force: bool = False, push: bool = False,
+               probe: bool = False) -> None:
         """Send what the windows, Nagle and the state allow (RFC 9293 3.8.6, RFC 5681).
 
         ``force``: the persist timer's override of sender SWS avoidance
         (RFC 9293 3.8.6.2.1 (4)): send what the window allows, however small.
         ``push``: send a partial segment held by TCP_CORK or MSG_MORE once (Linux
-        TCP_NAGLE_PUSH: uncorking, or setting TCP_NODELAY).
+        TCP_NAGLE_PUSH: uncorking, or setting TCP_NODELAY).  ``probe``: a tail loss
+        probe sends one new segment even when the congestion window is full (Linux
+        tcp_write_xmit with push_one 2: "force out a loss probe pkt").
 
         A Linux sender (``config.linux_sender``) counts its window in packets
         against the packets in flight (``tcp_cwnd_test``), keeps every segment
@@ -1119,7 +1122,10 @@ class Connection:
                        (fin_seq is not None and snd_nxt == fin_seq)) and size == avail
             if size <= 0 and not fin_now:
                 break
-            if lcc is not None and self.score.in_flight() >= lcc.cwnd:
+            if lcc is not None and self.score.in_flight() >= lcc.cwnd and not fin_now \
+                    and not (probe and not sent_any):
+                # Linux tcp_cwnd_test: "don't be strict about the congestion window for
+                # the final FIN" (a one-packet segment that carries it goes anyway).
                 limited = True
                 break
             if 0 < size < mss and not fin_now and not whole_record:
@@ -1168,7 +1174,7 @@ class Connection:
                 self._timer_trace(now, "persist", "cancelled", None)
             if self.rtx_at is None:
                 self._arm_rtx(now)
-            if fin_now:
+            if fin_now or probe:
                 break
         if lcc is not None and (sent_any or limited):
             self._cwnd_validate(limited)
@@ -1988,7 +1994,7 @@ class Connection:
         if self.tlp_high is None and self.state.synchronized:
             before = self.cx.counters.out_segs
             if len(self.sndbuf) > seq_sub(self.snd_nxt, self.sndbuf_seq):
-                self.output(now, push=True)
+                self.output(now, push=True, probe=True)
             if self.cx.counters.out_segs == before and self.score:
                 last = len(self.score.segs) - 1
                 self.score.split(last, self.snd_mss)
