@@ -214,3 +214,25 @@ def test_rto_after_sack_resends_only_the_holes() -> None:
         if len(sent) >= 6:
             break
     assert sent and all(not (s + 1000 <= seg.seq < s + 2000) for seg in sent)
+
+
+def test_an_rfc_connection_keeps_no_scoreboard_and_no_blocks() -> None:
+    """Without a Linux sender and SACK a connection allocates neither (memory): it reads
+    one shared empty scoreboard, which a lossy transfer leaves empty."""
+    from tcplab.engine.connection import _NO_SCORE
+
+    p = listen(TcpConfig())
+    p.inject(incoming("S", R, options=(Mss(1000), Nop(), Nop(), SackPermitted())))
+    p.take()
+    p.inject(incoming("A", R + 1, L + 1), at=0.1)
+    assert p.listener is not None
+    conn = p.listener.accept()
+    assert conn is not None and conn.score is _NO_SCORE and conn.sacks is None
+    conn.send(b"d" * 4000, 0.2)
+    p.take()
+    for t in (0.3, 0.31, 0.32):   # three duplicate ACKs, then the timer
+        p.inject(incoming("A", R + 1, L + 1), at=t)
+    p.advance(3.0)
+    p.inject(incoming("A", R + 1, L + 4001), at=3.1)
+    assert conn.snd_una == L + 4001
+    assert not _NO_SCORE.segs and _NO_SCORE.rack_time < 0

@@ -103,6 +103,8 @@ RTX_REO: Final = 1
 RTX_TLP: Final = 2
 TIMEOUT_MIN: Final = 0.002  #: Linux TCP_TIMEOUT_MIN: 2 ticks (at 1000 Hz) added to RACK's timer
 _NOP = Nop()
+#: The scoreboard every connection without a Linux sender shares: only ever read (empty).
+_NO_SCORE: Final = Scoreboard()
 
 
 def _tsecr(seg: TcpSegment) -> int:
@@ -286,8 +288,11 @@ class Connection:
         # SACK (RFC 2018): the blocks we report, and what the peer reports to us.
         self.sack_ok = False
         self.ecn_ok = False   # both SYNs set up ECN (RFC 3168 6.1.1); no marks are sent yet
-        self.sacks = SackBlocks()
-        self.score = Scoreboard()
+        # Made when SACK is agreed (the blocks) and for a Linux sender (the scoreboard):
+        # a connection without them keeps none (main's memory goal: an idle connection
+        # end under 2 KiB).  The rfc sender only ever reads the shared empty scoreboard.
+        self.sacks: SackBlocks | None = None
+        self.score = Scoreboard() if config.linux_sender else _NO_SCORE
         self.user_mss: int | None = None  # TCP_MAXSEG (Linux user_mss), None: the host's MSS
         self.pmtu_mss: int | None = None  # what path MTU discovery allows (RFC 1191)
         self.syn_data = b""
@@ -310,7 +315,7 @@ class Connection:
         self.snd_sml: int | None = None  # end of the last small segment sent (Minshall)
         self.cwnd_usage_seq = iss
         self.max_packets_out = 0
-        self.eor_marks: list[int] = []        # MSG_EOR: where records end (no coalescing)
+        self.eor_marks: list[int] | None = None  # MSG_EOR: where records end (made on use)
         self.syn_retries: int | None = None   # TCP_SYNCNT
         self.cork = False                     # TCP_CORK, or MSG_MORE for one write
         # Fast Open (RFC 7413).  Client: the attempt a deferred connect() holds (its
@@ -602,10 +607,11 @@ class Connection:
         if self.ts.ok and not flags & (SYN | RST):
             # RFC 7323 3.2: every segment but a RST carries the timestamps option.
             options = (_NOP, _NOP, TsOption(self.ts.val(now), self.ts.recent))
-        if self.sack_ok and self.sacks and flags & ACK and not flags & (SYN | RST):
+        sacks = self.sacks
+        if sacks is not None and sacks and flags & ACK and not flags & (SYN | RST):
             # RFC 2018 4: while we hold out-of-order data, every ACK reports it
             # (after the timestamps, as Linux writes them).
-            blocks = self.sacks.take(max_blocks(self.ts.ok))
+            blocks = sacks.take(max_blocks(self.ts.ok))
             if blocks:
                 options = (*options, _NOP, _NOP, Sack(blocks))
         return TcpSegment(self.lport, self.rport, seq, self.rcv_nxt if flags & ACK else 0,
@@ -749,6 +755,8 @@ class Connection:
         self.cc.cwnd = self.config.initial_window(self.snd_mss)
         self.ts.ok = agreed.ts_ok
         self.sack_ok = agreed.sack_ok
+        if agreed.sack_ok and self.sacks is None:
+            self.sacks = SackBlocks()
         tso = seg.timestamps
         if agreed.ts_ok and tso is not None:
             self.ts.note_syn(tso.tsval, now)
@@ -911,6 +919,8 @@ class Connection:
         chunk = data[:room] if len(data) > room else data
         self.sndbuf += chunk
         if eor and chunk:
+            if self.eor_marks is None:
+                self.eor_marks = []
             self.eor_marks.append(seq_add(self.sndbuf_seq, len(self.sndbuf)))
         if st is State.ESTABLISHED or st is State.CLOSE_WAIT or (st is State.SYN_RECEIVED
                                                             and self.tfo_child):
@@ -1201,6 +1211,8 @@ class Connection:
     def _record_end(self, seq: int) -> int | None:
         """The end of the record (MSG_EOR) that ``seq`` is in, if any."""
         marks = self.eor_marks
+        if marks is None:
+            return None
         done = 0
         while done < len(marks) and seq_le(marks[done], self.snd_una):
             done += 1
@@ -2077,7 +2089,7 @@ class Connection:
         if off < 0 or size < 0:
             return
         payload = bytes(self.sndbuf[off:off + size])
-        if payload and (off + size == len(self.sndbuf) or data_end in self.eor_marks):
+        if payload and (off + size == len(self.sndbuf) or (self.eor_marks is not None and data_end in self.eor_marks)):
             flags |= PSH
         if not self._send(self._make(flags, s.start, now, payload), now):
             return
@@ -2122,7 +2134,7 @@ class Connection:
             filled_gap = bool(self.ooo)
             self._accept_in_order(payload)
             self._pull_ooo()
-            if self.sack_ok and filled_gap:
+            if self.sacks is not None and filled_gap:
                 self.sacks.on_advance(self.rcv_nxt, not self.ooo)
             self.ack_pending += len(payload)
             self._grow_window()
@@ -2137,7 +2149,7 @@ class Connection:
         else:
             self.cx.counters.inc("TcpExtTCPOFOQueue")
             end = seq_add(seq, len(payload))
-            if self.sack_ok:
+            if self.sacks is not None:
                 dup = self.ooo.overlap(seq, end, self.rcv_nxt)
                 if dup is not None:
                     self._dsack(dup[0], dup[1])
@@ -2148,7 +2160,7 @@ class Connection:
 
     def _dsack(self, seq: int, end: int) -> None:
         """Data [seq, end) arrived again: report it with a D-SACK block (RFC 2883)."""
-        if self.sack_ok and self.config.dsack:
+        if self.sacks is not None and self.config.dsack:
             self.cx.counters.inc("TcpExtTCPDSACKOldSent" if seq_lt(seq, self.rcv_nxt)
                                  else "TcpExtTCPDSACKOfoSent")
             self.sacks.set_dsack(seq, end)
@@ -2173,7 +2185,8 @@ class Connection:
         """The peer's FIN, now in order (RFC 9293 3.10.7.4 eighth)."""
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)
         self.ooo.clear()
-        self.sacks.blocks = []
+        if self.sacks is not None:
+            self.sacks.blocks = []
         st = self.state
         self._event(EV_EOF)
         if st is State.SYN_RECEIVED or st is State.ESTABLISHED:
