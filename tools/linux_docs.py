@@ -58,6 +58,58 @@ about 131 s. tests/engine/test_linux_profile.py checks the engine's counts; test
 check the kernel's where namespaces are available.
 """
 
+FASTOPEN = """
+## TCP Fast Open (RFC 7413), as Linux does it
+
+`net.ipv4.tcp_fastopen` is a set of bits: 1 lets clients use Fast Open, 2 lets servers
+accept it (a listener still needs `setsockopt(TCP_FASTOPEN, qlen)`, or the bit 0x400 for
+every listener), 4 sends data without a cookie, 0x200 accepts data without one. Linux's
+default is 1, a client only.
+
+- **The cookie.** A server's cookie is 8 bytes: SipHash-2-4 of the client's and the
+  server's addresses under a 128-bit key (`__tcp_fastopen_cookie_gen_cipher`). The key is
+  `net.ipv4.tcp_fastopen_key`, four 32-bit hex words each stored little-endian (key
+  `a0bf63f7-ed803d81-cd641d30-cebc4a90` gives `00abaaabe8e954c2` for 10.248.0.2 to
+  192.168.0.2, as Linux's own test expects), or a listener's `TCP_FASTOPEN_KEY`; unset,
+  each host draws its own. A cookie is valid with an even length from 4 to 16 bytes; an
+  empty option asks for one. The option is kind 34, or kind 254 with ExID 0xF989 (the
+  experimental format, which a client falls back to when a server answers only that).
+- **The client** (`sendto(MSG_FASTOPEN)`, or `TCP_FASTOPEN_CONNECT` and a first
+  `write()`): with no cookie cached for the server's address, the SYN asks for one and
+  carries no data; a SYN that asked is retransmitted without the option. With a cookie,
+  the SYN carries as much data as the server's MSS (cached with the cookie, as Linux's
+  tcp_metrics does) allows less 40 bytes kept free for options. When the SYN-ACK
+  acknowledges only the ISN, the data is sent again at once (TcpExtTCPFastOpenActiveFail);
+  when it acknowledges the data, `tcpi_options` has TCPI_OPT_SYN_DATA (32).
+- **The server**: a SYN with a valid cookie (or any, with 0x200) and room in the
+  listener's Fast Open queue creates a child at once: its data is acknowledged in the
+  SYN-ACK and readable, and the child is in the accept queue, before the handshake ends
+  (TcpExtTCPFastOpenPassive). A wrong cookie, or none, is a normal handshake whose
+  SYN-ACK carries the right cookie (TcpExtTCPFastOpenPassiveFail); the data waits for
+  the client's retransmission.
+
+## SACK (RFC 2018, RFC 2883) and loss recovery
+
+- **Negotiation.** The linux profile offers SACK (`net.ipv4.tcp_sack=1`) in Linux's
+  option order: MSS, SACK-permitted, timestamps, NOP, window scale; without timestamps
+  MSS, NOP, NOP, SACK-permitted, NOP, window scale. A SYN-ACK carries SACK-permitted only
+  if the SYN did. The rfc profile offers none (its traces are unchanged).
+- **The receiver** keeps up to 4 blocks, the most recent first (Linux's
+  tcp_sack_new_ofo_skb: a block that grows moves to the front), and sends at most 3
+  beside timestamps, 4 without. Data received twice is reported first in a D-SACK block
+  (`tcp_dsack=1`; TcpExtTCPDSACKOldSent, TcpExtTCPDSACKOfoSent).
+- **The sender** keeps a scoreboard per segment (SACKed, lost, retransmitted), never
+  resends SACKed data, and finds losses with RACK (RFC 8985, `tcp_recovery=1`): a segment
+  sent before one the peer has is lost after one round trip plus a reordering window of a
+  quarter of the minimum RTT, no window at all until reordering is seen once as many
+  segments as the duplicate-ACK threshold are SACKed (Linux's DupThresh rule).
+  Reordering is measured as Linux does (`tcpi_reordering`). With `tcp_recovery=0`,
+  RFC 6675's IsLost rule marks losses. A tail loss probe (`tcp_early_retrans=3`) follows
+  two round trips after the last send. In recovery, PRR (RFC 6937) paces what is sent.
+- **Not done**: Linux's undo of a spurious reduction (D-SACK or timestamps), F-RTO,
+  RACK's reordering window growing with D-SACKs, SACK reneging.
+"""
+
 DIFFER = """
 ## Where the engine still differs from Linux
 
@@ -69,11 +121,15 @@ Modelled differently:
   timeout (1 s).
 - **The ISN clock.** Linux adds `ktime_get_real_ns() >> 6` (a 64 ns tick) to the keyed hash
   (secure_tcp_seq); the engine uses RFC 9293's 4 µs tick in both profiles.
-- **Congestion control.** Linux uses CUBIC with HyStart, pacing and TSO autosizing; the
-  engine uses NewReno (RFC 5681, 6582) with RFC 6928's initial window (10 segments on
-  Linux). Lifecycle timings do not depend on it; bulk-transfer timings do.
-- **Loss detection.** Linux detects losses with RACK-TLP and F-RTO; the engine with three
-  duplicate ACKs and the retransmission timer.
+- **Congestion control.** Linux uses CUBIC with HyStart, pacing and TSO autosizing. The
+  linux profile's sender counts its window in packets as Linux does, grows it as Linux's
+  Reno (tcp_reno_cong_avoid) and shrinks it with PRR (RFC 6937) in recovery; the rfc
+  profile uses NewReno (RFC 5681, 6582). Lifecycle timings do not depend on it;
+  bulk-transfer timings do.
+- **Loss detection.** Both Linux and the linux profile use SACK, RACK and tail loss
+  probes (below); Linux also has F-RTO and undoes a reduction that D-SACKs or timestamps
+  prove spurious, the engine does not. The rfc profile recovers with three duplicate ACKs
+  and the retransmission timer.
 - **Memory.** Linux bounds buffers by tcp_rmem/tcp_wmem and autotunes them, and counts
   TIME-WAIT memory in slab objects; the engine has fixed per-socket buffers.
 
@@ -107,7 +163,7 @@ def _rows() -> list[str]:
 
 def render() -> str:
     missing = [f"- {f.name}" for f in FEATURES.values() if not f.present()]
-    return (HEAD + "\n".join(_rows()) + "\n" + MEASURED + DIFFER
+    return (HEAD + "\n".join(_rows()) + "\n" + MEASURED + FASTOPEN + DIFFER
             + "\n".join(missing or ["- none"]) + "\n")
 
 

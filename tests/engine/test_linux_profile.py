@@ -488,7 +488,9 @@ def test_tcp_info_names_and_units_are_linux_s() -> None:
     assert p.conn is not None
     info = p.conn.info(1.0)
     assert info["tcpi_state"] == 1 and info["tcpi_options"] & 1  # ESTABLISHED, timestamps
-    assert info["tcpi_snd_mss"] == 1460 and info["tcpi_snd_cwnd"] == 10
+    # With timestamps every segment carries 12 option bytes: Linux's mss_cache (and the
+    # engine's SND.MSS, RFC 6691) is 1460 - 12.
+    assert info["tcpi_snd_mss"] == 1448 and info["tcpi_snd_cwnd"] == 10
     assert info["tcpi_rtt"] == 50_000 and info["tcpi_rto"] >= 200_000  # microseconds
 
 

@@ -21,13 +21,14 @@ Example (in the simulator)::
 from __future__ import annotations
 
 import errno
+import os
 import socket as _pysocket
 import struct
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from tcplab.engine.connection import Connection
-from tcplab.engine.errors import TcpError
+from tcplab.engine.errors import ERRORS, TcpError
 from tcplab.engine.host import Host
 from tcplab.engine.listener import Listener
 from tcplab.engine.ports import WILDCARDS, Binding
@@ -41,12 +42,25 @@ IPPROTO_TCP = _pysocket.IPPROTO_TCP
 TCP_NODELAY = _pysocket.TCP_NODELAY
 # Linux's option numbers (Python's socket module has them on Linux; fixed here so the
 # simulated API is the same everywhere).
+SO_SNDBUF = 7
+SO_RCVBUF = 8
+TCP_MAXSEG = 2
+TCP_CORK = 3
 TCP_KEEPIDLE = 4
 TCP_KEEPINTVL = 5
 TCP_KEEPCNT = 6
+TCP_SYNCNT = 7
 TCP_INFO = 11
 TCP_QUICKACK = 12
 TCP_USER_TIMEOUT = 18
+TCP_FASTOPEN = 23
+TCP_FASTOPEN_CONNECT = 30
+MSG_EOR = 0x80
+MSG_MORE = 0x8000
+MSG_FASTOPEN = 0x20000000
+#: Linux's bounds: TCP_MIN_MSS .. MAX_TCP_WINDOW; SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF
+_MSS_RANGE = (88, 32767)
+_MIN_BUF = {SO_SNDBUF: 4608, SO_RCVBUF: 2304}
 
 #: struct tcp_info's first 104 bytes (Linux include/uapi/linux/tcp.h), in order.
 _TCP_INFO_LAYOUT = (
@@ -94,6 +108,9 @@ class Driver(Protocol):
 def connection_error(conn: Connection) -> OSError:
     """The exception Python raises for a connection that failed with ``conn.error``."""
     err = conn.error
+    if err in ("host unreachable", "network unreachable", "protocol unreachable",
+               "protocol error"):
+        return OSError(ERRORS[err], os.strerror(ERRORS[err]))
     if err == "refused":
         return ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
     if err == "reset":
@@ -131,6 +148,14 @@ class TcpSocket:
         self.keepintvl: float | None = None
         self.keepcnt: int | None = None
         self.user_timeout: float | None = None
+        # Linux options kept per socket, given to its connection before the SYN when set
+        # before connect(), inherited by accepted sockets from their listener.
+        self.user_mss: int | None = None          # TCP_MAXSEG
+        self.bufs: dict[int, int] = {}            # SO_SNDBUF/SO_RCVBUF, doubled as Linux
+        self.syncnt: int | None = None            # TCP_SYNCNT
+        self.cork = False                         # TCP_CORK
+        self.fastopen_qlen: int | None = None     # TCP_FASTOPEN (a listener's queue)
+        self.fastopen_connect = False             # TCP_FASTOPEN_CONNECT
 
     # ------------------------------------------------------------ options
 
@@ -144,7 +169,34 @@ class TcpSocket:
                 or self.keepcnt is not None:
             conn.set_keepalive(self.keepalive, now, self.keepidle, self.keepintvl, self.keepcnt)
         if self.user_timeout is not None:
-            conn.user_timeout = self.user_timeout
+            conn.set_user_timeout(self.user_timeout)
+        if self.cork:
+            conn.cork = True
+
+    def _setup(self, conn: Connection) -> None:
+        """Options that shape the SYN, given before it is built (Host.connect's setup)."""
+        if self.user_mss is not None:
+            conn.user_mss = self.user_mss
+        if SO_RCVBUF in self.bufs:
+            conn.rcv_buf = self.bufs[SO_RCVBUF]
+        if SO_SNDBUF in self.bufs:
+            conn.snd_buf = self.bufs[SO_SNDBUF]
+        if self.syncnt is not None:
+            conn.syn_retries = self.syncnt
+
+    def _apply_listener_options(self) -> None:
+        lst = self.listener
+        if lst is None:
+            return
+        if self.fastopen_qlen is not None:
+            lst.fastopen_qlen = self.fastopen_qlen
+        lst.user_mss = self.user_mss
+        lst.rcv_buf = self.bufs.get(SO_RCVBUF)
+        lst.snd_buf = self.bufs.get(SO_SNDBUF)
+
+    @staticmethod
+    def _int(value: int | bytes) -> int:
+        return value if isinstance(value, int) else int(struct.unpack("i", value[:4])[0])
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         if level == SOL_SOCKET and option == SO_KEEPALIVE:
@@ -179,6 +231,50 @@ class TcpSocket:
             self.nodelay = bool(value)
             if self.conn is not None:
                 self.conn.set_nodelay(self.nodelay)
+        elif level == IPPROTO_TCP and option == TCP_MAXSEG:
+            n = self._int(value)
+            if not _MSS_RANGE[0] <= n <= _MSS_RANGE[1]:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            self.user_mss = n
+            if self.conn is not None and not self.conn.current_state().synchronized:
+                self.conn.user_mss = n
+            self._apply_listener_options()
+        elif level == SOL_SOCKET and option in (SO_SNDBUF, SO_RCVBUF):
+            # Linux doubles the value (room for its bookkeeping) and reports that.
+            size = max(2 * self._int(value), _MIN_BUF[option])
+            self.bufs[option] = size
+            if self.conn is not None:
+                if option == SO_SNDBUF:
+                    self.conn.snd_buf = size
+                elif not self.conn.current_state().synchronized:
+                    self.conn.rcv_buf = size
+            self._apply_listener_options()
+        elif level == IPPROTO_TCP and option == TCP_SYNCNT:
+            n = self._int(value)
+            if not 1 <= n <= 127:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            self.syncnt = n
+            if self.conn is not None:
+                self.conn.syn_retries = n
+        elif level == IPPROTO_TCP and option == TCP_CORK:
+            self.cork = bool(self._int(value))
+            if self.conn is not None:
+                self.conn.set_cork(self.cork, self.driver.now)
+                self.driver.kick()
+        elif level == IPPROTO_TCP and option == TCP_FASTOPEN:
+            n = self._int(value)
+            if n < 0 or (self.conn is not None and self.listener is None):
+                raise OSError(errno.EINVAL, "Invalid argument")
+            self.fastopen_qlen = n
+            self._apply_listener_options()
+        elif level == IPPROTO_TCP and option == TCP_FASTOPEN_CONNECT:
+            n = self._int(value)
+            if not self.host.config.fastopen & 1:
+                raise OSError(errno.EOPNOTSUPP, "Operation not supported "
+                              "(net.ipv4.tcp_fastopen bit 1 is off)")
+            if n not in (0, 1) or self.conn is not None:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            self.fastopen_connect = bool(n)
         elif level == SOL_SOCKET and option == SO_LINGER:
             if isinstance(value, bytes):
                 onoff, secs = struct.unpack("ii", value)
@@ -197,6 +293,20 @@ class TcpSocket:
             return int(self.nodelay)
         if level == IPPROTO_TCP and option == TCP_USER_TIMEOUT:
             return int((self.user_timeout or 0.0) * 1000)
+        if level == IPPROTO_TCP and option == TCP_MAXSEG:
+            if self.conn is not None and self.conn.current_state().synchronized:
+                return int(self.conn.info(self.driver.now)["tcpi_snd_mss"])
+            return self.user_mss or 536    # Linux: TCP_MSS_DEFAULT before a connection
+        if level == SOL_SOCKET and option in (SO_SNDBUF, SO_RCVBUF):
+            if option in self.bufs:
+                return self.bufs[option]
+            return self.host.config.snd_buf if option == SO_SNDBUF else self.host.config.rcv_buf
+        if level == IPPROTO_TCP and option == TCP_CORK:
+            return int(self.cork)
+        if level == IPPROTO_TCP and option == TCP_FASTOPEN:
+            return self.fastopen_qlen or 0
+        if level == IPPROTO_TCP and option == TCP_FASTOPEN_CONNECT:
+            return int(self.fastopen_connect)
         if level == IPPROTO_TCP and option == TCP_INFO:
             data = pack_tcp_info(self.tcp_info())
             return data[:buflen] if buflen else data
@@ -239,6 +349,7 @@ class TcpSocket:
             self.listener = self.host.listen(self.binding, backlog, self.driver.now)
         except TcpError as exc:
             raise os_error(exc) from None
+        self._apply_listener_options()
 
     def accept(self) -> tuple[TcpSocket, tuple[str, int]]:
         lst = self.listener
@@ -257,6 +368,8 @@ class TcpSocket:
         child.keepalive, child.keepidle = self.keepalive, self.keepidle
         child.keepintvl, child.keepcnt = self.keepintvl, self.keepcnt
         child.user_timeout = self.user_timeout
+        child.user_mss, child.bufs = self.user_mss, dict(self.bufs)
+        child.cork = self.cork
         conn.set_nodelay(self.nodelay)
         child._apply_conn_options()
         self.host.app_event(self.driver.now, "accept", f"from {conn.raddr}:{conn.rport}",
@@ -275,22 +388,34 @@ class TcpSocket:
         raddr, rport = address
         if self.conn is not None:
             return errno.EISCONN
+        self._open(raddr, rport, fastopen=self.fastopen_connect, defer=self.fastopen_connect)
+        conn = self._connected()
+        if conn.deferred:
+            return 0    # TCP_FASTOPEN_CONNECT with a cookie: the first write sends the SYN
+        if not self.blocking:
+            return errno.EINPROGRESS
+        return self._wait_connected(conn, "connect")
+
+    def _open(self, raddr: str, rport: int, *, fastopen: bool = False, data: bytes = b"",
+              defer: bool = False) -> int:
+        """Active open (with Fast Open: the SYN may carry ``data``); returns how much of
+        ``data`` the SYN carries."""
         try:
             self.conn = self.host.connect(raddr, rport, self.driver.now, self.binding,
-                                          self.reuseaddr)
+                                          self.reuseaddr, fastopen=fastopen, data=data,
+                                          defer=defer, setup=self._setup)
         except TcpError as exc:
             raise os_error(exc) from None
         self.conn.set_nodelay(self.nodelay)
         self._apply_conn_options()
         self.driver.kick()
-        if not self.blocking:
-            return errno.EINPROGRESS
-        conn = self.conn
+        return self.conn.syn_data_len
+
+    def _wait_connected(self, conn: Connection, what: str) -> int:
         self.driver.wait_until(lambda: conn.state is not State.SYN_SENT
-                               and conn.state is not State.SYN_RECEIVED, self.timeout, "connect")
+                               and conn.state is not State.SYN_RECEIVED, self.timeout, what)
         if conn.error is not None:
-            return {"refused": errno.ECONNREFUSED, "reset": errno.ECONNRESET,
-                    "timed out": errno.ETIMEDOUT}.get(conn.error, errno.ECONNABORTED)
+            return ERRORS.get(conn.error, errno.ECONNABORTED)
         return 0
 
     # ------------------------------------------------------------ data
@@ -300,12 +425,17 @@ class TcpSocket:
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
         return self.conn
 
-    def send(self, data: bytes) -> int:
+    def send(self, data: bytes, flags: int = 0) -> int:
+        """send(2); ``flags`` may hold MSG_MORE (hold a partial segment, as TCP_CORK) and
+        MSG_EOR (the data ends a record: later data never shares its last segment)."""
         conn = self._connected()
         if conn.error is not None:
             raise connection_error(conn)
+        more, eor = bool(flags & MSG_MORE), bool(flags & MSG_EOR)
         try:
-            n = conn.send(data, self.driver.now)
+            if conn.deferred:
+                return self._first_write(conn, data, more, eor)
+            n = conn.send(data, self.driver.now, more, eor)
             if n == 0 and data:
                 if not self.blocking:
                     raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
@@ -313,11 +443,50 @@ class TcpSocket:
                                        self.timeout, "send")
                 if conn.error is not None:
                     raise connection_error(conn)
-                n = conn.send(data, self.driver.now)
+                n = conn.send(data, self.driver.now, more, eor)
         except TcpError as exc:
             raise os_error(exc) from None
         self.driver.kick()
         return n
+
+    def sendto(self, data: bytes, flags_or_address: int | tuple[str, int],
+               address: tuple[str, int] | None = None) -> int:
+        """sendto(2), with Linux's MSG_FASTOPEN (RFC 7413): on an unconnected socket it
+        connects to ``address`` with a SYN that carries the cookie this host holds and
+        as much of ``data`` as fits, or asks for a cookie.  A non-blocking socket
+        returns what the SYN carried (EINPROGRESS when nothing); a blocking one waits
+        for the handshake and sends the rest, as Linux does."""
+        if isinstance(flags_or_address, tuple):
+            flags, address = 0, flags_or_address
+        else:
+            flags = flags_or_address
+        if not flags & MSG_FASTOPEN or self.conn is not None:
+            if self.conn is not None and self.conn.state is not State.SYN_SENT \
+                    and flags & MSG_FASTOPEN:
+                raise OSError(errno.EISCONN, "Transport endpoint is already connected")
+            return self.send(data, flags)
+        if self.listener is not None or address is None:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        n = self._open(address[0], address[1], fastopen=True, data=data)
+        conn = self._connected()
+        return self._after_syn(conn, data, n, flags)
+
+    def _first_write(self, conn: Connection, data: bytes, more: bool, eor: bool) -> int:
+        """The first write of a TCP_FASTOPEN_CONNECT socket: it sends the SYN."""
+        n = conn.send(data, self.driver.now, more, eor)
+        self.driver.kick()
+        return self._after_syn(conn, data, n, 0)
+
+    def _after_syn(self, conn: Connection, data: bytes, n: int, flags: int) -> int:
+        if not self.blocking:
+            if n == 0 and data:
+                raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
+            return n
+        err = self._wait_connected(conn, "sendto")
+        if err:
+            raise connection_error(conn)
+        rest = data[n:]
+        return n + (self.send(rest, flags & ~MSG_FASTOPEN) if rest else 0)
 
     def sendall(self, data: bytes) -> None:
         view = memoryview(data)
@@ -403,4 +572,6 @@ class TcpSocket:
         return "CLOSED"
 
 
-__all__ = ["WILDCARDS", "Driver", "TcpSocket", "connection_error", "os_error"]
+__all__ = ["MSG_EOR", "MSG_FASTOPEN", "MSG_MORE", "TCP_CORK", "TCP_FASTOPEN",
+           "TCP_FASTOPEN_CONNECT", "TCP_MAXSEG", "WILDCARDS", "Driver", "TcpSocket",
+           "connection_error", "os_error"]

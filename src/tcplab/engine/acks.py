@@ -17,7 +17,10 @@ Linux behaviour (``config.quickack`` on, ``net/ipv4/tcp_input.c``):
   of receiving some (a request answered at once) or when the peer's FIN
   arrives, turns quick ACKs off, so ACKs wait to ride on the answer; this is
   what makes a three-segment close possible;
-* TCP_QUICKACK leaves ping-pong mode and sends a pending ACK at once.
+* TCP_QUICKACK leaves ping-pong mode and sends a pending ACK at once;
+* a read sends an ACK only when a delayed one waits for more than a segment,
+  or the read frees at least twice the window still advertised
+  (``__tcp_cleanup_rbuf``; see ``Connection._linux_read_ack``).
 """
 
 from __future__ import annotations
@@ -28,17 +31,20 @@ MAX_QUICKACKS = 16  #: Linux TCP_MAX_QUICKACKS
 class AckState:
     """The acknowledgment mode of one connection."""
 
-    __slots__ = ("data_seen", "last_data_rcv", "linux", "pingpong", "quick")
+    __slots__ = ("data_seen", "last_data_rcv", "linux", "pingpong", "pushed", "quick")
 
     def __init__(self, linux: bool) -> None:
         self.linux = linux
         self.data_seen = False        #: any data received yet (Linux: icsk_ack.ato != 0)
         self.quick = 0                #: quick ACKs left
         self.pingpong = False         #: interactive: delay ACKs to ride on answers
-        self.last_data_rcv = -1.0     #: when data last arrived
+        self.last_data_rcv = -1.0     #: when data last arrived (or the handshake ended)
+        self.pushed = False           #: a small segment waits for its ACK (ICSK_ACK_PUSHED)
 
-    def on_data(self, now: float, rcv_wnd: int, rcv_mss: int) -> None:
-        """In-order data arrived."""
+    def on_data(self, now: float, rcv_wnd: int, rcv_mss: int, size: int = 0) -> None:
+        """In-order data arrived (``size`` octets)."""
+        if 0 < size < rcv_mss:
+            self.pushed = True
         if self.linux and not self.data_seen:
             quick = rcv_wnd // (2 * rcv_mss) if rcv_mss else 2
             self.quick = min(max(quick, 2), MAX_QUICKACKS)
@@ -47,8 +53,23 @@ class AckState:
 
     def on_data_sent(self, now: float, ato: float) -> None:
         """We sent data: an answer within ``ato`` of a request means interactive."""
-        if self.linux and self.last_data_rcv >= 0 and now - self.last_data_rcv < ato:
+        if self.linux and self.data_seen and now - self.last_data_rcv < ato:
             self.pingpong = True
+
+    def on_established(self, now: float) -> None:
+        """The handshake completed: Linux stamps icsk_ack.lrcvtime (its ato stays 0
+        until data arrives, so this alone never means interactive)."""
+        self.last_data_rcv = now
+
+    def on_synack_write_pending(self, now: float) -> None:
+        """Our SYN was acknowledged while the application waits to write (Linux
+        tcp_rcv_synsent_state_process with sk_write_pending): quick-ACK mode starts,
+        and data sent now is an answer (ping-pong mode)."""
+        if self.linux:
+            self.data_seen = True
+            self.quick = MAX_QUICKACKS
+            self.pingpong = False
+            self.last_data_rcv = now
 
     def on_fin(self) -> None:
         """The peer's FIN: Linux's tcp_fin() enters ping-pong mode."""
@@ -56,6 +77,7 @@ class AckState:
             self.pingpong = True
 
     def on_ack_sent(self) -> None:
+        self.pushed = False
         if self.quick:
             self.quick -= 1
 

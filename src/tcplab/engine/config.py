@@ -21,7 +21,11 @@ class TcpConfig:
     rcv_buf: int = 65535             #: receive buffer (the largest window we offer)
     snd_buf: int = 256 * 1024        #: send buffer
     window_scale: bool = True        #: offer window scaling (RFC 7323) when rcv_buf > 65535
+    linux_window: bool = False       #: offer at most rcv_ssthresh, grown per segment (Linux)
     timestamps: bool = False         #: offer RFC 7323 timestamps (Linux tcp_timestamps)
+    sack: bool = False               #: offer SACK-permitted, send SACK blocks (RFC 2018; tcp_sack)
+    dsack: bool = False              #: report duplicates with D-SACK (RFC 2883; tcp_dsack)
+    ecn: int = 0                     #: ECN setup (RFC 3168 6.1.1; tcp_ecn): 1 ask and accept, 2 accept
     # ---- handshake
     syn_retries: int = 6             #: SYN retransmissions before ETIMEDOUT (Linux tcp_syn_retries)
     syn_linear_timeouts: int = 0     #: first SYN timeouts without back-off (Linux 6.x: 4)
@@ -35,10 +39,15 @@ class TcpConfig:
     orphan_retries: int = 0          #: after close() (Linux tcp_orphan_retries; 0: 8 on Linux)
     retries_by_time: bool = False    #: Linux: retries2 is a time budget (tcp_model_timeout)
     user_timeout: float = 0.0        #: default TCP_USER_TIMEOUT (s); 0 = none (RFC 9293 3.8.3)
+    active_rst_ack: bool = False     #: RSTs we send on abort carry ACK (Linux tcp_send_active_reset)
+    syn_data_queued: bool = True     #: keep data of a SYN until ESTABLISHED (RFC 9293); Linux drops it
     # ---- acknowledgments
     delayed_ack: float = 0.04        #: delayed-ACK timeout, 0 disables (RFC 9293 3.8.6.3: < 0.5 s)
     quickack: bool = False           #: Linux's quick-ACK and ping-pong modes (tcp_in_quickack_mode)
     nagle: bool = True               #: Nagle's algorithm (RFC 9293 3.7.4); TCP_NODELAY clears it
+    linux_sender: bool = False       #: Linux's sender: cwnd in packets, RACK, PRR (tcp_input.c)
+    rack: bool = False               #: RACK loss detection (RFC 8985; Linux tcp_recovery bit 1)
+    tlp: bool = False                #: tail loss probes (RFC 8985 7; Linux tcp_early_retrans 3)
     initial_cwnd_segments: int = 10  #: RFC 6928
     iw_rfc6928: bool = True          #: IW = min(10*SMSS, max(2*SMSS, 14600)); False: 10*SMSS (Linux)
     # ---- closing and TIME-WAIT
@@ -61,6 +70,7 @@ class TcpConfig:
     syn_cookies: str = "auto"        #: "never" | "auto" (when the SYN queue is full) | "always"
     abort_on_overflow: bool = False  #: RST the ACK that finds the accept queue full
     fastopen: int = 0                #: Linux tcp_fastopen bits: 1 client, 2 server, 0x200 no cookie
+    fastopen_key: str = ""           #: Linux tcp_fastopen_key ("%08x-%08x-%08x-%08x"); "" = random
     # ---- blind attacks (RFC 5961) and odd segments
     rfc5961: bool = True             #: blind-attack mitigations (challenge ACKs)
     challenge_ack_limit: int = 1000  #: challenge ACKs per second per host

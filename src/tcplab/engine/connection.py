@@ -41,7 +41,7 @@ from typing import Final, Protocol
 
 from tcplab.engine.acks import AckState
 from tcplab.engine.config import TcpConfig
-from tcplab.engine.congestion import NewReno
+from tcplab.engine.congestion import CA_LOSS, CA_OPEN, CA_RECOVERY, LinuxReno, NewReno
 from tcplab.engine.context import (
     REQ_CLOSED,
     REQ_ESTABLISHED,
@@ -50,12 +50,14 @@ from tcplab.engine.context import (
     EngineContext,
 )
 from tcplab.engine.errors import TcpError
-from tcplab.engine.options import MAX_WINDOW, negotiate, our_wscale, syn_options
+from tcplab.engine.fastopen import Attempt, peer_cookie, syn_data_space
+from tcplab.engine.options import MAX_WINDOW, MIN_MSS, negotiate, our_wscale, syn_options
 from tcplab.engine.reassembly import Reassembly
 from tcplab.engine.retries import model_timeout, orphan_retries
 from tcplab.engine.rtt import RttEstimator
+from tcplab.engine.sack import DUPTHRESH, SackBlocks, Scoreboard, Sent, max_blocks
 from tcplab.engine.state import State
-from tcplab.engine.timestamps import Timestamps
+from tcplab.engine.timestamps import Timestamps, ts_between
 from tcplab.trace import Tcb, TimerAction, TimerName, state_event, timer_event
 from tcplab.wire.seq import (
     MASK,
@@ -66,8 +68,23 @@ from tcplab.wire.seq import (
     seq_lt,
     seq_sub,
 )
-from tcplab.wire.tcp import ACK, FIN, PSH, RST, SYN, Nop, TcpOption, TcpSegment
+from tcplab.wire.tcp import (
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    FastOpen,
+    Nop,
+    Sack,
+    TcpOption,
+    TcpSegment,
+)
 from tcplab.wire.tcp import Timestamps as TsOption
+
+TS_OPTION_LEN = 12  #: NOP, NOP, kind 8 length 10: what timestamps take from every segment
 
 Key = tuple[str, int, str, int]
 
@@ -78,7 +95,16 @@ EV_DATA: Final = "data"
 EV_EOF: Final = "eof"
 EV_WRITABLE: Final = "writable"
 EV_CLOSED: Final = "closed"
+
+# What the retransmission timer is armed for (Linux icsk_pending: ICSK_TIME_RETRANS,
+# ICSK_TIME_REO_TIMEOUT); one timer, as on Linux.
+RTX_RTO: Final = 0
+RTX_REO: Final = 1
+RTX_TLP: Final = 2
+TIMEOUT_MIN: Final = 0.002  #: Linux TCP_TIMEOUT_MIN: 2 ticks (at 1000 Hz) added to RACK's timer
 _NOP = Nop()
+#: The scoreboard every connection without a Linux sender shares: only ever read (empty).
+_NO_SCORE: Final = Scoreboard()
 
 
 def _tsecr(seg: TcpSegment) -> int:
@@ -120,12 +146,22 @@ class Connection:
         "binding",
         "cc",
         "config",
+        "cork",
+        "cwnd_limited",
+        "cwnd_usage_seq",
         "cx",
         "delack_at",
+        "delivered",
+        "dupacks",
+        "ecn_ok",
+        "eor_marks",
         "error",
         "events",
         "fin_queued",
         "fin_seq",
+        "fo_attempt",
+        "fo_exp",
+        "fo_syn",
         "fw2_at",
         "irs",
         "iss",
@@ -140,8 +176,10 @@ class Connection:
         "last_ack_sent",
         "last_oow_ack",
         "last_rcv",
+        "lcc",
         "listener",
         "lport",
+        "max_packets_out",
         "max_snd_wnd",
         "name",
         "nodelay",
@@ -149,12 +187,15 @@ class Connection:
         "passive",
         "peer_fin_seq",
         "persist_at",
+        "pmtu_mss",
+        "probes_stamp",
         "queued_ready",
         "raddr",
         "rcv_adv",
         "rcv_buf",
         "rcv_mss",
         "rcv_nxt",
+        "rcv_ssthresh",
         "rcv_wscale",
         "rcvbuf",
         "rd_shut",
@@ -164,9 +205,14 @@ class Connection:
         "rtt",
         "rtx_at",
         "rtx_count",
+        "rtx_kind",
+        "sack_ok",
+        "sacks",
+        "score",
         "snd_max",
         "snd_mss",
         "snd_nxt",
+        "snd_sml",
         "snd_una",
         "snd_wl1",
         "snd_wl2",
@@ -174,11 +220,20 @@ class Connection:
         "snd_wscale",
         "sndbuf",
         "sndbuf_seq",
+        "sndbuf_size",
+        "soft_error",
         "state",
         "syn_data",
+        "syn_data_acked",
+        "syn_data_len",
+        "syn_retries",
+        "syn_tsval",
+        "tfo_child",
         "time_wait_entries",
+        "tlp_high",
         "trace",
         "ts",
+        "user_mss",
         "user_timeout",
         "wake_at",
         "want_events",
@@ -199,6 +254,7 @@ class Connection:
         self.listener: ListenerView | None = None
         self.binding: PortHolder | None = None
         self.error: str | None = None
+        self.soft_error: str | None = None  # an ICMP error seen while open (sk_err_soft)
         self.reuseaddr = False
         self.nodelay = not config.nagle
         # Send sequence variables (RFC 9293 3.3.1).  SND.MAX is BSD's: the
@@ -217,7 +273,10 @@ class Connection:
         # Receive sequence variables.
         self.irs = 0
         self.rcv_nxt = 0
-        self.rcv_buf = config.rcv_buf
+        self.rcv_buf = config.rcv_buf     # SO_RCVBUF: the largest window we offer
+        self.sndbuf_size: int | None = None  # SO_SNDBUF; None: the host's configuration
+        # Linux's window offer starts at 64 KB and grows (rcv_ssthresh); None: the RFC's.
+        self.rcv_ssthresh: int | None = MAX_WINDOW if config.linux_window else None
         self.rcv_wscale = 0
         self.rcv_adv = 0  # right edge last advertised: never moved left
         self.rcv_mss = config.mss
@@ -226,6 +285,16 @@ class Connection:
         self.sndbuf_seq = seq_add(iss, 1)
         self.rcvbuf = bytearray()
         self.ooo = Reassembly()
+        # SACK (RFC 2018): the blocks we report, and what the peer reports to us.
+        self.sack_ok = False
+        self.ecn_ok = False   # both SYNs set up ECN (RFC 3168 6.1.1); no marks are sent yet
+        # Made when SACK is agreed (the blocks) and for a Linux sender (the scoreboard):
+        # a connection without them keeps none (main's memory goal: an idle connection
+        # end under 2 KiB).  The rfc sender only ever reads the shared empty scoreboard.
+        self.sacks: SackBlocks | None = None
+        self.score = Scoreboard() if config.linux_sender else _NO_SCORE
+        self.user_mss: int | None = None  # TCP_MAXSEG (Linux user_mss), None: the host's MSS
+        self.pmtu_mss: int | None = None  # what path MTU discovery allows (RFC 1191)
         self.syn_data = b""
         self.peer_fin_seq: int | None = None
         self.fin_queued = False
@@ -237,6 +306,31 @@ class Connection:
         self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max,
                                 linux=config.linux_rto)
         self.cc = NewReno(config.initial_window(config.mss), iss)
+        # Linux's sender (config.linux_sender): the window in packets, RACK and PRR.
+        self.lcc: LinuxReno | None = LinuxReno(config.initial_cwnd_segments) \
+            if config.linux_sender else None
+        self.delivered = 0          # segments the peer has (tcpi_delivered), the SYN included
+        self.dupacks = 0            # duplicate ACKs in a row (Linux sender without SACK)
+        self.cwnd_limited = False   # Linux tcp_cwnd_validate: the window was the limit
+        self.snd_sml: int | None = None  # end of the last small segment sent (Minshall)
+        self.cwnd_usage_seq = iss
+        self.max_packets_out = 0
+        self.eor_marks: list[int] | None = None  # MSG_EOR: where records end (made on use)
+        self.syn_retries: int | None = None   # TCP_SYNCNT
+        self.cork = False                     # TCP_CORK, or MSG_MORE for one write
+        # Fast Open (RFC 7413).  Client: the attempt a deferred connect() holds (its
+        # SYN waits for data), whether our SYN carried the option (and in which
+        # format) and how much data it carried.  Server: a child made from a SYN
+        # with a valid cookie.  Both: the data in the SYN was acknowledged.
+        self.fo_attempt: Attempt | None = None
+        self.fo_syn = False
+        self.fo_exp = False
+        self.syn_data_len = 0
+        self.tfo_child = False
+        self.syn_data_acked = False
+        self.syn_tsval: int | None = None   # TSval of our first SYN
+        self.tlp_high: int | None = None    # SND.NXT when a loss probe went out (RFC 8985)
+        self.probes_stamp: float | None = None  # when probing a stuck queue began (Linux)
         self.backoff = 0
         self.rtx_count = 0
         self.retrans_stamp: float | None = None  # first send of what is being retransmitted
@@ -255,6 +349,7 @@ class Connection:
         self.last_rcv = 0.0
         # Timers: absolute deadlines or None.
         self.rtx_at: float | None = None
+        self.rtx_kind = RTX_RTO  # Linux shares this timer: RTO, RACK reordering, loss probe
         self.persist_at: float | None = None
         self.delack_at: float | None = None
         self.fw2_at: float | None = None
@@ -275,17 +370,44 @@ class Connection:
         return f"<Connection {self.name} {self.state.value}>"
 
     @property
+    def snd_buf(self) -> int:
+        """The send buffer (SO_SNDBUF, else the host's ``snd_buf``)."""
+        size = self.sndbuf_size
+        return self.config.snd_buf if size is None else size
+
+    @snd_buf.setter
+    def snd_buf(self, size: int) -> None:
+        self.sndbuf_size = size
+
+    @property
     def rcv_wnd(self) -> int:
-        """RCV.WND: free receive buffer space."""
+        """RCV.WND: free receive buffer space (a Linux receiver: at most rcv_ssthresh)."""
         free = self.rcv_buf - len(self.rcvbuf)
-        return free if free > 0 else 0
+        if free <= 0:
+            return 0
+        th = self.rcv_ssthresh
+        return free if th is None or free < th else th
+
+    def _grow_window(self) -> None:
+        """Linux tcp_grow_window: each data segment lets the offered window grow by
+        two segments, up to the buffer."""
+        th = self.rcv_ssthresh
+        if th is not None and th < self.rcv_buf:
+            self.rcv_ssthresh = min(th + 2 * self.rcv_mss, self.rcv_buf)
 
     @property
     def cwnd(self) -> int:
+        """The congestion window in octets (a Linux sender counts packets of SND.MSS)."""
+        lcc = self.lcc
+        if lcc is not None:
+            return lcc.cwnd * self.snd_mss
         return self.cc.cwnd
 
     @property
     def ssthresh(self) -> int:
+        lcc = self.lcc
+        if lcc is not None:
+            return lcc.ssthresh * self.snd_mss if lcc.ssthresh < lcc.INFINITE else 1 << 30
         return self.cc.ssthresh
 
     @property
@@ -301,7 +423,7 @@ class Connection:
         return {
             "state": self.state.value, "snd_una": self.snd_una, "snd_nxt": self.snd_nxt,
             "snd_wnd": self.snd_wnd, "rcv_nxt": self.rcv_nxt, "rcv_wnd": self.rcv_wnd,
-            "iss": self.iss, "irs": self.irs, "cwnd": self.cc.cwnd, "rto": self.rtt.rto,
+            "iss": self.iss, "irs": self.irs, "cwnd": self.cwnd, "rto": self.rtt.rto,
         }
 
     def info(self, now: float) -> dict[str, int]:
@@ -310,7 +432,27 @@ class Connection:
         mss = self.snd_mss or 1
         srtt = self.rtt.srtt
         unacked_bytes = seq_sub(self.snd_max, self.snd_una)
-        options = (1 if self.ts.ok else 0) | (4 if self.snd_wscale or self.rcv_wscale else 0)
+        info = self._info(now, mss, srtt, unacked_bytes)
+        lcc = self.lcc
+        score = self.score
+        if lcc is not None:
+            info["tcpi_ca_state"] = lcc.ca_state
+            info["tcpi_snd_cwnd"] = lcc.cwnd
+            info["tcpi_snd_ssthresh"] = lcc.ssthresh
+            info["tcpi_unacked"] = score.packets_out
+        info["tcpi_sacked"] = score.sacked_out
+        info["tcpi_lost"] = score.lost_out
+        info["tcpi_retrans"] = score.retrans_out
+        info["tcpi_delivered"] = self.delivered
+        info["tcpi_reordering"] = score.reordering
+        info["tcpi_min_rtt"] = int(score.min_rtt * 1e6) if score.min_rtt >= 0 else 0
+        return info
+
+    def _info(self, now: float, mss: int, srtt: float | None,
+              unacked_bytes: int) -> dict[str, int]:
+        options = (1 if self.ts.ok else 0) | (2 if self.sack_ok else 0) | \
+            (4 if self.snd_wscale or self.rcv_wscale else 0) | (8 if self.ecn_ok else 0) | \
+            (32 if self.syn_data_acked else 0)
         return {
             "tcpi_state": _LINUX_STATE[self.current_state()],
             "tcpi_ca_state": 3 if self.cc.in_recovery else (4 if self.rtx_count else 0),
@@ -331,7 +473,7 @@ class Connection:
             "tcpi_rttvar": int(self.rtt.rttvar * 1e6),
             "tcpi_snd_ssthresh": min(self.cc.ssthresh // mss, 0x7FFFFFFF),
             "tcpi_snd_cwnd": self.cc.cwnd // mss,
-            "tcpi_advmss": self.config.mss,
+            "tcpi_advmss": self.user_mss or self.config.mss,
             "tcpi_rcv_space": self.rcv_wnd,
             "tcpi_notsent_bytes": max(len(self.sndbuf) - max(seq_sub(self.snd_nxt,
                                                                      self.sndbuf_seq), 0), 0),
@@ -352,6 +494,10 @@ class Connection:
         if old is new:
             return
         self.state = new
+        if new is State.ESTABLISHED and not self.tfo_child:
+            # Linux tcp_finish_connect / tcp_create_openreq_child: icsk_ack.lrcvtime,
+            # what TCP_INFO's tcpi_last_data_recv counts from until data arrives.
+            self.acks.on_established(now)
         tr = self.trace
         if tr.enabled:
             tr.add(state_event(now, self.cx.name, self.name, old.value, new.value, cause,
@@ -403,6 +549,7 @@ class Connection:
             # Linux tcp_clamp_rto_to_user_timeout(): fire when the user timeout ends.
             remaining = self.retrans_stamp + ut - now
             delay = min(delay, max(remaining, 0.001))
+        self.rtx_kind = RTX_RTO
         self.rtx_at = now + delay
         self._wake(self.rtx_at)
         self._timer_trace(now, "retransmit", "armed", self.rtx_at)
@@ -460,10 +607,21 @@ class Connection:
         if self.ts.ok and not flags & (SYN | RST):
             # RFC 7323 3.2: every segment but a RST carries the timestamps option.
             options = (_NOP, _NOP, TsOption(self.ts.val(now), self.ts.recent))
+        sacks = self.sacks
+        if sacks is not None and sacks and flags & ACK and not flags & (SYN | RST):
+            # RFC 2018 4: while we hold out-of-order data, every ACK reports it
+            # (after the timestamps, as Linux writes them).
+            blocks = sacks.take(max_blocks(self.ts.ok))
+            if blocks:
+                options = (*options, _NOP, _NOP, Sack(blocks))
         return TcpSegment(self.lport, self.rport, seq, self.rcv_nxt if flags & ACK else 0,
                           flags, wfield, 0, options, payload)
 
-    def _send(self, seg: TcpSegment, now: float) -> None:
+    def _send(self, seg: TcpSegment, now: float) -> bool:
+        """Put ``seg`` on the wire; False when the host's own queue dropped it."""
+        if not self.cx.emit(self.laddr, self.raddr, seg, now, self.name,
+                            self.tcb() if self.trace.enabled else None):
+            return False
         if seg.flags & ACK:
             self.ack_pending = 0
             self.last_ack_sent = seg.ack
@@ -471,8 +629,7 @@ class Connection:
             if self.delack_at is not None:
                 self.delack_at = None  # the ACK rides on this segment
                 self._timer_trace(now, "delayed-ack", "cancelled", None)
-        self.cx.emit(self.laddr, self.raddr, seg, now, self.name,
-                     self.tcb() if self.trace.enabled else None)
+        return True
 
     def _send_rst(self, seq: int, now: float) -> None:
         self._send(TcpSegment(self.lport, self.rport, seq, 0, RST, 0), now)
@@ -491,49 +648,188 @@ class Connection:
         """
         self._send(self._make(ACK, self.snd_max, now), now)
 
-    def _send_syn(self, now: float, with_ack: bool) -> None:
+    def _send_syn(self, now: float, with_ack: bool, fastopen: FastOpen | None = None,
+                  data: bytes = b"") -> None:
+        """Our SYN or SYN-ACK; ``fastopen``: the Fast Open option it carries (only the
+        first one does, RFC 7413 and Linux), ``data``: text in a SYN (Fast Open)."""
         ts = self.ts
         if with_ack:
             opts = syn_options(self.config, synack=True, peer_wscale=self.rcv_wscale > 0,
-                               ts=(ts.val(now), ts.recent) if ts.ok else None)
-            self._send(self._make(SYN | ACK, self.iss, now, b"", opts), now)
+                               peer_sack=self.sack_ok,
+                               ts=(ts.val(now), ts.recent) if ts.ok else None,
+                               mss=self._our_mss(), fastopen=fastopen, rcv_buf=self.rcv_buf)
+            # RFC 3168 6.1.1: an ECN-setup SYN-ACK sets ECE (not CWR).
+            flags = SYN | ACK | (ECE if self.ecn_ok else 0)
+            self._send(self._make(flags, self.iss, now, b"", opts), now)
         else:
             offer = (ts.val(now), 0) if self.config.timestamps else None
-            self._send(self._make(SYN, self.iss, now, b"", syn_options(self.config, ts=offer)), now)
+            if offer is not None and self.syn_tsval is None:
+                self.syn_tsval = offer[0]
+            # RFC 3168 6.1.1: an ECN-setup SYN sets ECE and CWR (tcp_ecn 1).
+            flags = SYN | (ECE | CWR if self.config.ecn == 1 else 0)
+            self._send(self._make(flags, self.iss, now, data,
+                                  syn_options(self.config, ts=offer, mss=self._our_mss(),
+                                              fastopen=fastopen, rcv_buf=self.rcv_buf)), now)
+
+    def _our_mss(self) -> int | None:
+        """The MSS we advertise: TCP_MAXSEG, or the host's, never above what path MTU
+        discovery allows (Linux tcp_advertise_mss); None: the host's MSS."""
+        mss = self.user_mss
+        pm = self.pmtu_mss
+        if pm is not None and pm < (mss or self.config.mss):
+            return pm
+        return mss
+
+    def on_icmp(self, kind: str, seq: int, mtu: int | None, now: float) -> None:
+        """An ICMP error quoting one of our segments (RFC 5927; Linux tcp_v4_err).
+
+        The quoted sequence number must be one we sent and not yet had
+        acknowledged, else the error is ignored (RFC 5927 4.1: a blind attack).
+        ``kind``: ``"frag-needed"`` (path MTU discovery, RFC 1191: segments of
+        the new size are resent at once; a SYN that carried data is resent
+        without it), or an error name of :data:`~tcplab.engine.errors.ERRORS`
+        (``"host unreachable"``, ...): fatal while the connection is opening
+        (a Fast Open child included), only remembered once it is open."""
+        st = self.state
+        lo = self.iss if st is State.SYN_RECEIVED else self.snd_una
+        if not (seq_le(lo, seq) and seq_le(seq, self.snd_nxt)):
+            self.cx.counters.inc("TcpExtOutOfWindowIcmps")
+            return
+        if kind == "frag-needed":
+            if mtu is None or st in (State.CLOSED, State.LISTEN):
+                return
+            mss = max(mtu - (60 if ":" in self.raddr else 40), 48)
+            if mss >= (self.pmtu_mss or self.config.mss):
+                return
+            self.pmtu_mss = mss
+            if self.snd_mss > mss and st is not State.SYN_SENT:
+                self.snd_mss = mss
+            self._pmtu_retransmit(now)
+            return
+        if st is State.SYN_RECEIVED and self.passive and not self.tfo_child:
+            self._back_to_listen(now, f"ICMP {kind} in SYN-RECEIVED: back to LISTEN")
+        elif st is State.SYN_SENT or st is State.SYN_RECEIVED:
+            self._terminate(now, kind, f"ICMP {kind} while opening")
+        elif self.error is None:
+            self.soft_error = kind   # Linux sk_err_soft: reported only if we time out
+
+    def _pmtu_retransmit(self, now: float) -> None:
+        """Linux tcp_simple_retransmit: resend what no longer fits the path."""
+        st = self.state
+        if st is State.SYN_SENT:
+            # The SYN (a Fast Open SYN with its data) is presumed lost: send it again
+            # now, without the data, which follows the SYN-ACK.
+            if self.syn_data_len and self.lcc is not None:
+                for s in self.score.segs:
+                    s.lost = True
+            self.cx.counters.inc("TcpRetransSegs")
+            self.rtt.forget()
+            self._send_syn(now, with_ack=False)
+            return
+        if self.lcc is None:
+            self.snd_nxt = self.snd_una
+            self.output(now)
+            return
+        mss = self.snd_mss
+        for s in self.score.segs:
+            if s.length > mss and not s.sacked:
+                s.lost = True
+                s.retrans_out = False
+        if self.score.lost_out:
+            self.lcc.non_congestion_loss(self.snd_max)
+            self._xmit_lost(now)
 
     def _apply_peer_syn(self, seg: TcpSegment, we_offer_wscale: bool, now: float) -> None:
         """MSS (RFC 9293 3.7.1), window scale (RFC 7323 2.2) and timestamps (3.2) from the
         peer's SYN; the initial window follows the peer's MSS (RFC 5681 3.1, RFC 6928)."""
-        agreed = negotiate(seg, self.config, we_offer_wscale)
+        agreed = negotiate(seg, self.config, we_offer_wscale, self._our_mss(), self.rcv_buf)
         self.snd_mss = agreed.snd_mss
+        if agreed.ts_ok:
+            # RFC 6691: the MSS counts no options, so the timestamps every segment
+            # carries come out of it (Linux's mss_cache: 1460 - 12 = 1448).
+            self.snd_mss = max(self.snd_mss - TS_OPTION_LEN, MIN_MSS)
         self.snd_wscale = agreed.snd_wscale
         self.rcv_wscale = agreed.rcv_wscale
         if not agreed.rcv_wscale and self.rcv_buf > MAX_WINDOW:
             self.rcv_buf = MAX_WINDOW  # no scaling: we can never offer more
         self.cc.cwnd = self.config.initial_window(self.snd_mss)
         self.ts.ok = agreed.ts_ok
+        self.sack_ok = agreed.sack_ok
+        if agreed.sack_ok and self.sacks is None:
+            self.sacks = SackBlocks()
         tso = seg.timestamps
         if agreed.ts_ok and tso is not None:
             self.ts.note_syn(tso.tsval, now)
 
     # ============================================================ user calls (3.10.1-6)
 
-    def open_active(self, now: float) -> None:
-        """Active OPEN (RFC 9293 3.10.1): send SYN, enter SYN-SENT."""
+    def open_active(self, now: float, fastopen: Attempt | None = None, data: bytes = b"",
+                    defer: bool = False) -> int:
+        """Active OPEN (RFC 9293 3.10.1): send SYN, enter SYN-SENT.
+
+        With a Fast Open ``fastopen`` attempt (RFC 7413; the host builds it from its
+        cookie cache), the SYN carries the cookie and as much of ``data`` as a SYN
+        may (:func:`~tcplab.engine.fastopen.syn_data_space`), or asks for a cookie.
+        ``defer`` (TCP_FASTOPEN_CONNECT with a cookie at hand): enter SYN-SENT but
+        send nothing; the first :meth:`send` sends the SYN with its data.  Returns
+        how many bytes of ``data`` went into the SYN."""
         if self.state is not State.CLOSED:
             raise TcpError(_errno.EISCONN, "connection already exists")
         self.snd_una = self.iss
         self.snd_nxt = seq_add(self.iss, 1)
         self.snd_max = self.snd_nxt
+        if fastopen is not None and defer:
+            self.fo_attempt = fastopen
+            self.set_state(State.SYN_SENT,
+                           "active open, SYN deferred until data (TCP_FASTOPEN_CONNECT)", now)
+            return 0
         self.set_state(State.SYN_SENT, "active open", now)
-        self._send_syn(now, with_ack=False)
+        n = 0
+        if fastopen is None:
+            self._send_syn(now, with_ack=False)
+        else:
+            n = self._send_fastopen_syn(fastopen, data, now)
         self.rtt.restart(self.iss, now)
         self._arm_rtx(now)
+        return n
 
-    def open_passive(self, seg: TcpSegment, listener: ListenerView, now: float) -> None:
+    @property
+    def deferred(self) -> bool:
+        """SYN-SENT without a SYN yet (TCP_FASTOPEN_CONNECT waits for data)."""
+        return self.fo_attempt is not None
+
+    def _send_fastopen_syn(self, attempt: Attempt, data: bytes, now: float) -> int:
+        """Linux tcp_send_syn_data: the SYN with the cookie and data, or a cookie request."""
+        self.fo_attempt = None
+        n = 0
+        opt: FastOpen | None = None
+        if attempt.cookie or attempt.no_cookie:
+            space = syn_data_space(self.config.mss, attempt.mss, self.user_mss)
+            n = min(space, len(data), self.snd_buf)
+            if attempt.cookie:
+                opt = FastOpen(attempt.cookie, attempt.exp)
+        else:
+            opt = FastOpen(b"", attempt.exp)   # a cookie request
+        self.fo_syn = opt is not None
+        self.fo_exp = opt is not None and opt.exp
+        self.syn_data_len = n
+        if n:
+            self.sndbuf += data[:n]
+            self.snd_nxt = self.snd_max = seq_add(self.iss, 1 + n)
+            if self.lcc is not None:
+                self.score.on_send(seq_add(self.iss, 1), self.snd_max, now)
+        self._send_syn(now, with_ack=False, fastopen=opt, data=data[:n])
+        return n
+
+    def open_passive(self, seg: TcpSegment, listener: ListenerView, now: float,
+                     tfo_child: bool = False, fastopen: FastOpen | None = None) -> None:
         """A SYN reached a listener (RFC 9293 3.10.7.2): SYN-RECEIVED, answer SYN-ACK.
 
-        The connection starts as a copy of the listener's LISTEN state."""
+        The connection starts as a copy of the listener's LISTEN state.  The host
+        decides Fast Open (RFC 7413): ``tfo_child``, the SYN carried a valid cookie,
+        so its data is accepted at once and the application may read it (and
+        write) before the handshake ends; ``fastopen``, the option the SYN-ACK
+        carries (a cookie for a client that asked, or whose cookie was wrong)."""
         self.passive = True
         self.listener = listener
         self.state = State.LISTEN
@@ -544,15 +840,27 @@ class Connection:
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = self.irs
         self._apply_peer_syn(seg, seg.wscale is not None, now)
-        if seg.payload:
+        # RFC 3168 6.1.1: an ECN-setup SYN (ECE and CWR) to a host that accepts ECN.
+        self.ecn_ok = self.config.ecn in (1, 2) and seg.flags & (ECE | CWR) == ECE | CWR
+        self.tfo_child = tfo_child
+        if seg.payload and tfo_child:
+            # RFC 7413 4.2.2: a valid cookie: the data is the application's now.
+            data = seg.payload[:self.rcv_wnd]
+            self.rcvbuf += data
+            self.rcv_nxt = seq_add(self.rcv_nxt, len(data))
+            self.syn_data_acked = bool(data)
+            self._event(EV_DATA)
+        elif seg.payload and self.config.syn_data_queued:
             # RFC 9293 3.10.7.2: queue it until ESTABLISHED; like any text, only
-            # what fits in the window we offer.
+            # what fits in the window we offer.  (Linux drops it: the client sends
+            # it again.)
             self.syn_data = seg.payload[:self.rcv_wnd]
         self.snd_una = self.iss
         self.snd_nxt = seq_add(self.iss, 1)
         self.snd_max = self.snd_nxt
-        self.set_state(State.SYN_RECEIVED, "SYN received in LISTEN", now)
-        self._send_syn(now, with_ack=True)
+        self.set_state(State.SYN_RECEIVED, "SYN with data and a valid Fast Open cookie"
+                       if tfo_child else "SYN received in LISTEN", now)
+        self._send_syn(now, with_ack=True, fastopen=fastopen)
         self.rtt.restart(self.iss, now)
         self._arm_rtx(now)
         if self.config.two_way_handshake:
@@ -583,9 +891,20 @@ class Connection:
         if seg.payload or seg.flags & FIN:
             self.on_segment(seg, now)
 
-    def send(self, data: bytes, now: float) -> int:
-        """SEND (RFC 9293 3.10.2): queue data; returns how many bytes were taken."""
+    def send(self, data: bytes, now: float, more: bool = False, eor: bool = False) -> int:
+        """SEND (RFC 9293 3.10.2): queue data; returns how many bytes were taken.
+
+        ``more`` (Linux MSG_MORE): hold a last partial segment, as TCP_CORK does, for
+        this write.  ``eor`` (MSG_EOR): the data ends a record; later data never
+        shares a segment with it.  On a deferred Fast Open connection the first send
+        sends the SYN, and returns how much of ``data`` went in it."""
         st = self.state
+        attempt = self.fo_attempt
+        if attempt is not None and st is State.SYN_SENT:
+            n = self._send_fastopen_syn(attempt, data, now)
+            self.rtt.restart(self.iss, now)
+            self._arm_rtx(now)
+            return n
         if self.error is not None:
             raise TcpError(_errno.EPIPE, f"connection {self.error}")
         if self.wr_shut or self.fin_queued or st in (State.FIN_WAIT_1, State.FIN_WAIT_2,
@@ -594,15 +913,37 @@ class Connection:
             raise TcpError(_errno.EPIPE, "connection closing")
         if st is State.CLOSED or st is State.LISTEN:
             raise TcpError(_errno.ENOTCONN, "connection does not exist")
-        room = self.config.snd_buf - len(self.sndbuf)
+        room = self.snd_buf - len(self.sndbuf)
         if room <= 0:
             return 0
         chunk = data[:room] if len(data) > room else data
         self.sndbuf += chunk
-        if st is State.ESTABLISHED or st is State.CLOSE_WAIT:
-            self.output(now)
+        if eor and chunk:
+            if self.eor_marks is None:
+                self.eor_marks = []
+            self.eor_marks.append(seq_add(self.sndbuf_seq, len(self.sndbuf)))
+        if st is State.ESTABLISHED or st is State.CLOSE_WAIT or (st is State.SYN_RECEIVED
+                                                            and self.tfo_child):
+            if more and not self.cork:
+                self.cork = True
+                try:
+                    self.output(now)
+                finally:
+                    self.cork = False
+            else:
+                self.output(now)
         # SYN-SENT / SYN-RECEIVED: queued, sent after entering ESTABLISHED.
         return len(chunk)
+
+    def set_cork(self, on: bool, now: float) -> None:
+        """TCP_CORK: hold partial segments; clearing it sends what waits (Linux)."""
+        self.cork = on
+        if not on:
+            self.output(now, push=True)
+
+    def push(self, now: float) -> None:
+        """Send a held partial segment once (Linux: setting TCP_NODELAY pushes)."""
+        self.output(now, push=True)
 
     def recv(self, max_bytes: int, now: float) -> bytes:
         """RECEIVE (RFC 9293 3.10.3): take up to ``max_bytes`` in-order bytes."""
@@ -616,13 +957,37 @@ class Connection:
         # announces it at once when it opens by two segments or half the
         # buffer (BSD's tcp_output rule), so a reader of small pieces does not
         # send an ACK per read.
-        if self.state.synchronized and self.state is not State.TIME_WAIT:
+        if self.acks.linux:
+            if self._linux_read_ack(len(data)):
+                self.send_ack(now)
+        elif self.state.synchronized and self.state is not State.TIME_WAIT:
             adv_now = seq_sub(self.rcv_adv, self.rcv_nxt) if old_wnd else 0
             grow = self.rcv_wnd - max(adv_now, 0)
             if grow >= min(self.rcv_buf // 2, self.rcv_mss) and (
                     grow >= 2 * self.rcv_mss or 2 * grow >= self.rcv_buf):
                 self.send_ack(now)
         return data
+
+    def _linux_read_ack(self, copied: int) -> bool:
+        """Linux __tcp_cleanup_rbuf: does this read call for an ACK now?  Yes when a
+        delayed ACK waits for more than a segment, or the read emptied the buffer of
+        a small pushed segment; or when the window it frees is at least twice the
+        window still advertised (no window update for every read)."""
+        st = self.state
+        if not (st.synchronized or st is State.SYN_RECEIVED) or st is State.TIME_WAIT:
+            return False
+        if self.delack_at is not None:
+            if seq_sub(self.rcv_nxt, self.last_ack_sent) > self.rcv_mss:
+                return True
+            if copied and self.acks.pushed and not self.acks.pingpong and not self.rcvbuf:
+                return True
+        if copied and self.peer_fin_seq is None and not self.rd_shut:
+            now_wnd = max(seq_sub(self.rcv_adv, self.rcv_nxt), 0)
+            if 2 * now_wnd <= self.rcv_buf:
+                new_wnd = self.rcv_wnd
+                if new_wnd and new_wnd >= 2 * now_wnd:
+                    return True
+        return False
 
     @property
     def readable_bytes(self) -> int:
@@ -636,7 +1001,7 @@ class Connection:
 
     @property
     def send_space(self) -> int:
-        return self.config.snd_buf - len(self.sndbuf)
+        return self.snd_buf - len(self.sndbuf)
 
     @property
     def unsent_or_unacked(self) -> int:
@@ -662,7 +1027,7 @@ class Connection:
         if st is State.SYN_SENT:
             self._terminate(now, None, "close in SYN-SENT")
             return
-        if self.rcvbuf and st.synchronized:
+        if self.rcvbuf and (st.synchronized or self.tfo_child):
             self.abort(now, cause="close with unread data (RFC 2525)")
             return
         self._close_write(now, "application close")
@@ -691,26 +1056,53 @@ class Connection:
         st = self.state
         if st in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2,
                   State.CLOSE_WAIT):
-            self._send_rst(self.snd_nxt, now)
+            if self.config.active_rst_ack:
+                # Linux tcp_send_active_reset: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>,
+                # with the timestamps option (RFC 7323 3.2 allows it on a RST).
+                opts: tuple[TcpOption, ...] = (
+                    (_NOP, _NOP, TsOption(self.ts.val(now), self.ts.recent)) if self.ts.ok
+                    else ())
+                self._send(TcpSegment(self.lport, self.rport, self.snd_nxt, self.rcv_nxt,
+                                      RST | ACK, 0, 0, opts), now)
+            else:
+                self._send_rst(self.snd_nxt, now)
         self._terminate(now, None, cause)
 
     def set_nodelay(self, on: bool) -> None:
         self.nodelay = on
 
+    def set_user_timeout(self, seconds: float) -> None:
+        """TCP_USER_TIMEOUT (RFC 5482): how long sent data may stay unacknowledged (0: the
+        retry counts decide)."""
+        self.user_timeout = seconds
+
     # ============================================================ output
 
-    def output(self, now: float, force: bool = False) -> None:
+    def output(self, now: float, force: bool = False, push: bool = False,
+               probe: bool = False) -> None:
         """Send what the windows, Nagle and the state allow (RFC 9293 3.8.6, RFC 5681).
 
         ``force``: the persist timer's override of sender SWS avoidance
         (RFC 9293 3.8.6.2.1 (4)): send what the window allows, however small.
+        ``push``: send a partial segment held by TCP_CORK or MSG_MORE once (Linux
+        TCP_NAGLE_PUSH: uncorking, or setting TCP_NODELAY).  ``probe``: a tail loss
+        probe sends one new segment even when the congestion window is full (Linux
+        tcp_write_xmit with push_one 2: "force out a loss probe pkt").
+
+        A Linux sender (``config.linux_sender``) counts its window in packets
+        against the packets in flight (``tcp_cwnd_test``), keeps every segment
+        it sends in the scoreboard, and never puts two records (MSG_EOR) in one
+        segment.
         """
         st = self.state
-        if st in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED, State.TIME_WAIT):
+        if st in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.TIME_WAIT) or \
+                (st is State.SYN_RECEIVED and not self.tfo_child):
             return
         mss = self.snd_mss
         sndbuf = self.sndbuf
-        sent_any = False
+        lcc = self.lcc
+        corked = self.cork
+        sent_any = limited = failed = False
         while True:
             snd_nxt = self.snd_nxt
             off = seq_sub(snd_nxt, self.sndbuf_seq)
@@ -718,56 +1110,135 @@ class Connection:
                 off = 0
             avail = len(sndbuf) - off
             flight = seq_sub(snd_nxt, self.snd_una)
-            cwnd = self.cc.cwnd
-            wnd = self.snd_wnd if self.snd_wnd < cwnd else cwnd
-            usable = wnd - flight
+            if st is State.SYN_RECEIVED:
+                flight -= 1   # Linux: a Fast Open child's window starts after its SYN-ACK
+            if lcc is None:
+                cwnd = self.cc.cwnd
+                wnd = self.snd_wnd if self.snd_wnd < cwnd else cwnd
+                usable = wnd - flight
+            else:
+                usable = self.snd_wnd - flight
             size = avail if avail < mss else mss
             if size > usable:
                 size = usable if usable > 0 else 0
+            whole_record = False
+            if self.eor_marks:
+                rec = self._record_end(snd_nxt)
+                if rec is not None and 0 < seq_sub(rec, snd_nxt) <= size:
+                    size = seq_sub(rec, snd_nxt)
+                    whole_record = size < avail
             fin_seq = self.fin_seq
             fin_now = ((self.fin_queued and fin_seq is None) or
                        (fin_seq is not None and snd_nxt == fin_seq)) and size == avail
             if size <= 0 and not fin_now:
                 break
-            if 0 < size < mss and not fin_now:
+            if lcc is not None and self.score.in_flight() >= lcc.cwnd and not fin_now \
+                    and not (probe and not sent_any):
+                # Linux tcp_cwnd_test: "don't be strict about the congestion window for
+                # the final FIN" (a one-packet segment that carries it goes anyway).
+                limited = True
+                break
+            if 0 < size < mss and not fin_now and not whole_record:
                 # Nagle (RFC 9293 3.7.4): hold a small segment while data is
                 # unacknowledged, unless NODELAY.  Also hold if the window
                 # limits the segment but more data waits (sender SWS avoidance).
                 if size < avail and size < self.max_snd_wnd // 2 and not force:
                     break
-                if not self.nodelay and flight > 0 and size == avail:
+                if corked and size == avail and not force and not push:
+                    break   # TCP_CORK / MSG_MORE: wait for a full segment
+                if not self.nodelay and size == avail and not push and (
+                        flight > 0 if lcc is None else self._minshall_holds()):
                     break
             flags = ACK
             payload = bytes(sndbuf[off:off + size]) if size else b""
-            if size and off + size == len(sndbuf):
+            if size and off + size == len(sndbuf) and (not corked or force):
                 flags |= PSH
             if fin_now:
                 flags |= FIN
-                self.fin_seq = seq_add(snd_nxt, size)
             seg = self._make(flags, snd_nxt, now, payload)
+            if not self._send(seg, now):
+                # Linux tcp_write_xmit: a local failure (the host's queue dropped it)
+                # sends nothing; the probe timer tries again (tcp_check_probe_timer).
+                failed = True
+                break
+            if fin_now:
+                self.fin_seq = seq_add(snd_nxt, size)
             seq_end = seq_add(snd_nxt, size + (1 if fin_now else 0))
             if seq_gt(seq_end, self.snd_max):
                 self.rtt.start(snd_nxt, now)
                 self.snd_max = seq_end
             self.snd_nxt = seq_end
-            self._send(seg, now)
+            if lcc is not None:
+                self.score.on_send(snd_nxt, seq_end, now)
+                if lcc.in_recovery:
+                    lcc.prr_out += 1
+                if size < mss:
+                    self.snd_sml = seq_end   # tcp_minshall_update
             if size:
                 self.acks.on_data_sent(now, self.config.delayed_ack)
             sent_any = True
+            if lcc is not None and self.persist_at is not None and self.snd_wnd:
+                # Linux keeps one timer (icsk_pending): data that leaves turns the
+                # probe timer into the retransmission timer (tcp_event_new_data_sent).
+                self.persist_at = None
+                self._timer_trace(now, "persist", "cancelled", None)
             if self.rtx_at is None:
                 self._arm_rtx(now)
-            if fin_now:
+            if fin_now or probe:
                 break
+        if lcc is not None and (sent_any or limited):
+            self._cwnd_validate(limited)
+        if lcc is not None and sent_any:
+            self._schedule_tlp(now, False)
         # Data waits and nothing is in flight, so no ACK will come to release
         # it: a zero window (probe it, RFC 9293 3.8.6.1) or a window too small
-        # for sender SWS avoidance (the override timeout of 3.8.6.2.1).  The
-        # persist timer covers both.
-        if not sent_any and self.snd_nxt == self.snd_una \
+        # for sender SWS avoidance (the override timeout of 3.8.6.2.1), or a
+        # segment held by TCP_CORK/MSG_MORE (Linux's probe timer sends it).  The
+        # persist timer covers them all.
+        if (not sent_any or failed) and self.snd_nxt == self.snd_una \
                 and len(sndbuf) > seq_sub(self.snd_nxt, self.sndbuf_seq) \
                 and self.persist_at is None and self.rtx_at is None:
             self.persist_at = now + self.rtt.rto
             self._wake(self.persist_at)
             self._timer_trace(now, "persist", "armed", self.persist_at)
+
+    def _minshall_holds(self) -> bool:
+        """Linux's Nagle (tcp_nagle_check with tcp_minshall_check): a small segment
+        waits only while an earlier small segment is unacknowledged."""
+        sml = self.snd_sml
+        return sml is not None and seq_gt(sml, self.snd_una) and seq_le(sml, self.snd_nxt)
+
+    def _record_end(self, seq: int) -> int | None:
+        """The end of the record (MSG_EOR) that ``seq`` is in, if any."""
+        marks = self.eor_marks
+        if marks is None:
+            return None
+        done = 0
+        while done < len(marks) and seq_le(marks[done], self.snd_una):
+            done += 1
+        if done:
+            del marks[:done]
+        for m in marks:
+            if seq_gt(m, seq):
+                return m
+        return None
+
+    def _cwnd_validate(self, limited: bool) -> None:
+        """Linux tcp_cwnd_validate: remember whether the window limited this flight."""
+        packets = self.score.packets_out
+        if seq_ge(self.snd_una, self.cwnd_usage_seq) or limited or \
+                (not self.cwnd_limited and packets > self.max_packets_out):
+            self.cwnd_limited = limited
+            self.max_packets_out = packets
+            self.cwnd_usage_seq = self.snd_nxt
+
+    def _cwnd_may_grow(self) -> bool:
+        """Linux tcp_is_cwnd_limited: grow only a window that is used (in slow start,
+        up to twice what was in flight)."""
+        lcc = self.lcc
+        if lcc is None or self.cwnd_limited:
+            return True
+        return lcc.cwnd < lcc.ssthresh and lcc.cwnd < 2 * self.max_packets_out
 
     def _retransmit_first(self, now: float) -> None:
         """Resend one segment from SND.UNA (fast retransmit, NewReno partial ACK)."""
@@ -815,6 +1286,9 @@ class Connection:
     def _persist_fire(self, now: float) -> None:
         """Zero-window probe (RFC 9293 3.8.6.1): one octet beyond the window."""
         self._timer_trace(now, "persist", "fired", None)
+        if self.lcc is not None and self.snd_wnd > 0:
+            self._probe_timer(now)
+            return
         if self.snd_wnd > 0 or not self.sndbuf or not self.state.synchronized:
             self.output(now, force=True)
             return
@@ -832,6 +1306,48 @@ class Connection:
         self._wake(self.persist_at)
         self._timer_trace(now, "persist", "armed", self.persist_at)
 
+    def _probe_timer(self, now: float) -> None:
+        """Linux tcp_probe_timer and tcp_send_probe0 for a queue that cannot leave
+        (held data, or a host whose own queue drops every packet): try to send; count
+        the probe (tcpi_probes); after a local drop try again in 500 ms
+        (TCP_RESOURCE_PROBE_INTERVAL), else back off; give up after tcp_retries2
+        probes or TCP_USER_TIMEOUT, with ETIMEDOUT."""
+        waiting = len(self.sndbuf) > seq_sub(self.snd_nxt, self.sndbuf_seq)
+        if self.snd_una != self.snd_max or not waiting or not self.state.synchronized:
+            self.keepalive_probes_out = 0
+            self.probes_stamp = None
+            if waiting:
+                self.output(now, force=True)
+            return
+        ut = self.user_timeout
+        if self.probes_stamp is None:
+            self.probes_stamp = now
+        elif ut and now - self.probes_stamp >= ut:
+            self.cx.counters.inc("TcpExtTCPAbortOnTimeout")
+            self._terminate(now, "timed out", f"TCP_USER_TIMEOUT {ut:g} s")
+            return
+        if self.keepalive_probes_out >= self.config.data_retries:
+            self.cx.counters.inc("TcpExtTCPAbortOnTimeout")
+            self._terminate(now, "timed out", f"retransmission limit ({self.config.data_retries}"
+                            ", tcp_retries2) reached")
+            return
+        self.output(now, force=True, push=True)
+        if self.snd_una != self.snd_max or not self.sndbuf:
+            self.keepalive_probes_out = 0
+            self.probes_stamp = None
+            return
+        self.keepalive_probes_out += 1
+        if self.cx.local_drop:
+            delay = 0.5   # TCP_RESOURCE_PROBE_INTERVAL: the host, not the path, is stuck
+        else:
+            self.backoff = min(self.backoff + 1, self.config.data_retries)
+            delay = min(self.rtt.rto * (1 << min(self.backoff, 16)), self.config.rto_max)
+        if ut:
+            delay = min(delay, max(self.probes_stamp + ut - now, 0.001))
+        self.persist_at = now + delay
+        self._wake(self.persist_at)
+        self._timer_trace(now, "persist", "armed", self.persist_at)
+
     def _retries_expired(self, st: State, now: float) -> str | None:
         """Has retransmission run out (RFC 9293 3.8.3 R2)?  Why, or None.
         :mod:`~tcplab.engine.retries` explains the rfc and Linux rules."""
@@ -840,16 +1356,16 @@ class Connection:
         elapsed = now - stamp if stamp is not None else 0.0
         ut = self.user_timeout
         if st is State.SYN_SENT or (st is State.SYN_RECEIVED and not self.passive):
-            limit = config.syn_retries + config.syn_linear_timeouts
+            syn_retries = self.syn_retries or config.syn_retries   # TCP_SYNCNT first
+            limit = syn_retries + config.syn_linear_timeouts
             if self.rtx_count >= limit:
                 return f"{self.rtx_count} SYN retransmissions (tcp_syn_retries)"
             if ut:
                 return f"TCP_USER_TIMEOUT {ut:g} s" if elapsed >= ut else None
             if config.retries_by_time and \
-                    elapsed >= model_timeout(config.syn_retries, config.rto_initial,
-                                             config.rto_max):
+                    elapsed >= model_timeout(syn_retries, config.rto_initial, config.rto_max):
                 return (f"{elapsed:g} s of SYN retransmissions (tcp_syn_retries "
-                        f"{config.syn_retries} as time)")
+                        f"{syn_retries} as time)")
             return None
         if st is State.SYN_RECEIVED:
             if self.rtx_count >= config.synack_retries:
@@ -876,6 +1392,13 @@ class Connection:
     def _rtx_fire(self, now: float) -> None:
         """Retransmission timeout (RFC 6298 5.4-5.7)."""
         self._timer_trace(now, "retransmit", "fired", None)
+        if self.rtx_kind == RTX_REO:
+            self._reo_fire(now)
+            return
+        if self.rtx_kind == RTX_TLP:
+            self._tlp_fire(now)
+            return
+        self.tlp_high = None
         st = self.state
         counters = self.cx.counters
         counters.inc("TcpExtTCPTimeouts")
@@ -909,6 +1432,14 @@ class Connection:
             self._send_syn(now, with_ack=True)
         elif self.snd_una == self.snd_max and self.fin_seq is None:
             return  # nothing outstanding
+        elif self.lcc is not None and self.score:
+            # Linux tcp_enter_loss: every segment not SACKed is lost, the window is
+            # one packet, and the oldest is resent (the others follow as ACKs come).
+            self.score.mark_all_lost()
+            self.score.reno_sacked = 0
+            self.dupacks = 0
+            self.lcc.enter_loss(self.snd_max, self.score.in_flight())
+            self._xmit_lost(now)
         else:
             # RFC 5681 (4): ssthresh = max(FlightSize / 2, 2*SMSS); cwnd = 1 SMSS;
             # go back to SND.UNA and resend from there.
@@ -1038,7 +1569,7 @@ class Connection:
             self.syn_data = b""
             if self.config.delayed_ack > 0:
                 self._arm_delack(now)
-        if self.passive:
+        if self.passive and not self.tfo_child:
             self.cx.request(REQ_ESTABLISHED, self, cause, now)
         self._event(EV_CONNECTED)
 
@@ -1077,7 +1608,13 @@ class Connection:
             self._establish(now, "SYN-ACK received in SYN-RECEIVED (simultaneous open)")
             if self.fin_queued:
                 self.set_state(State.FIN_WAIT_1, "queued close", now)
+            before = self.cx.counters.out_segs
             self.output(now)
+            if self.sack_ok and self.config.dsack and self.cx.counters.out_segs == before:
+                # Linux: the SYN it carries again is a duplicate: an ACK at once, with
+                # a D-SACK block naming it (tcp_data_queue, RFC 2883).
+                self._dsack(seq, seq_add(seq, 1))
+                self.send_ack(now)
             return
         self.last_rcv = now
         self.keepalive_probes_out = 0
@@ -1177,6 +1714,10 @@ class Connection:
             return
         if seg.seg_len == 0:
             self.last_oow_ack = now
+        elif seq_lt(seg.seq, self.rcv_nxt):
+            # Linux tcp_send_dupack: an old segment with data is reported as a D-SACK.
+            end = seq_add(seg.seq, seg.seg_len)
+            self._dsack(seg.seq, end if seq_lt(end, self.rcv_nxt) else self.rcv_nxt)
         self.send_ack(now)
         self._drop(seg, now, reason)
 
@@ -1196,10 +1737,14 @@ class Connection:
             self._challenge_ack(seg, now, "RST in window, not at RCV.NXT (RFC 5961 3.2)")
             return
         self._drop(seg, now, "RST accepted", accepted=True)
-        if st is State.SYN_RECEIVED and self.passive:
+        if st is State.SYN_RECEIVED and self.passive and not self.tfo_child:
             # RFC 9293: return to LISTEN (the listener forgets the half-open entry).
             self.cx.counters.inc("TcpAttemptFails")
             self._back_to_listen(now, "RST in SYN-RECEIVED: back to LISTEN")
+        elif st is State.SYN_RECEIVED and self.tfo_child:
+            # A Fast Open child is a full socket, maybe accepted already: it is reset.
+            self.cx.counters.inc("TcpAttemptFails")
+            self._terminate(now, "reset", "RST in SYN-RECEIVED (Fast Open child)")
         elif st is State.SYN_RECEIVED:
             self.cx.counters.inc("TcpAttemptFails")
             self._terminate(now, "refused", "RST in SYN-RECEIVED (active open)")
@@ -1228,7 +1773,8 @@ class Connection:
         st = self.state
         if st is State.SYN_RECEIVED:
             lst = self.listener
-            if self.passive and lst is not None and not lst.closed and lst.accept_queue_full():
+            if self.passive and not self.tfo_child and lst is not None and not lst.closed \
+                    and lst.accept_queue_full():
                 self.cx.counters.inc("TcpExtListenOverflows")
                 self.cx.counters.inc("TcpExtListenDrops")
                 if self.config.abort_on_overflow:
@@ -1247,6 +1793,8 @@ class Connection:
                 self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
                 self.snd_wl1 = seg.seq
                 self.snd_wl2 = ack
+                if self.snd_una == self.iss:
+                    self.delivered += 1   # our SYN-ACK
                 self._ack_advance(ack, now, _tsecr(seg) if self.ts.ok else 0)
                 self._establish(now, "ACK of SYN-ACK")
                 if self.fin_queued:
@@ -1265,7 +1813,9 @@ class Connection:
             self._challenge_ack(seg, now, "ACK too old (RFC 5961 5.2)")
             return False
         wnd = seg.window << self.snd_wscale
-        if seq_gt(ack, snd_una):
+        if self.lcc is not None:
+            self._linux_ack(seg, ack, wnd, now)
+        elif seq_gt(ack, snd_una):
             self._ack_advance(ack, now, _tsecr(seg) if self.ts.ok else 0)
         elif ack == snd_una and not seg.payload and not seg.flags & FIN \
                 and wnd == self.snd_wnd != 0 and self.snd_max != snd_una:
@@ -1301,12 +1851,22 @@ class Connection:
             return False
         return True
 
-    def _ack_advance(self, ack: int, now: float, tsecr: int = 0) -> None:
-        """New data acknowledged: free the buffer, sample RTT, grow cwnd."""
+    def _ack_advance(self, ack: int, now: float, tsecr: int = 0) -> list[Sent]:
+        """New data acknowledged: free the buffer, sample RTT, grow cwnd.  Returns the
+        segments that left the scoreboard (a Linux sender's)."""
         acked = seq_sub(ack, self.snd_una)
         if self.snd_una == self.iss:
             acked -= 1  # our SYN: a sequence number, not data; it does not grow cwnd
-        rtt = self.ts.rtt(tsecr, now) if self.ts.ok else None
+        done: list[Sent] = []
+        rtt: float | None = None
+        if self.lcc is not None:
+            done = self.score.on_cumulative(ack)
+            # Linux (tcp_clean_rtx_queue): every ACK of data never retransmitted is a
+            # sample, from the oldest segment it covers; timestamps only when none is.
+            if done and not any(d.retrans for d in done):
+                rtt = now - done[0].sent_at
+        if rtt is None and self.ts.ok:
+            rtt = self.ts.rtt(tsecr, now)
         if rtt is not None:
             self.rtt.sample(rtt)  # RFC 7323 4.1: every ACK of new data is a sample
             self.rtt.forget()
@@ -1324,17 +1884,225 @@ class Connection:
         self.rtx_count = 0
         self.backoff = 0
         # Congestion control (RFC 5681 3.1) and NewReno recovery (RFC 6582).
-        if acked > 0 and self.cc.on_ack(acked, seq_ge(ack, self.cc.recover), self.snd_mss):
+        if self.lcc is None and acked > 0 and \
+                self.cc.on_ack(acked, seq_ge(ack, self.cc.recover), self.snd_mss):
             self._retransmit_first(now)  # partial ACK: the next hole
         # RFC 6298 (5.2)/(5.3): stop or restart the timer.
         if self.snd_una == self.snd_max:
             self._cancel_rtx(now)
         else:
+            self.rtx_kind = RTX_RTO
             self.rtx_at = now + self.rtt.rto
             self._wake(self.rtx_at)
             self._timer_trace(now, "retransmit", "armed", self.rtx_at)
         if self.send_space > 0:
             self._event(EV_WRITABLE)
+        return done
+
+    # ------------------------------------------------------------ Linux's sender
+
+    def _linux_ack(self, seg: TcpSegment, ack: int, wnd: int, now: float) -> None:
+        """An acceptable ACK, as Linux's tcp_ack handles it: cumulative and selective
+        acknowledgments update the scoreboard, RACK (RFC 8985) or three duplicate
+        ACKs (without SACK) find losses, the congestion state moves
+        (tcp_fastretrans_alert), the window grows or PRR shrinks it, and lost
+        segments are retransmitted as far as the window allows."""
+        lcc = self.lcc
+        assert lcc is not None
+        score = self.score
+        snd_una = self.snd_una
+        advanced = seq_gt(ack, snd_una)
+        prior_fack = score.highest_sack_seq(snd_una, self.snd_nxt) if self.sack_ok else snd_una
+        acked: list[Sent] = []
+        if advanced:
+            if snd_una == self.iss:
+                self.delivered += 1   # our SYN
+            acked = self._ack_advance(ack, now, _tsecr(seg) if self.ts.ok else 0)
+        sacked: list[Sent] = []
+        if self.sack_ok:
+            blocks = seg.sack_blocks
+            if blocks:
+                sacked = score.on_sack(blocks, self.snd_una, self.snd_max)
+                score.check_reordering(score.reord_low,
+                                       score.highest_sack_seq(self.snd_una, self.snd_nxt),
+                                       self.snd_mss)
+            # A hole filled by data never resent: reordering (tcp_clean_rtx_queue).
+            low = next((s.start for s in acked if not s.sacked and not s.retrans), None)
+            if low is not None and seq_lt(low, prior_fack):
+                score.check_reordering(low, score.highest_sack_seq(self.snd_una, self.snd_nxt),
+                                       self.snd_mss)
+        delivered = len(acked) + len(sacked)
+        self.delivered += delivered
+        newly_lost = 0
+        reo_armed = False
+        if self.sack_ok and self.config.rack:
+            if score.rack_update(sacked + acked, now):
+                newly_lost, wait = score.rack_detect(now, self._reo_wnd())
+                if wait > 0:
+                    self._arm_reo(now, wait)
+                    reo_armed = True
+        elif self.sack_ok:
+            newly_lost = score.mark_lost(self.snd_mss)   # RFC 6675 IsLost
+        else:
+            dup = not advanced and ack == snd_una and not seg.payload and \
+                not seg.flags & FIN and wnd == self.snd_wnd != 0 and self.snd_max != snd_una
+            if dup:
+                self.dupacks += 1
+                score.reno_sacked = min(self.dupacks, max(score.packets_out - 1, 0))
+                delivered += 1      # Linux counts a duplicate ACK as one packet delivered
+            elif advanced:
+                self.dupacks = 0
+                score.reno_sacked = 0
+            if self.dupacks >= 3 and lcc.ca_state < CA_RECOVERY:
+                newly_lost += score.mark_head_lost()
+        # The congestion state (tcp_fastretrans_alert).
+        if lcc.ca_state == CA_RECOVERY and seq_ge(self.snd_una, lcc.high_seq):
+            lcc.end_recovery()
+        elif lcc.ca_state == CA_LOSS and seq_ge(self.snd_una, lcc.high_seq):
+            lcc.ca_state = CA_OPEN
+        if lcc.ca_state < CA_RECOVERY and score.lost_out:
+            lcc.enter_recovery(self.snd_max)
+            self.cx.counters.inc("TcpExtTCPFastRetrans")
+        # The window (tcp_cong_control): PRR while recovering, else slow start or
+        # congestion avoidance for what new data was delivered.
+        if lcc.ca_state == CA_RECOVERY:
+            lcc.reduce(delivered, newly_lost, advanced, score.in_flight())
+        elif advanced and acked:
+            lcc.grow(delivered, self._cwnd_may_grow())
+        if self.tlp_high is not None and seq_ge(self.snd_una, self.tlp_high):
+            self.tlp_high = None   # the probe's round is over
+        self._xmit_lost(now)
+        if advanced and not reo_armed and self.snd_una != self.snd_max:
+            self._schedule_tlp(now, True)   # tcp_set_xmit_timer
+
+    def _schedule_tlp(self, now: float, advancing: bool) -> None:
+        """Linux tcp_schedule_loss_probe (RFC 8985 7.2): with SACK and no recovery under
+        way, probe after two round trips (plus the delayed-ACK allowance when one
+        segment is out), or when the RTO would fire, if sooner."""
+        lcc = self.lcc
+        if lcc is None or not self.config.tlp or not self.sack_ok or self.tfo_child \
+                or lcc.ca_state != CA_OPEN or self.tlp_high is not None or not self.score \
+                or (self.rtx_at is not None and self.rtx_kind == RTX_REO):
+            return
+        srtt = self.rtt.srtt
+        if srtt is not None:
+            pto = 2 * srtt + (self.config.rto_min if self.score.packets_out == 1 else
+                              TIMEOUT_MIN)
+        else:
+            pto = self.config.rto_initial
+        rto = self.rtt.rto
+        if not advancing:
+            rto = self.score.segs[0].sent_at + rto - now   # tcp_rto_delta_us
+        if rto > 0:
+            pto = min(pto, rto)
+        self.rtx_kind = RTX_TLP
+        self.rtx_at = now + pto
+        self._wake(self.rtx_at)
+        self._timer_trace(now, "retransmit", "armed", self.rtx_at)
+
+    def _tlp_fire(self, now: float) -> None:
+        """Linux tcp_send_loss_probe (RFC 8985 7.3): send one new segment if the windows
+        allow, else resend the last one; then the RTO timer runs from now."""
+        if self.tlp_high is None and self.state.synchronized:
+            before = self.cx.counters.out_segs
+            if len(self.sndbuf) > seq_sub(self.snd_nxt, self.sndbuf_seq):
+                self.output(now, push=True, probe=True)
+            if self.cx.counters.out_segs == before and self.score:
+                last = len(self.score.segs) - 1
+                self.score.split(last, self.snd_mss)
+                self._retransmit_sent(self.score.segs[-1], now)
+            if self.cx.counters.out_segs != before:
+                self.tlp_high = self.snd_nxt
+                self.cx.counters.inc("TcpExtTCPLossProbes")
+        self.rtx_kind = RTX_RTO
+        if self.snd_una != self.snd_max:
+            self._arm_rtx(now)
+        else:
+            self.rtx_at = None
+
+    def _reo_wnd(self) -> float:
+        """RACK's reordering window (RFC 8985 6.2 step 4): a quarter of the minimum RTT;
+        until reordering is seen, none during recovery or once as many segments as the
+        duplicate-ACK threshold (3, tcp_reordering) are SACKed (Linux tcp_rack_reo_wnd:
+        RFC 8985 6.2 allows this DupThresh rule for starting recovery)."""
+        lcc = self.lcc
+        score = self.score
+        if not score.reord_seen and lcc is not None and (
+                lcc.ca_state >= CA_RECOVERY or score.sacked_out >= DUPTHRESH):
+            return 0.0
+        base = score.min_rtt if score.min_rtt >= 0 else (self.rtt.srtt or 0.0)
+        srtt = self.rtt.srtt
+        wnd = base / 4
+        return min(wnd, srtt) if srtt is not None else wnd
+
+    def _arm_reo(self, now: float, wait: float) -> None:
+        """RACK's reordering timer (Linux ICSK_TIME_REO_TIMEOUT, on the retransmission
+        timer): look again when the oldest suspect has waited long enough."""
+        self.rtx_kind = RTX_REO
+        self.rtx_at = now + wait + TIMEOUT_MIN
+        self._wake(self.rtx_at)
+        self._timer_trace(now, "retransmit", "armed", self.rtx_at)
+
+    def _reo_fire(self, now: float) -> None:
+        """Linux tcp_rack_reo_timeout: mark what has waited too long lost and recover."""
+        lcc = self.lcc
+        assert lcc is not None
+        newly, wait = self.score.rack_detect(now, self._reo_wnd())
+        if newly:
+            if lcc.ca_state != CA_RECOVERY:
+                lcc.enter_recovery(self.snd_max)
+                self.cx.counters.inc("TcpExtTCPFastRetrans")
+                lcc.reduce(1, newly, False, self.score.in_flight())
+            self._xmit_lost(now)
+        if self.rtx_at is None or self.rtx_kind == RTX_REO:
+            if wait > 0:
+                self._arm_reo(now, wait)
+            elif self.snd_una != self.snd_max:
+                self.rtx_kind = RTX_RTO
+                self._arm_rtx(now)
+
+    def _xmit_lost(self, now: float) -> None:
+        """Linux tcp_xmit_retransmit_queue: resend lost segments, oldest first, while
+        the window has room."""
+        lcc = self.lcc
+        assert lcc is not None
+        score = self.score
+        while True:
+            i = score.next_lost()
+            if i is None or score.in_flight() >= lcc.cwnd:
+                return
+            score.split(i, self.snd_mss)
+            self._retransmit_sent(score.segs[i], now)
+            if lcc.ca_state == CA_RECOVERY:
+                lcc.prr_out += 1
+
+    def _retransmit_sent(self, s: Sent, now: float) -> None:
+        """Resend one segment of the scoreboard as it was first sent."""
+        fin_seq = self.fin_seq
+        data_end = s.end
+        flags = ACK
+        if fin_seq is not None and seq_gt(s.end, fin_seq):
+            data_end = fin_seq
+            flags |= FIN
+        off = seq_sub(s.start, self.sndbuf_seq)
+        size = seq_sub(data_end, s.start)
+        if off < 0 or size < 0:
+            return
+        payload = bytes(self.sndbuf[off:off + size])
+        if payload and (off + size == len(self.sndbuf) or (self.eor_marks is not None and data_end in self.eor_marks)):
+            flags |= PSH
+        if not self._send(self._make(flags, s.start, now, payload), now):
+            return
+        s.retrans_out = True
+        s.retrans += 1
+        s.sent_at = now
+        s.stamp = self.score.stamp(now)
+        self.rtt.forget()  # Karn's rule
+        self.cx.counters.inc("TcpRetransSegs")
+        if self.retrans_stamp is None:
+            self.retrans_stamp = now
+        if self.rtx_at is None:
+            self._arm_rtx(now)
 
     def _seventh_text(self, seg: TcpSegment, seq: int, now: float) -> None:
         """Accept data: trim to the window, reassemble, decide how to ACK.
@@ -1348,8 +2116,10 @@ class Connection:
         skip = seq_sub(self.rcv_nxt, seq)
         if skip > 0:
             if skip >= len(payload):
+                self._dsack(seq, seq_add(seq, len(payload)))
                 self.send_ack(now)  # a pure duplicate: ACK at once
                 return
+            self._dsack(seq, self.rcv_nxt)
             payload = payload[skip:]
             seq = self.rcv_nxt
         # Trim to the right edge of the window (a FIN beyond it is ignored).
@@ -1364,8 +2134,11 @@ class Connection:
             filled_gap = bool(self.ooo)
             self._accept_in_order(payload)
             self._pull_ooo()
+            if self.sacks is not None and filled_gap:
+                self.sacks.on_advance(self.rcv_nxt, not self.ooo)
             self.ack_pending += len(payload)
-            self.acks.on_data(now, self.rcv_wnd, self.rcv_mss)
+            self._grow_window()
+            self.acks.on_data(now, self.rcv_wnd, self.rcv_mss, len(payload))
             if seg.flags & FIN and not trimmed and not self.ooo:
                 return  # the FIN is next in order: the eighth step ACKs both at once
             if filled_gap or self.ooo or self.config.delayed_ack <= 0 \
@@ -1375,8 +2148,22 @@ class Connection:
                 self._arm_delack(now)
         else:
             self.cx.counters.inc("TcpExtTCPOFOQueue")
+            end = seq_add(seq, len(payload))
+            if self.sacks is not None:
+                dup = self.ooo.overlap(seq, end, self.rcv_nxt)
+                if dup is not None:
+                    self._dsack(dup[0], dup[1])
+                self.sacks.on_ofo(seq, end)
+            self._grow_window()
             self.ooo.insert(seq, payload, self.rcv_nxt)
             self.send_ack(now)  # out of order: a duplicate ACK at once (RFC 5681 4.2)
+
+    def _dsack(self, seq: int, end: int) -> None:
+        """Data [seq, end) arrived again: report it with a D-SACK block (RFC 2883)."""
+        if self.sacks is not None and self.config.dsack:
+            self.cx.counters.inc("TcpExtTCPDSACKOldSent" if seq_lt(seq, self.rcv_nxt)
+                                 else "TcpExtTCPDSACKOfoSent")
+            self.sacks.set_dsack(seq, end)
 
     def _accept_in_order(self, data: bytes) -> None:
         if self.rd_shut:
@@ -1398,6 +2185,8 @@ class Connection:
         """The peer's FIN, now in order (RFC 9293 3.10.7.4 eighth)."""
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)
         self.ooo.clear()
+        if self.sacks is not None:
+            self.sacks.blocks = []
         st = self.state
         self._event(EV_EOF)
         if st is State.SYN_RECEIVED or st is State.ESTABLISHED:
@@ -1426,6 +2215,53 @@ class Connection:
 
     # ------------------------------------------------------------ SYN-SENT
 
+    def _trim_acked(self, ack: int) -> None:
+        """Free what ``ack`` acknowledges of the send buffer (data a SYN carried)."""
+        n = seq_sub(ack, self.sndbuf_seq)
+        if n > 0:
+            k = min(n, len(self.sndbuf))
+            del self.sndbuf[:k]
+            self.sndbuf_seq = seq_add(self.sndbuf_seq, k)
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        if self.lcc is not None:
+            self.score.on_cumulative(ack)
+
+    def _fastopen_synack(self, seg: TcpSegment, now: float) -> bool:
+        """The SYN-ACK of a Fast Open SYN (Linux tcp_rcv_fastopen_synack): remember the
+        server's cookie and MSS for next time, and say whether data the SYN carried
+        must be sent again (the server acknowledged only the SYN, RFC 7413 4.1.2)."""
+        fo = seg.fastopen
+        cookie = peer_cookie(fo.cookie if fo is not None else None)
+        exp = fo is not None and fo.exp
+        syn_end = seq_add(self.iss, 1 + self.syn_data_len)
+        unacked = self.syn_data_len > 0 and seq_lt(self.snd_una, syn_end)
+        syn_drop = False
+        try_exp = 0
+        if not self.fo_syn:
+            cookie = None   # a cookie nobody asked for is ignored
+        elif self.rtx_count:
+            # The SYN was retransmitted (without data): the SYN with data, or its
+            # SYN-ACK, was lost on the way; remember it.
+            syn_drop = cookie is None and unacked
+        elif cookie is None and not self.syn_data_len:
+            # We asked for a cookie and got none: next time ask in the other format.
+            try_exp = 2 if self.fo_exp else 1
+        self.cx.fastopen_cache.set(self.raddr, seg.mss, cookie or None, exp, syn_drop,
+                                   try_exp, now)
+        if unacked:
+            self.cx.counters.inc("TcpExtTCPFastOpenActiveFail")
+            if self.lcc is not None:
+                for s in self.score.segs:
+                    if seq_lt(s.start, syn_end):
+                        s.lost = True
+                self.lcc.non_congestion_loss(self.snd_max)
+            return True
+        self.syn_data_acked = self.syn_data_len > 0
+        if self.syn_data_acked:
+            self.cx.counters.inc("TcpExtTCPFastOpenActive")
+        return False
+
     def _syn_sent(self, seg: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.3."""
         flags = seg.flags
@@ -1453,16 +2289,33 @@ class Connection:
         if not flags & SYN:
             self._drop(seg, now, "neither SYN nor RST in SYN-SENT")
             return
+        tso = seg.timestamps
+        first = self.syn_tsval
+        if flags & ACK and tso is not None and tso.tsecr and first is not None and \
+                not ts_between(tso.tsecr, first, self.ts.val(now)):
+            # Linux (tcp_rcv_synsent_state_process): a SYN-ACK echoing a timestamp we
+            # never sent answers another SYN: reset it (PAWSActiveRejected).
+            self.cx.counters.inc("TcpExtPAWSActive")
+            self._send_rst(ack, now)
+            self._drop(seg, now, "SYN-ACK echoes a timestamp we did not send: RST")
+            return
         if flags & FIN and self.config.drop_synfin:
             self._drop(seg, now, "SYN+FIN dropped (drop_synfin)")
             return
         self.irs = seg.seq
         self.rcv_nxt = seq_add(self.irs, 1)
         self.rcv_adv = self.rcv_nxt  # nothing advertised yet
-        self._apply_peer_syn(seg, our_wscale(self.config) is not None, now)
+        self._apply_peer_syn(seg, our_wscale(self.config, self.rcv_buf) is not None, now)
         if flags & ACK:
             self.snd_una = ack
             self.rtt.on_synack(now)
+            self.delivered += 1   # our SYN (and the data it carried counts with it)
+            self.ecn_ok = self.config.ecn == 1 and flags & (ECE | CWR) == ECE
+            if self.syn_data_len:
+                self._trim_acked(ack)
+        lost_syn_data = False
+        if flags & ACK and (self.fo_syn or self.syn_data_len):
+            lost_syn_data = self._fastopen_synack(seg, now)
         if seq_gt(self.snd_una, self.iss):
             self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 2.2)
             self.max_snd_wnd = self.snd_wnd
@@ -1480,21 +2333,32 @@ class Connection:
             if self.fin_queued:
                 self.set_state(State.FIN_WAIT_1, "queued close", now)
             # The third segment: it carries queued data if the application
-            # already sent some (RFC 9293 3.10.7.3 allows this).
-            before = self.snd_nxt
+            # already sent some (RFC 9293 3.10.7.3 allows this), or the data of a
+            # Fast Open SYN that was not acknowledged (RFC 7413 4.1.2).
+            before = self.cx.counters.out_segs
+            if len(self.sndbuf) > seq_sub(self.snd_nxt, self.sndbuf_seq):
+                # A writer waits for the handshake (Linux sk_write_pending): the ACK
+                # will ride on its data, and quick-ACK mode starts now.
+                self.acks.on_synack_write_pending(now)
+            if lost_syn_data:
+                if self.lcc is not None:
+                    self._xmit_lost(now)
+                else:
+                    self.snd_nxt = self.snd_una   # go back and send it again
             self.output(now)
-            if self.snd_nxt == before:
-                self.send_ack(now)
             if flags & FIN:
                 self.peer_fin_seq = seq_add(self.irs, 1 + len(seg.payload))
-                if self.rcv_nxt == self.peer_fin_seq:
-                    self._eighth_fin(now)
+            if self.peer_fin_seq is not None and self.rcv_nxt == self.peer_fin_seq:
+                self.ack_pending += len(seg.payload)
+                self._eighth_fin(now)   # one ACK for the SYN, its text and its FIN
+            elif self.cx.counters.out_segs == before:
+                self.send_ack(now)
         else:
             # Simultaneous open: SYN-SENT -> SYN-RECEIVED, send SYN,ACK.
             self.snd_wnd = seg.window
             self.max_snd_wnd = self.snd_wnd
             self.snd_wl1 = self.irs
-            if seg.payload:
+            if seg.payload and self.config.syn_data_queued:
                 self.syn_data = seg.payload[:self.rcv_wnd]
             self.set_state(State.SYN_RECEIVED, "SYN received in SYN-SENT (simultaneous open)",
                            now)

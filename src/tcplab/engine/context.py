@@ -22,7 +22,9 @@ directly on a connection (``conn.close(now)``) takes effect at the next
 ``host.transmit()``, which every backend calls after application calls.
 
 The context also records what the host observes: drops with their reasons
-(:meth:`record`), and the counters of :mod:`tcplab.engine.counters`.
+(:meth:`record`), and the counters of :mod:`tcplab.engine.counters`; and it
+holds the client's Fast Open cookie cache (:mod:`tcplab.engine.fastopen`),
+which connections update from the SYN-ACKs they receive.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mypy_extensions import mypyc_attr
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.counters import Counters
+from tcplab.engine.fastopen import CookieCache
 from tcplab.trace import Tcb, Trace, segment_event
 from tcplab.wire.ip import emit_ip_tcp
 from tcplab.wire.tcp import RST, TcpSegment
@@ -103,8 +106,8 @@ class ChallengeAckLimit:
 class EngineContext:
     """A host's name, configuration, trace, output queues and counters."""
 
-    __slots__ = ("challenge", "config", "counters", "name", "outbox", "packet_id", "ready",
-                 "requests", "timer_seq", "timers", "trace")
+    __slots__ = ("challenge", "config", "counters", "fastopen_cache", "local_drop", "name",
+                 "outbox", "packet_id", "ready", "requests", "timer_seq", "timers", "trace")
 
     def __init__(self, name: str, config: TcpConfig, trace: Trace | None = None) -> None:
         self.name = name
@@ -118,10 +121,19 @@ class EngineContext:
         self.counters = Counters()
         self.challenge = ChallengeAckLimit(config.challenge_ack_limit)
         self.packet_id: int | None = None  #: trace id of the packet being processed
+        self.fastopen_cache = CookieCache()  #: Fast Open: what this host knows of servers
+        #: the host's own queue drops every packet (Linux ``tc qdisc ... pfifo limit 0``):
+        #: a send fails before the wire, and the sender knows it (NET_XMIT_DROP)
+        self.local_drop = False
 
     def emit(self, src: str, dst: str, seg: TcpSegment, now: float, conn: str | None = None,
-             tcb: Tcb | None = None) -> None:
-        """Queue ``seg`` from ``src`` to ``dst`` (and trace it as sent by this host)."""
+             tcb: Tcb | None = None) -> bool:
+        """Queue ``seg`` from ``src`` to ``dst`` (and trace it as sent by this host).
+        False: the host's own queue dropped it (:attr:`local_drop`)."""
+        if self.local_drop:
+            self.record(src, dst, seg, now, "not sent: the host's own queue drops every "
+                        "packet", conn)
+            return False
         ev = None
         data = None
         if seg.flags & RST:
@@ -134,6 +146,7 @@ class EngineContext:
                                tcb=tcb, raw=data)
             tr.add(ev)
         self.outbox.append(Outgoing(seg, src, dst, ev, data))  # type: ignore[arg-type]
+        return True
 
     def record(self, src: str, dst: str, seg: TcpSegment, now: float, reason: str,
                conn: str | None = None, accepted: bool = False) -> None:

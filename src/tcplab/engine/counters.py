@@ -40,14 +40,20 @@ KNOWN: dict[str, str] = {
     "TcpExtPAWSEstab": "segments rejected by PAWS in synchronized states",
     "TcpExtTCPKeepAlive": "keep-alive probes sent",
     "TcpExtTCPFastOpenActive": "Fast Open SYNs with data acknowledged",
+    "TcpExtTCPFastOpenActiveFail": "Fast Open SYNs whose data was not acknowledged",
     "TcpExtTCPFastOpenPassive": "Fast Open SYNs with data accepted",
     "TcpExtTCPFastOpenPassiveFail": "Fast Open cookies rejected",
+    "TcpExtTCPFastOpenListenOverflow": "Fast Open SYNs refused: the listener's queue was full",
     "TcpExtTCPFastOpenCookieReqd": "Fast Open cookie requests received",
     "TcpExtTCPTimeouts": "retransmission timer expiries",
     "TcpExtTCPSynRetrans": "SYN and SYN-ACK retransmissions",
     "TcpExtTCPFastRetrans": "fast retransmissions",
+    "TcpExtTCPLossProbes": "tail loss probes sent (RFC 8985)",
     "TcpExtDelayedACKs": "delayed ACKs sent by the timer",
     "TcpExtTCPOFOQueue": "segments queued out of order",
+    "TcpExtTCPDSACKOldSent": "D-SACKs sent for data below RCV.NXT (RFC 2883)",
+    "TcpExtTCPDSACKOfoSent": "D-SACKs sent for out-of-order data received twice (RFC 2883)",
+    "TcpExtOutOfWindowIcmps": "ICMP errors quoting a sequence number outside the window",
 }
 
 

@@ -28,4 +28,8 @@ ERRORS = {
     "reset": _errno.ECONNRESET,
     "timed out": _errno.ETIMEDOUT,
     "aborted": _errno.ECONNABORTED,
+    "host unreachable": _errno.EHOSTUNREACH,
+    "network unreachable": _errno.ENETUNREACH,
+    "protocol unreachable": _errno.ENOPROTOOPT,
+    "protocol error": _errno.EPROTO,
 }

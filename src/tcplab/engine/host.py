@@ -55,6 +55,16 @@ from tcplab.engine.context import (
 )
 from tcplab.engine.counters import Counters
 from tcplab.engine.errors import TcpError, addr_in_use
+from tcplab.engine.fastopen import (
+    CLIENT_ENABLE,
+    SERVER_COOKIE_NOT_REQD,
+    SERVER_ENABLE,
+    SERVER_WO_SOCKOPT1,
+    CookieCache,
+    ServerKey,
+    make_cookie,
+    peer_cookie,
+)
 from tcplab.engine.isn import IsnGenerator, IsnSource
 from tcplab.engine.listener import (
     ADMIT_COOKIE,
@@ -70,7 +80,7 @@ from tcplab.engine.timewait import TimeWait
 from tcplab.trace import Trace, app_event, state_event, undecodable_event
 from tcplab.wire.errors import WireError
 from tcplab.wire.ip import parse_ip_tcp
-from tcplab.wire.tcp import ACK, FIN, RST, SYN, Mss, TcpSegment
+from tcplab.wire.tcp import ACK, FIN, RST, SYN, FastOpen, Mss, TcpSegment
 
 __all__ = ["WILDCARDS", "Binding", "Host", "Listener", "Outgoing"]
 
@@ -98,6 +108,10 @@ class Host:
         # TSval offsets (RFC 7323 7.1) from a key derived from the cookie secret, so
         # the rng draws the same numbers as before timestamps existed.
         self.ts_offsets = TsOffsets(hashlib.blake2s(cookie_key, person=b"tcplabts").digest())
+        # The Fast Open key when tcp_fastopen_key is not set (Linux draws one at boot),
+        # derived from the same secret so the rng draws what it always drew.
+        self._tfo_key = ServerKey(hashlib.blake2s(cookie_key, person=b"tcplabfo",
+                                                  digest_size=16).digest())
         self.conns: dict[Key, Connection] = {}
         self.listeners: dict[tuple[str, int], Listener] = {}
         self.time_wait = TimeWait(self.cx, self.ts_offsets)
@@ -116,6 +130,19 @@ class Host:
         if self.cx.requests:
             self._act()
         return self.cx.outbox
+
+    @property
+    def fastopen(self) -> CookieCache:
+        """The client's Fast Open cookie cache (RFC 7413 4.1.1; Linux keeps it with the
+        tcp_metrics of each destination: ``ip tcp_metrics flush`` empties it)."""
+        return self.cx.fastopen_cache
+
+    def fastopen_key(self, lst: Listener | None = None) -> bytes:
+        """The key this host's cookies are made with (TCP_FASTOPEN_KEY of ``lst``, else
+        net.ipv4.tcp_fastopen_key, else the host's own)."""
+        if lst is not None and lst.fastopen_key is not None:
+            return lst.fastopen_key
+        return self._tfo_key.key(self.config.fastopen_key)
 
     @property
     def counters(self) -> Counters:
@@ -164,6 +191,35 @@ class Host:
         else:
             self._closed_segment(key, seg, now, "no connection or listener")
         self._done(now)
+
+    def receive_icmp(self, key: Key, kind: str, seq: int, now: float,
+                     mtu: int | None = None) -> None:
+        """An ICMP error quoting a segment we sent on ``key`` (our address and port, the
+        peer's) with sequence number ``seq`` (RFC 5927).  ``kind``: "frag-needed"
+        (with the next hop's ``mtu``, RFC 1191) or an error name ("host unreachable",
+        "network unreachable", "refused", ...).  Never raises because of what it says."""
+        cx = self.cx
+        if cx.requests:
+            self._act()
+        conn = self.conns.get(key)
+        if conn is not None:
+            conn.on_icmp(kind, seq, mtu, now)
+        self._done(now)
+
+    @property
+    def local_drop(self) -> bool:
+        """The host's own queue drops every packet (Linux ``tc qdisc ... pfifo limit 0``):
+        connections see their sends fail and keep their data (a probe timer retries)."""
+        return self.cx.local_drop
+
+    @local_drop.setter
+    def local_drop(self, on: bool) -> None:
+        self.cx.local_drop = on
+
+    @property
+    def snmp(self) -> dict[str, int]:
+        """The counters as ``nstat -az`` lists them (:mod:`~tcplab.engine.counters`)."""
+        return self.cx.counters.as_dict(all_names=True)
 
     def transmit(self) -> list[Outgoing]:
         """Packets produced since the last call."""
@@ -391,12 +447,57 @@ class Host:
         conn = self._new_connection(key, self.isn.isn(now, key[0], key[1], key[2], key[3]))
         conn.binding = lst.binding
         conn.reuseaddr = lst.binding.reuse
+        lst.inherit(conn)
         lst.binding.users += 1
         self.conns[key] = conn
-        lst.syn_queue[key] = conn
         cx.counters.inc("TcpPassiveOpens")
-        cx.record(key[2], key[0], seg, now, "SYN in LISTEN: new connection", name, accepted=True)
-        conn.open_passive(seg, lst, now)
+        child, reply = self._fastopen_server(lst, key, seg)
+        if child:
+            cx.record(key[2], key[0], seg, now, "SYN with a valid Fast Open cookie: data "
+                      "accepted", name, accepted=True)
+        else:
+            lst.syn_queue[key] = conn
+            cx.record(key[2], key[0], seg, now, "SYN in LISTEN: new connection", name,
+                      accepted=True)
+        conn.open_passive(seg, lst, now, tfo_child=child, fastopen=reply)
+        if child and self.conns.get(key) is conn:
+            # RFC 7413 4.2.2: the child is ready to accept before the handshake ends.
+            lst.accept_queue.append(conn)
+            self.app_event(now, "event", "Fast Open connection ready to accept", conn.name)
+            lst.acceptable()
+
+    def _fastopen_server(self, lst: Listener, key: Key, seg: TcpSegment
+                         ) -> tuple[bool, FastOpen | None]:
+        """Linux tcp_try_fastopen: is this SYN's data accepted (a Fast Open child), and
+        what Fast Open option does the SYN-ACK carry (a cookie when the client asked
+        for one or presented a wrong one)?"""
+        cx = self.cx
+        fo = seg.fastopen
+        foc = peer_cookie(fo.cookie if fo is not None else None)
+        exp = fo is not None and fo.exp
+        if foc == b"":
+            cx.counters.inc("TcpExtTCPFastOpenCookieReqd")
+        flags = self.config.fastopen
+        if not flags & SERVER_ENABLE or not (seg.payload or foc is not None) \
+                or lst.fastopen_qlen <= 0:
+            return False, None
+        pending = sum(1 for c in self.conns.values()
+                      if c.tfo_child and c.listener is lst and c.state is State.SYN_RECEIVED)
+        if pending >= lst.fastopen_qlen:
+            cx.counters.inc("TcpExtTCPFastOpenListenOverflow")
+            return False, None
+        if flags & SERVER_COOKIE_NOT_REQD:
+            cx.counters.inc("TcpExtTCPFastOpenPassive")
+            return True, None
+        if foc is None:
+            return False, None
+        valid = make_cookie(self.fastopen_key(lst), key[2], key[0])
+        if foc == valid:
+            cx.counters.inc("TcpExtTCPFastOpenPassive")
+            return True, None
+        if foc:
+            cx.counters.inc("TcpExtTCPFastOpenPassiveFail")
+        return False, FastOpen(valid, exp)
 
     def _send_cookie(self, key: Key, seg: TcpSegment, now: float) -> None:
         cookie = self.cookies.make(key, seg, now, self.config.default_mss)
@@ -472,6 +573,9 @@ class Host:
         if somaxconn is not None and backlog > somaxconn:
             backlog = somaxconn  # Linux __sys_listen(): min(backlog, net.core.somaxconn)
         lst = Listener(self.cx, binding, backlog, plus_one=self.config.accept_backlog_plus_one)
+        tfo = self.config.fastopen
+        if tfo & SERVER_ENABLE and tfo & SERVER_WO_SOCKOPT1:
+            lst.fastopen_qlen = backlog   # Linux inet_listen: Fast Open on every listener
         self.listeners[key] = lst
         self.app_event(now, "listen", f"LISTEN on {binding.addr}:{binding.port}")
         tr = self.trace
@@ -480,10 +584,23 @@ class Host:
         return lst
 
     def connect(self, raddr: str, rport: int, now: float, binding: Binding | None = None,
-                reuse: bool = False) -> Connection:
-        """Active OPEN: a new connection in SYN-SENT."""
+                reuse: bool = False, *, fastopen: bool = False, data: bytes = b"",
+                defer: bool = False,
+                setup: Callable[[Connection], None] | None = None) -> Connection:
+        """Active OPEN: a new connection in SYN-SENT.
+
+        ``fastopen`` (RFC 7413; MSG_FASTOPEN or TCP_FASTOPEN_CONNECT): the SYN
+        carries the cookie this host holds for ``raddr`` and as much of ``data`` as
+        fits (``conn.syn_data_len`` says how much), or asks for a cookie.  With
+        ``defer`` and a cookie at hand, no SYN is sent yet: the connection's first
+        ``send()`` sends it with the data (Linux's deferred connect).  ``setup`` is
+        called with the new connection before its SYN is built (socket options set
+        before connect(): TCP_MAXSEG, SO_RCVBUF, TCP_SYNCNT, ...)."""
         if self.cx.requests:
             self._act()
+        if fastopen and not self.config.fastopen & CLIENT_ENABLE:
+            raise TcpError(_errno.EOPNOTSUPP, "Fast Open is off for clients on this host "
+                           "(net.ipv4.tcp_fastopen bit 1)")
         bound = binding is not None
         if binding is None:
             laddr = self.addrs[0] if ":" not in raddr else next(
@@ -518,7 +635,13 @@ class Host:
         self.conns[key] = conn
         self.app_event(now, "connect", f"to {raddr}:{rport}", conn.name)
         self.cx.counters.inc("TcpActiveOpens")
-        conn.open_active(now)
+        if setup is not None:
+            setup(conn)
+        if fastopen:
+            attempt = self.cx.fastopen_cache.attempt(raddr, self.config.fastopen, now)
+            conn.open_active(now, attempt, data, defer=defer and attempt.with_data)
+        else:
+            conn.open_active(now)
         self._done(now)
         return conn
 

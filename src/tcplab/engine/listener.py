@@ -46,10 +46,15 @@ class Listener:
         "closed",
         "cx",
         "events",
+        "fastopen_key",
+        "fastopen_qlen",
         "plus_one",
         "queued_ready",
+        "rcv_buf",
+        "snd_buf",
         "syn_dropped",
         "syn_queue",
+        "user_mss",
         "want_events",
     )
 
@@ -68,6 +73,25 @@ class Listener:
         self.want_events = False
         self.events: deque[str] = deque()
         self.queued_ready = False
+        # Fast Open (RFC 7413): how many children may wait for their handshake to
+        # end (TCP_FASTOPEN, Linux fastopenq max_qlen; 0: Fast Open is off here),
+        # and this listener's own key (TCP_FASTOPEN_KEY), else the host's.
+        self.fastopen_qlen = 0
+        self.fastopen_key: bytes | None = None
+        # Socket options its children inherit (Linux copies the listener's socket):
+        # TCP_MAXSEG, SO_RCVBUF, SO_SNDBUF; None: the host's configuration.
+        self.user_mss: int | None = None
+        self.rcv_buf: int | None = None
+        self.snd_buf: int | None = None
+
+    def inherit(self, conn: Connection) -> None:
+        """Give a new child the listener's socket options, before its SYN-ACK."""
+        if self.user_mss is not None:
+            conn.user_mss = self.user_mss
+        if self.rcv_buf is not None:
+            conn.rcv_buf = self.rcv_buf
+        if self.snd_buf is not None:
+            conn.snd_buf = self.snd_buf
 
     def __repr__(self) -> str:
         return f"<Listener {self.name} backlog={self.backlog}>"

@@ -14,6 +14,7 @@ and what the ``rfc`` and ``linux`` profiles hold.  Values Linux hard-codes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,43 @@ def _bool(name: str) -> tuple[Callable[[TcpConfig, Any], None], Callable[[TcpCon
     return apply, show
 
 
+def _fastopen_key_text(text: str) -> str:
+    """Linux's tcp_fastopen_key: four 32-bit hex words joined by '-' (a backup key
+    after a ',' is accepted and ignored)."""
+    primary = text.strip().split(",")[0]
+    words = primary.split("-")
+    if len(words) != 4 or not all(re.fullmatch(r"[0-9a-fA-F]{1,8}", w) for w in words):
+        raise ConfigError(f"{text!r}: four hex words, like a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4")
+    return "-".join(f"{int(w, 16):08x}" for w in words)
+
+
+def _fastopen_key() -> tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]]:
+    def apply(cfg: TcpConfig, value: Any) -> None:
+        cfg.fastopen_key = str(value)
+
+    def show(cfg: TcpConfig) -> str:
+        return cfg.fastopen_key or "(random)"   # unset: the host draws its own
+    return apply, show
+
+
+def _rack() -> tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]]:
+    def apply(cfg: TcpConfig, value: Any) -> None:
+        cfg.rack = bool(value & 1)
+
+    def show(cfg: TcpConfig) -> str:
+        return str(int(cfg.rack))
+    return apply, show
+
+
+def _tlp() -> tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]]:
+    def apply(cfg: TcpConfig, value: Any) -> None:
+        cfg.tlp = value in (3, 4)
+
+    def show(cfg: TcpConfig) -> str:
+        return "3" if cfg.tlp else "0"
+    return apply, show
+
+
 def _sysctl(name: str, doc: str, parse: Callable[[str], Any],
             io: tuple[Callable[[TcpConfig, Any], None], Callable[[TcpConfig], str]],
             linux: str, source: str) -> Sysctl:
@@ -170,6 +208,17 @@ SYSCTLS: dict[str, Sysctl] = {s.name: s for s in [
             _int_range(0, 1), _bool("abort_on_overflow"), "0", _TCP_C),
     _sysctl("net.ipv4.tcp_timestamps", "RFC 7323 timestamps (PAWS, RTT)", _int_range(0, 2),
             _bool("timestamps"), "1", _TCP_C),
+    _sysctl("net.ipv4.tcp_sack", "SACK-permitted in SYNs and SACK blocks in ACKs (RFC 2018)",
+            _int_range(0, 1), _bool("sack"), "1", _TCP_C),
+    _sysctl("net.ipv4.tcp_dsack", "D-SACK: report data received twice (RFC 2883)",
+            _int_range(0, 1), _bool("dsack"), "1", _TCP_C),
+    _sysctl("net.ipv4.tcp_ecn", "ECN setup in the handshake (RFC 3168 6.1.1): 0 off, 1 ask "
+            "for it and accept it, 2 accept it when asked", _int_range(0, 2), _field("ecn"),
+            "2", _TCP_C + " (TCP_ECN_DEFAULT)"),
+    _sysctl("net.ipv4.tcp_recovery", "RACK loss detection (RFC 8985): bit 1",
+            _int_range(0, 7), _rack(), "1", _TCP_C + " (TCP_RACK_LOSS_DETECTION)"),
+    _sysctl("net.ipv4.tcp_early_retrans", "tail loss probes (RFC 8985 7): 3 or 4",
+            _int_range(0, 4), _tlp(), "3", _TCP_C),
     _sysctl("net.ipv4.tcp_window_scaling", "RFC 7323 window scaling", _int_range(0, 1),
             _bool("window_scale"), "1", _TCP_C),
     _sysctl("net.ipv4.ip_local_port_range", "ephemeral ports for connect()", _port_range,
@@ -177,6 +226,9 @@ SYSCTLS: dict[str, Sysctl] = {s.name: s for s in [
     _sysctl("net.ipv4.tcp_fastopen", "TCP Fast Open: 1 client, 2 server, 0x200 server "
             "without cookie", _int_range(0, 0xFFFF), _field("fastopen"), "1",
             "include/net/tcp.h TFO_CLIENT_ENABLE"),
+    _sysctl("net.ipv4.tcp_fastopen_key", "the server's Fast Open cookie key (siphash), four "
+            "32-bit hex words", _fastopen_key_text, _fastopen_key(), "(random)",
+            "net/ipv4/tcp_fastopen.c tcp_fastopen_init_key_once(): random at boot"),
     _sysctl("net.ipv4.tcp_challenge_ack_limit", "challenge ACKs per second (RFC 5961)",
             _int_range(0, 2**31 - 1), _field("challenge_ack_limit"), "2147483647",
             _TCP_C + " (INT_MAX since 6.0; 1000 before)"),
@@ -201,13 +253,25 @@ LINUX_CONSTANTS: dict[str, tuple[str, str, str]] = {
                                 "include/net/sock.h"),
     "iw_rfc6928": ("off: 10 segments whatever the MSS", "tcp_init_cwnd()",
                    "net/ipv4/tcp_output.c"),
+    "active_rst_ack": ("on", "tcp_send_active_reset(): RST,ACK with timestamps",
+                       "net/ipv4/tcp_output.c"),
+    "linux_window": ("on: the window offered starts at 64 KB and grows by two segments "
+                     "per data segment received, up to the buffer",
+                     "__tcp_select_window(), tcp_grow_window() (rcv_ssthresh)",
+                     "net/ipv4/tcp_output.c, tcp_input.c"),
+    "syn_data_queued": ("off: data in a SYN without a valid Fast Open cookie is dropped",
+                        "tcp_conn_request()", "net/ipv4/tcp_input.c"),
+    "linux_sender": ("on: cwnd in packets, RACK (RFC 8985), PRR (RFC 6937), Reno",
+                     "tcp_cong_avoid(), tcp_rack_mark_lost(), tcp_cwnd_reduction()",
+                     "net/ipv4/tcp_input.c, tcp_recovery.c, tcp_cong.c"),
 }
 
 
 def _linux() -> TcpConfig:
     cfg = TcpConfig()
     for s in SYSCTLS.values():
-        s.apply(cfg, s.parse(s.linux))
+        if not s.linux.startswith("("):   # "(random)": nothing fixed to apply
+            s.apply(cfg, s.parse(s.linux))
     cfg.time_wait = 60.0
     cfg.delayed_ack = 0.04
     cfg.rto_initial = 1.0
@@ -217,6 +281,10 @@ def _linux() -> TcpConfig:
     cfg.retries_by_time = True
     cfg.accept_backlog_plus_one = True
     cfg.iw_rfc6928 = False
+    cfg.active_rst_ack = True
+    cfg.linux_sender = True
+    cfg.syn_data_queued = False
+    cfg.linux_window = True
     cfg.profile = "linux"
     return cfg
 

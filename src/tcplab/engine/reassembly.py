@@ -72,6 +72,18 @@ class Reassembly:
             out.append(((base + off) & MASK, data))
         self.pieces = out
 
+    def overlap(self, seq: int, end: int, rcv_nxt: int) -> tuple[int, int] | None:
+        """The first part of [seq, end) already held, if any (for a D-SACK)."""
+        off = (seq - rcv_nxt) & MASK
+        stop = off + ((end - seq) & MASK)
+        for s, d in self.pieces:
+            o = (s - rcv_nxt) & MASK
+            e = o + len(d)
+            lo, hi = max(o, off), min(e, stop)
+            if lo < hi:
+                return ((rcv_nxt + lo) & MASK, (rcv_nxt + hi) & MASK)
+        return None
+
     def pop_ready(self, rcv_nxt: int) -> bytes | None:
         """The next piece that starts at or before ``rcv_nxt``, trimmed to start there;
         None when the next piece is still beyond a hole (or nothing is held)."""

@@ -31,6 +31,11 @@ def ts_lt(a: int, b: int) -> bool:
     return ((a - b) & MASK) >= 1 << 31
 
 
+def ts_between(v: int, lo: int, hi: int) -> bool:
+    """``lo <= v <= hi`` for timestamps (modulo 2**32, like Linux's between())."""
+    return ((hi - lo) & MASK) >= ((v - lo) & MASK)
+
+
 def tsval(now: float, offset: int) -> int:
     """Our TSval at ``now``: a millisecond clock plus the connection's offset."""
     return (int(now * 1000) + offset) & MASK

@@ -50,6 +50,7 @@ from tcplab.packetdrill.linux import (
     SOCKOPT_FEATURES,
     LinuxSettings,
     LinuxShell,
+    ShellFailed,
     linux_config,
     needs,
 )
@@ -101,7 +102,7 @@ from tcplab.packetdrill.sockets import (
 )
 from tcplab.trace import Trace
 from tcplab.wire.seq import seq_in_window
-from tcplab.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from tcplab.wire.tcp import ACK, FIN, RST, SYN, TcpOption, TcpSegment, Timestamps
 
 LOCAL4, REMOTE4 = "192.168.0.1", "192.0.2.1"
 LOCAL6, REMOTE6 = "fd3d:fa7b:d17d::1", "2001:db8::1"
@@ -138,6 +139,7 @@ class _Pending:
     end: float | None            #: the script's expected return time (None: at once)
     deadline: float | None = None  #: a poll/epoll timeout
     done: int = 0                #: octets a blocking write has queued so far
+    connecting: bool = False     #: linux: a blocking write queued its data, waits for the SYN-ACK
 
 
 @dataclass(slots=True)
@@ -146,6 +148,15 @@ class _Tuple:
 
     isn: int = 0                 #: our ISN minus the script's (``S. 1234:1234``: 1234)
     script_isn: int = 0
+    risn: int = 0                #: linux: the peer's ISN; its later numbers count from it
+    lisn: int = 0                #: linux: our ISN; our numbers after the SYN count from it
+
+    def ours(self, linux: bool, syn: bool) -> int:
+        """What to add to a script's number for ours (packetdrill socket.h: after the
+        SYN, numbers are relative to our ISN, whatever ISN the script named)."""
+        return self.lisn if linux and not syn else self.isn
+    ts_map: dict[int, int] = field(default_factory=dict)  #: script TSval -> our TSval
+    ts_first: tuple[int, int] | None = None               #: the first (script, ours) pair
     peer_syn: frozenset[str] = frozenset()
     engine_syn: frozenset[str] = frozenset()
     fb_shift: int = 0
@@ -176,6 +187,7 @@ class Runner:
     linux: LinuxSettings | None = None
     shell: LinuxShell | None = None
     tso: bool = True             #: linux: expected packets may be TSO-sized
+    listens: int = 0             #: linux: listen() calls so far (each gets a remote port)
 
     def __post_init__(self) -> None:
         opts = self.script.options
@@ -190,7 +202,9 @@ class Runner:
             config = linux_config()
             config.mss = mss
             self.linux = LinuxSettings(config)
-            self.shell = LinuxShell(self.linux, Path(self.script.path).parent)
+            self.shell = LinuxShell(self.linux, Path(self.script.path).parent,
+                                    flush=self._flush_metrics,
+                                    counters=lambda: self.host.snmp)
             self.tso = "strict_segments" not in opts
         else:
             # The STANDARD branches (portable) check RFC 9293 3.10.7.4 strictly: without
@@ -199,7 +213,8 @@ class Runner:
         self.host = Host("tcplab", [self.local], config=config, rng=random.Random(1),
                          trace=Trace(enabled=False))
         self.socks = SocketLayer(self.host, self.local, self.remote,
-                                 E.EPIPE if self.profile.linux else E.ENOTCONN)
+                                 E.EPIPE if self.profile.linux else E.ENOTCONN,
+                                 linux=self.profile.linux)
         if "tolerance_usecs" in opts:
             self.tolerance = _option_int(self.script, "tolerance_usecs", 4000, 0, 10_000_000) / 1e6
         for name in opts:
@@ -211,6 +226,10 @@ class Runner:
 
     # ------------------------------------------------------------------ engine glue
 
+    def _flush_metrics(self) -> None:
+        """``ip tcp_metrics flush``: Linux keeps the Fast Open cookie cache there."""
+        self.host.fastopen.flush()
+
     def _collect(self) -> None:
         for out in self.host.transmit():
             seg = out.seg
@@ -218,6 +237,7 @@ class Runner:
             if seg.flags & SYN:
                 tup = self.tuples.setdefault((seg.src_port, seg.dst_port), _Tuple())
                 tup.isn = (seg.seq - tup.script_isn) & MASK
+                tup.lisn = seg.seq
                 tup.engine_syn = frozenset(o.name for o in _names(seg))
         for conn in self.host.conns.values():
             self.socks.conns[(conn.lport, conn.rport)] = conn
@@ -291,6 +311,8 @@ class Runner:
                 at = base + t.start if t.kind == "relative" else t.start
             self._fire_until(at)
             for early in list(self.sent):
+                if self.profile.linux:
+                    break      # packetdrill reads them at the next outbound line (below)
                 if early.t < at - _EPS:
                     if self._rfc_ack_tolerated(early):
                         continue
@@ -299,7 +321,7 @@ class Runner:
             if isinstance(act, PacketSpec):
                 self._inbound(act)
             elif isinstance(act, IcmpSpec):
-                raise Skip(_feature_skip("icmp", "ICMP packets"))
+                self._icmp(act)
             elif isinstance(act, SyscallSpec):
                 self._syscall(act, at, _block_end(t, at))
             elif isinstance(act, ShellSpec):
@@ -316,6 +338,14 @@ class Runner:
                            "script", "the call never returned")
         while self.sent and self._rfc_ack_tolerated(self.sent[0]):
             pass
+        if self.sent and self.profile.linux:
+            # packetdrill reads outbound packets only at outbound lines: what is sent
+            # after the last one is never read, so it cannot fail the script.
+            self.notes.append("packets sent after the script's last outbound line were not "
+                              "checked (packetdrill never reads them): " + "; ".join(
+                                  self._describe(s) for s in self.sent[:3])
+                              + (" ..." if len(self.sent) > 3 else ""))
+            self.sent.clear()
         if self.sent:
             self.event = None
             raise Fail("unexpected packet after the last line", self._describe(self.sent[0]))
@@ -352,14 +382,30 @@ class Runner:
         return False
 
     def _describe(self, s: _Sent) -> str:
-        isn = self.tuples.get((s.seg.src_port, s.seg.dst_port), _Tuple()).isn
-        return f"{s.t:.3f} > {packet_text(s.seg, isn)}"
+        tup = self.tuples.get((s.seg.src_port, s.seg.dst_port), _Tuple())
+        isn = tup.ours(self.profile.linux, bool(s.seg.flags & SYN))
+        return f"{s.t:.3f} > {packet_text(s.seg, isn, tup.risn)}"
 
     # ------------------------------------------------------------------ packets
 
     def _outbound(self, spec: PacketSpec, lo: float, hi: float) -> float:
+        if spec.ip_annotations:
+            # The engine writes no IP header fields (TOS, ECN codepoints, TTL): a line
+            # that checks them cannot pass, and must not pass unchecked.
+            raise Skip("IP-level fields in packets (ttl, tos, ECN codepoints, UDP "
+                       "encapsulation)")
+        if self.profile.linux:
+            self._skip_other_sockets()
         if not self.sent:
             self._fire_until(hi, stop_on_packet=True)
+            if self.profile.linux:
+                self._skip_other_sockets()
+                while not self.sent and self._next_wake() is not None:
+                    d = self._next_wake()
+                    if d is None or d > hi + _EPS:
+                        break
+                    self._fire_until(d, stop_on_packet=True)
+                    self._skip_other_sockets()
         if not self.sent:
             raise Fail("expected packet not sent", f"nothing sent by {hi:.3f}")
         s = self.sent.pop(0)
@@ -370,8 +416,10 @@ class Runner:
             # The script names our ISN (``S. 1234:1234``); later numbers count from it.
             tup.script_isn = spec.seq_start
             tup.isn = (s.seg.seq - spec.seq_start) & MASK
+            tup.lisn = s.seg.seq
+        isn = tup.ours(self.profile.linux, bool(spec.flags & SYN))
         if self.profile.linux and self.tso:
-            s = self._tso_run(spec, s, tup.isn)
+            s = self._tso_run(spec, s, isn)
         if s.t > hi - self.host.config.delayed_ack + _EPS and \
                 self.profile.adapt and spec.flags == ACK:
             self.notes.append("a pure ACK came after the engine's delayed-ACK timer where "
@@ -385,19 +433,48 @@ class Runner:
             if ws is not None and "wscale" in tup.peer_syn:
                 tup.fb_shift = ws
         conn = self.socks.conns.get(key)
-        ctx = Context(tup.isn, self.profile.adapt, tup.peer_syn, tup.engine_syn,
+        ctx = Context(isn, self.profile.adapt, tup.peer_syn, tup.engine_syn,
                       tup.fb_shift, conn.rcv_wscale if conn is not None else 0,
                       self._fb_rcvbuf(conn), conn.rcv_buf if conn is not None
                       else self.host.config.rcv_buf,
                       psh_policy=self.profile.linux,
                       wscale_policy=self.linux is not None and self.linux.wscale_adapted,
-                      missing=_missing_options() if self.profile.explore else frozenset())
+                      missing=_missing_options() if self.profile.explore else frozenset(),
+                      risn=tup.risn if self.profile.linux else 0)
         notes: list[str] = []
         why = match(spec, s.seg, ctx, notes)
         if why is not None:
             raise Fail(why, self._describe(s))
         self.notes += notes
+        if self.profile.linux:
+            self._learn_tsval(spec, s.seg, tup)
         return s.t
+
+    @staticmethod
+    def _learn_tsval(spec: PacketSpec, seg: TcpSegment, tup: _Tuple) -> None:
+        """packetdrill maps the TSval a script writes for our packets to the one we
+        sent, so that the peer's TSecr in later lines can name it (run_packet.c)."""
+        want = next((o.values[0] for o in spec.options or () if o.name == "TS"), None)
+        have = seg.timestamps
+        if want is None or have is None:
+            return
+        tup.ts_map[want] = have.tsval
+        if tup.ts_first is None:
+            tup.ts_first = (want, have.tsval)
+
+    def _skip_other_sockets(self) -> None:
+        """packetdrill reads only the packets of the socket under test (the last one
+        connected, or accepted from a listener): another connection's packets (an old
+        connection's FIN or retransmission) are passed over (sniff_outbound_live_packet)."""
+        keep = []
+        for s in self.sent:
+            if (s.seg.src_port, s.seg.dst_port) == self.current:
+                keep.append(s)
+            else:
+                self.notes.append("packets of a connection other than the one under test "
+                                  "were not read (packetdrill reads only the socket under "
+                                  "test)")
+        self.sent = keep
 
     def _tso_run(self, spec: PacketSpec, first: _Sent, isn: int) -> _Sent:
         """A TSO-sized expected packet against the engine's run of segments.
@@ -452,16 +529,26 @@ class Runner:
                               self.event.line if self.event else 0)
         lport, rport = self.current
         tup = self.tuples.setdefault((lport, rport), _Tuple())
-        isn = 0 if spec.absolute else tup.isn
+        isn = 0 if spec.absolute else tup.ours(self.profile.linux, bool(spec.flags & SYN))
         missing = _missing_options() if self.profile.explore else frozenset()
-        opts = tuple(wire_option(o, isn) for o in spec.options or ()
-                     if o.name.split()[0] not in missing)
+        try:
+            opts = tuple(self._map_tsecr(wire_option(o, isn), tup) for o in spec.options or ()
+                         if o.name.split()[0] not in missing)
+        except ValueError as exc:
+            raise Skip(f"{exc}: packetdrill defines it on its command line (-D), "
+                       "the script does not") from None
         if spec.flags & SYN:
             names = frozenset(o.name for o in spec.options or ())
             tup.peer_syn = names
             if tup.fb_syn_ws is not None and "wscale" in names:
                 tup.fb_shift = tup.fb_syn_ws
+            if self.profile.linux and not spec.absolute:
+                # packetdrill (socket.h): the peer's SYN carries its ISN; its later
+                # sequence numbers are relative to it, as tcpdump prints them.
+                tup.risn = spec.seq_start & MASK
         seq = spec.seq_start & MASK
+        if self.profile.linux and not spec.flags & SYN and not spec.absolute:
+            seq = (seq + tup.risn) & MASK
         conn = self.socks.conns.get((lport, rport))
         if self.profile.adapt and conn is not None and _has_window(conn) \
                 and not spec.absolute:
@@ -479,6 +566,38 @@ class Runner:
         if not live and seg.flags & ACK and not seg.flags & RST:
             self.rfc_rst_due = (lport, rport, seg.ack)
         self.host.receive_segment(self.remote, self.local, seg, self.now)
+
+    def _map_tsecr(self, opt: TcpOption, tup: _Tuple) -> TcpOption:
+        """linux: the peer's TSecr names one of our TSvals as the script wrote it."""
+        if not self.profile.linux or not isinstance(opt, Timestamps) or not opt.tsecr:
+            return opt
+        live = tup.ts_map.get(opt.tsecr)
+        if live is None and tup.ts_first is not None:
+            # --tcp_ts_ecr_scaled (and packetdrill's fallback): count from the first pair.
+            live = (opt.tsecr - tup.ts_first[0] + tup.ts_first[1]) & MASK
+        if live is None:
+            return opt
+        return Timestamps(opt.tsval, live)
+
+    def _icmp(self, spec: IcmpSpec) -> None:
+        """An ICMP error for the connection under test (packetdrill: it quotes our
+        segment; the quoted sequence number counts from our ISN, 0 if not given)."""
+        if not spec.inbound:
+            raise Skip(NEEDS_RUNNER + "ICMP packets sent by the host")
+        if not self.profile.linux:
+            raise Skip(_feature_skip("icmp", "ICMP packets"))
+        kind = _ICMP_KINDS.get((spec.icmp_type, spec.code or ""))
+        if kind is None:
+            code = spec.code or ""
+            if code.isupper():
+                raise Skip(f"ICMP code {code}: packetdrill defines it on its command line "
+                           "(-D), the script does not")
+            raise Skip(f"ICMP {spec.icmp_type} {code}".strip() + " is not mapped")
+        lport, rport = self.current
+        tup = self.tuples.setdefault((lport, rport), _Tuple())
+        start = spec.echoed[0] if spec.echoed is not None else 0
+        self.host.receive_icmp((self.local, lport, self.remote, rport), kind,
+                               (start + tup.ours(True, False)) & MASK, self.now, spec.mtu)
 
     def _fb_rcvbuf(self, conn: Connection | None) -> int:
         """FreeBSD's receive buffer: once synchronized, rounded up to a multiple of the MSS."""
@@ -610,8 +729,14 @@ class Runner:
             return 0
         if name == "listen":
             socks.listen(fd, _int_arg(args, 1, 1), now)
+            rport = REMOTE_PORT
+            if self.profile.linux:
+                # packetdrill gives each connection to a listener a fresh remote port
+                # (next_ephemeral_port), so a new one never meets the last in TIME-WAIT.
+                self.listens += 1
+                rport = REMOTE_PORT + self.listens - 1
             self.current = (socks.sock(fd).listener.port  # type: ignore[union-attr]
-                            , REMOTE_PORT)
+                            , rport)
             return 0
         if name == "accept":
             nfd = socks.accept(fd, want)
@@ -673,7 +798,18 @@ class Runner:
         return "SOCK_NONBLOCK" in kind
 
     def _flags(self, v: object) -> set[str]:
-        return _idents(v)
+        """Message flags by name, also when the script gives a number (0x20000000)."""
+        names = _idents(v)
+        nums = [v] if isinstance(v, int) else [p for p in v.parts if isinstance(p, int)] \
+            if isinstance(v, BitOr) else []
+        for n in nums:
+            for name, bit in _MSG_FLAGS.items():
+                if n & bit:
+                    names.add(name)
+                    n &= ~bit
+            if n:
+                names.add(hex(n))
+        return names
 
     def _buffer_ok(self, sc: SyscallSpec, size: int) -> None:
         """EFAULT for a NULL buffer with a nonzero length (Linux copy_from/to_user)."""
@@ -750,24 +886,61 @@ class Runner:
             size = self._size(sc, _int_arg(sc.args, 2, 0))
             flags = self._flags(sc.args[3] if len(sc.args) > 3 else None)
             self._buffer_ok(sc, size)
-        for f in ("MSG_FASTOPEN", "MSG_MORE", "MSG_EOR"):
-            if f in flags:
-                raise Skip(_feature_skip({"MSG_FASTOPEN": "fastopen", "MSG_MORE": "cork",
-                                          "MSG_EOR": "eor"}[f], f))
+        if not self.profile.linux:
+            for f in ("MSG_FASTOPEN", "MSG_MORE", "MSG_EOR"):
+                if f in flags:
+                    raise Skip(f"{sc.name}() flags {f} (Linux's)")
         if "MSG_ZEROCOPY" in flags:
             self.notes.append("MSG_ZEROCOPY sent as an ordinary copy (no completion "
                               "notifications are read by this script)")
-        if flags - {"MSG_ZEROCOPY", "MSG_DONTWAIT", "MSG_NOSIGNAL"}:
+        if flags - {"MSG_ZEROCOPY", "MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_FASTOPEN",
+                    "MSG_MORE", "MSG_EOR"}:
             raise Skip(f"{sc.name}() flags {', '.join(sorted(flags))}")
         s = socks.sock(fd)
         if not self.profile.linux:
             return socks.send(fd, size, self.now)
         nonblocking = s.nonblocking or "MSG_DONTWAIT" in flags
+        if p.connecting:
+            return self._wait_connected(s, p)
+        c = s.conn
+        connected = c is not None and (c.current_state().synchronized or c.error is not None)
+        if ("MSG_FASTOPEN" in flags and not connected) or (c is not None and c.deferred):
+            # Linux tcp_sendmsg_fastopen: connect and send in one call.
+            unspec = sc.name == "sendto" and "AF_UNSPEC" in _idents(
+                sc.args[4] if len(sc.args) > 4 else None)
+            if sc.name == "sendmsg":
+                msg = sc.args[1] if len(sc.args) > 1 else None
+                name = msg.get("msg_name") if isinstance(msg, StructArg) else None
+                unspec = "AF_UNSPEC" in _idents(name)
+            try:
+                n = socks.fastopen(fd, b"\0" * size, self.now, unspec)
+            finally:
+                self._collect()
+                if s.conn is not None:
+                    self.current = (s.conn.lport, s.conn.rport)
+            if nonblocking:
+                if n:
+                    return n
+                raise SysError(E.EINPROGRESS)
+            conn = s.conn
+            if conn is not None and size > n:
+                conn.send(b"\0" * (size - n), self.now)   # sent once the SYN-ACK comes
+            p.done = size
+            p.connecting = True
+            return self._wait_connected(s, p)
+        if c is not None and c.current_state() is State.SYN_SENT and not nonblocking \
+                and c.error is None:
+            # Linux waits in sk_stream_wait_connect; the data goes out with the ACK of
+            # the SYN-ACK (sk_write_pending), so it is queued now.
+            p.done = c.send(b"\0" * min(size, max(c.send_space, 0)), self.now)
+            p.connecting = True
+            return self._wait_connected(s, p)
+        more, eor = "MSG_MORE" in flags, "MSG_EOR" in flags
         # Linux: a blocking write returns once every octet is queued; a
         # nonblocking one queues what fits (EAGAIN when nothing does).
         while p.done < size or size == 0:
             try:
-                p.done += socks.send(fd, size - p.done, self.now)
+                p.done += socks.send(fd, size - p.done, self.now, more, eor)
             except WouldBlock:
                 if nonblocking:
                     if p.done:
@@ -780,6 +953,19 @@ class Runner:
                 raise
             if size == 0 or nonblocking:
                 break
+        return p.done
+
+    def _wait_connected(self, s: Sock, p: _Pending) -> int:
+        """A blocking write whose data is queued: return once the handshake is done."""
+        c = s.conn
+        if c is None:
+            raise SysError(E.EPIPE)
+        if c.error is not None:
+            err = self.socks.pending_error(s) or E.EPIPE
+            s.error_seen = True
+            raise SysError(err)
+        if c.current_state() in (State.SYN_SENT, State.SYN_RECEIVED):
+            raise WouldBlock
         return p.done
 
     def _inherit(self, lsock: Sock, child: Sock) -> None:
@@ -846,7 +1032,8 @@ class Runner:
                 self.fb_rcvbuf = expected
             conn = s.conn
             have = (conn.rcv_buf if conn is not None else self.host.config.rcv_buf) \
-                if opt == "SO_RCVBUF" else self.host.config.snd_buf
+                if opt == "SO_RCVBUF" else (conn.snd_buf if conn is not None
+                                            else self.host.config.snd_buf)
             if self.profile.linux and opt in s.options:
                 have = s.options[opt]          # Linux reports twice what was set
             if isinstance(expected, int) and expected != have:
@@ -863,7 +1050,7 @@ class Runner:
         if opt == "TCP_MAXSEG" and self.profile.linux:
             # Linux: the MSS in use once connected; before, TCP_MAXSEG's value or 536.
             have = s.conn.snd_mss if s.conn is not None and s.conn.current_state() \
-                .synchronized else s.options.get("TCP_MAXSEG", 536)
+                .synchronized else (s.user_mss or 536)
             if isinstance(expected, int) and expected != have:
                 raise Fail("TCP_MAXSEG differs", f"TCP_MAXSEG = {have}")
             return 0
@@ -871,6 +1058,20 @@ class Runner:
             have = int(s.conn.nodelay) if s.conn is not None else s.options.get(opt, 0)
             if isinstance(expected, int) and bool(expected) != bool(have):
                 raise Fail("TCP_NODELAY differs", f"TCP_NODELAY = {have}")
+            return 0
+        if self.profile.linux and opt in ("TCP_USER_TIMEOUT", "TCP_SYNCNT", "SO_KEEPALIVE",
+                                          "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT",
+                                          "TCP_CORK", "TCP_FASTOPEN_CONNECT"):
+            have = {"TCP_USER_TIMEOUT": int((s.user_timeout or 0) * 1000),
+                    "TCP_SYNCNT": s.syncnt or self.host.config.syn_retries,
+                    "SO_KEEPALIVE": int(s.keepalive),
+                    "TCP_KEEPIDLE": int(s.keepidle or self.host.config.keepalive_time),
+                    "TCP_KEEPINTVL": int(s.keepintvl or self.host.config.keepalive_intvl),
+                    "TCP_KEEPCNT": s.keepcnt or self.host.config.keepalive_probes,
+                    "TCP_CORK": int(s.cork),
+                    "TCP_FASTOPEN_CONNECT": int(s.fastopen_connect)}[opt]
+            if isinstance(expected, int) and expected != have:
+                raise Fail(f"{opt} differs", f"{opt} = {have}")
             return 0
         if self.profile.linux and opt in SOCKOPT_FEATURES:
             raise Skip(_feature_skip(SOCKOPT_FEATURES[opt], opt))
@@ -910,10 +1111,12 @@ class Runner:
             v = val.items[0] if isinstance(val, ListArg) and val.items else 1
             if s.conn is not None:
                 s.conn.set_nodelay(bool(v))
+                if v and self.profile.linux:
+                    s.conn.push(self.now)   # Linux: TCP_NAGLE_PUSH sends what waits
             s.options[opt] = int(bool(v))
             return 0
         if self.profile.linux:
-            done = self._linux_setsockopt(s, opt, num)
+            done = self._linux_setsockopt(s, opt, val, num)
             if done:
                 return 0
         reasons = {
@@ -929,37 +1132,108 @@ class Runner:
             raise Skip("RACK/pacing socket options (a FreeBSD TCP stack module)")
         raise Skip(f"setsockopt {opt} is not supported")
 
-    def _linux_setsockopt(self, s: Sock, opt: str, num: object) -> bool:
-        """Linux socket options the runner maps; False when it has none for ``opt``."""
-        feature = SOCKOPT_FEATURES.get(opt)
-        if feature is not None:
-            raise Skip(_feature_skip(feature, opt))
+    def _linux_setsockopt(self, s: Sock, opt: str, val: object, num: object) -> bool:
+        """Linux socket options, kept per socket and given to its connection; False when
+        the runner has none for ``opt``."""
         if opt in RUNNER_OPTIONS:
             raise Skip(NEEDS_RUNNER + RUNNER_OPTIONS[opt])
+        c = s.conn
+        now = self.now
         if opt in ("TCP_INQ", "SO_ZEROCOPY"):
             s.options[opt] = int(bool(num))      # TCP_INQ: recvmsg reports TCP_CM_INQ
             return True
-        if opt in ("SO_SNDBUF", "SO_RCVBUF", "TCP_MAXSEG") and isinstance(num, int):
-            if opt == "TCP_MAXSEG" and not 88 <= num <= 65535:
+        if opt == "TCP_FASTOPEN_KEY":
+            key = _c_bytes(val)
+            if key is None or len(key) not in (16, 32):
                 raise SysError(E.EINVAL)
-            if s.conn is not None or not self._host_wide(s):
-                raise Skip(NEEDS + f"per-socket {opt} (TcpConfig is per host)")
-            cfg = self.host.config
-            if opt == "TCP_MAXSEG":
-                # Our advertised MSS, which also caps what we send (Linux user_mss).
-                cfg.mss = num
-                s.options[opt] = num
-            else:
-                # Linux doubles the value (room for its bookkeeping) and reports that.
-                size = max(2 * num, 4608 if opt == "SO_SNDBUF" else 2304)
-                if opt == "SO_SNDBUF":
-                    cfg.snd_buf = size
-                else:
-                    cfg.rcv_buf = size
-                s.options[opt] = size
-                self.notes.append(f"{opt}: the engine's buffer holds {size} octets of "
-                                  "payload where Linux also counts its bookkeeping")
+            s.fastopen_key = key[:16]             # a second key is the backup: not used
+            self.socks.apply_listener(s)
             return True
+        if not isinstance(num, int):
+            if opt in SOCKOPT_FEATURES or opt in _LINUX_INT_OPTIONS:
+                raise Skip(f"setsockopt {opt} value not understood")
+            return False
+        if opt == "TCP_MAXSEG":
+            if not 88 <= num <= 65535:          # Linux: TCP_MIN_MSS .. MAX_TCP_WINDOW
+                raise SysError(E.EINVAL)
+            s.user_mss = num
+            s.options[opt] = num
+            if c is not None and not c.current_state().synchronized:
+                c.user_mss = num
+            self.socks.apply_listener(s)
+            return True
+        if opt in ("SO_SNDBUF", "SO_RCVBUF"):
+            # Linux doubles the value (room for its bookkeeping) and reports that.
+            size = max(2 * num, 4608 if opt == "SO_SNDBUF" else 2304)
+            s.options[opt] = size
+            if opt == "SO_SNDBUF":
+                s.snd_buf = size
+                if c is not None:
+                    c.snd_buf = size
+            else:
+                s.rcv_buf = size
+                if c is not None and not c.current_state().synchronized:
+                    c.rcv_buf = size
+            self.socks.apply_listener(s)
+            self.notes.append(f"{opt}: the engine's buffer holds {size} octets of payload "
+                              "where Linux also counts its bookkeeping")
+            return True
+        if opt == "TCP_SYNCNT":
+            if not 1 <= num <= 127:
+                raise SysError(E.EINVAL)
+            s.syncnt = num
+            if c is not None:
+                c.syn_retries = num
+            return True
+        if opt == "TCP_FASTOPEN":
+            if num < 0 or (c is not None and s.listener is None):
+                raise SysError(E.EINVAL)
+            s.fastopen_qlen = num
+            self.socks.apply_listener(s)
+            return True
+        if opt == "TCP_FASTOPEN_CONNECT":
+            if not self.host.config.fastopen & 1:
+                raise SysError(E.EOPNOTSUPP)
+            if num > 1 or num < 0:
+                raise SysError(E.EINVAL)
+            if c is not None:
+                raise SysError(E.EINVAL)
+            s.fastopen_connect = bool(num)
+            return True
+        if opt == "TCP_CORK":
+            s.cork = bool(num)
+            if c is not None:
+                c.set_cork(bool(num), now)
+            return True
+        if opt == "TCP_USER_TIMEOUT":
+            if num < 0:
+                raise SysError(E.EINVAL)
+            s.user_timeout = num / 1000
+            if c is not None:
+                c.set_user_timeout(num / 1000)
+            return True
+        if opt in ("SO_KEEPALIVE", "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"):
+            limit = 127 if opt == "TCP_KEEPCNT" else 32767
+            if opt != "SO_KEEPALIVE" and not 1 <= num <= limit:
+                raise SysError(E.EINVAL)
+            if opt == "SO_KEEPALIVE":
+                s.keepalive = bool(num)
+            elif opt == "TCP_KEEPIDLE":
+                s.keepidle = float(num)
+            elif opt == "TCP_KEEPINTVL":
+                s.keepintvl = float(num)
+            else:
+                s.keepcnt = num
+            if c is not None:
+                c.set_keepalive(s.keepalive, now, s.keepidle, s.keepintvl, s.keepcnt)
+            return True
+        if opt == "TCP_QUICKACK":
+            if num and c is not None:
+                c.quickack_now(now)
+            return True
+        feature = SOCKOPT_FEATURES.get(opt)
+        if feature is not None:
+            raise Skip(_feature_skip(feature, opt))
         return False
 
     # ---- poll and epoll
@@ -1075,7 +1349,11 @@ class Runner:
 
     def _shell(self, command: str) -> None:
         if self.shell is not None and self.linux is not None:
-            self.shell.run(command)
+            try:
+                self.shell.run(command)
+            except ShellFailed as exc:
+                raise Fail("shell command failed", str(exc)) from None
+            self.host.local_drop = self.linux.local_drop
             if self.linux.notes:
                 self.notes += self.linux.notes
                 self.linux.notes.clear()
@@ -1115,8 +1393,14 @@ class Runner:
     def _code(self, code: str) -> None:
         if self.profile.linux:
             s = self.socks.socks.get(self.current_fd) if self.current_fd is not None else None
+            conn = s.conn if s is not None else None
+            if conn is None or (conn.lport, conn.rport) != self.current:
+                # packetdrill reads TCP_INFO of the socket under test (code.c).
+                conn = next((o.conn for o in reversed(list(self.socks.socks.values()))
+                             if o.conn is not None
+                             and (o.conn.lport, o.conn.rport) == self.current), conn)
             try:
-                tcpinfo.evaluate(code, s.conn if s is not None else None)
+                tcpinfo.evaluate(code, conn, self.now)
             except tcpinfo.CodeError as exc:
                 what = str(exc)
                 if not what.startswith("TCP_INFO field"):
@@ -1149,6 +1433,59 @@ class Runner:
             raise Fail("tcpi_options differ", "the engine negotiates no timestamps, SACK or "
                        "ECN" + (", window scale" if have_ws else ""))
         raise Skip(f"inline Python on {field_name}")
+
+
+#: ICMP errors as packetdrill names them -> what the engine calls them (Linux
+#: icmp_err_convert: an unreachable code without a name is code 0, network).
+_ICMP_KINDS = {
+    ("unreachable", "frag_needed"): "frag-needed",
+    ("unreachable", ""): "network unreachable",
+    ("unreachable", "net_unreachable"): "network unreachable",
+    ("unreachable", "host_unreachable"): "host unreachable",
+    ("unreachable", "protocol_unreachable"): "protocol unreachable",
+    ("unreachable", "port_unreachable"): "refused",
+    ("time_exceeded", ""): "host unreachable",
+    ("packet_too_big", ""): "frag-needed",
+    ("parameter_problem", ""): "protocol error",
+}
+
+#: Linux's message flags (include/linux/socket.h), for flags a script gives as numbers.
+_MSG_FLAGS = {"MSG_PEEK": 0x2, "MSG_DONTWAIT": 0x40, "MSG_EOR": 0x80, "MSG_WAITALL": 0x100,
+              "MSG_TRUNC": 0x20, "MSG_NOSIGNAL": 0x4000, "MSG_MORE": 0x8000,
+              "MSG_ZEROCOPY": 0x4000000, "MSG_FASTOPEN": 0x20000000}
+
+_LINUX_INT_OPTIONS = frozenset({"TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF", "TCP_SYNCNT",
+                                "TCP_FASTOPEN", "TCP_FASTOPEN_CONNECT", "TCP_CORK",
+                                "TCP_USER_TIMEOUT", "SO_KEEPALIVE", "TCP_KEEPIDLE",
+                                "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_QUICKACK"})
+
+
+def _c_bytes(v: object) -> bytes | None:
+    """A C string literal of a script (``"\\xf7\\x63..."``) as bytes, or None."""
+    if not isinstance(v, str) or len(v) > 4 * 64:
+        return None
+    out = bytearray()
+    i = 0
+    while i < len(v):
+        ch = v[i]
+        if ch == "\\" and i + 1 < len(v):
+            nxt = v[i + 1]
+            if nxt == "x":
+                digits = v[i + 2:i + 4]
+                if len(digits) != 2:
+                    return None
+                try:
+                    out.append(int(digits, 16))
+                except ValueError:
+                    return None
+                i += 4
+                continue
+            out.append({"n": 10, "t": 9, "0": 0, "\\": 92, '"': 34}.get(nxt, ord(nxt) & 0xFF))
+            i += 2
+            continue
+        out.append(ord(ch) & 0xFF)
+        i += 1
+    return bytes(out)
 
 
 def _feature_skip(key: str, what: str) -> str:

@@ -27,8 +27,8 @@ needs one is skipped with every reason named, so the report can group the
 Linux suite by missing feature.
 
 Linux constants that are not sysctls (TCP_RTO_MIN 200 ms, TCP_RTO_MAX 120 s,
-TCP_DELACK_MIN 40 ms, TIME-WAIT 60 s) come from :func:`linux_config`; when
-the engine grows its own Linux profile (``TcpConfig.linux()``), that is used.
+TCP_DELACK_MIN 40 ms, TIME-WAIT 60 s) come from the engine's ``linux`` profile
+(:func:`linux_config`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tcplab.engine import Connection, Host, TcpConfig
+from tcplab.engine.fastopen import key_from_text
+from tcplab.engine.profiles import profile
 from tcplab.packetdrill.profile import Skip
 from tcplab.packetdrill.script import (
     BitOr,
@@ -146,11 +148,15 @@ def feature_reason(key: str) -> str | None:
 Value = int | str | tuple[int, ...]
 
 
+class ShellFailed(Exception):
+    """A shell line that ran and failed (a non-zero exit status fails the script)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sysctl:
     """One row of :data:`SYSCTLS`: what a Linux sysctl means for the engine."""
 
-    kind: str                        #: field | feature | accept | skip
+    kind: str                        #: field | feature | accept | skip | absent
     field: str | None = None         #: TcpConfig field (kind field / feature)
     convert: Callable[[Value], object] | None = None
     feature: str | None = None       #: FEATURES key (kind feature)
@@ -171,6 +177,16 @@ def _middle(v: Value) -> int:
     if isinstance(v, tuple) and len(v) == 3:
         return v[1]
     raise ValueError(f"expected three numbers (min default max), got {v!r}")
+
+
+def _fastopen_key(v: Value) -> str:
+    """tcp_fastopen_key: four hex words joined by '-' (checked as the engine reads it)."""
+    text = str(v)
+    try:
+        key_from_text(text)
+    except ValueError as exc:
+        raise ValueError(f"tcp_fastopen_key {text[:40]!r}: {exc}") from None
+    return text
 
 
 def _zero(v: Value) -> bool:
@@ -199,8 +215,10 @@ SYSCTLS: dict[str, Sysctl] = {
     "net.ipv4.tcp_frto": Sysctl("feature", "frto", _int_value, "frto", _zero),
     "net.ipv4.tcp_ecn": Sysctl("feature", "ecn", _int_value, "ecn", _zero),
     "net.ipv4.tcp_fastopen": Sysctl("feature", "fastopen", _int_value, "fastopen", _zero),
-    "net.ipv4.tcp_recovery": Sysctl("feature", "rack", _int_value, "rack", _zero),
-    "net.ipv4.tcp_early_retrans": Sysctl("feature", "tlp", _int_value, "tlp", _zero),
+    "net.ipv4.tcp_recovery": Sysctl("feature", "rack", lambda v: bool(_int_value(v) & 1),
+                                    "rack", lambda v: not _int_value(v) & 1),
+    "net.ipv4.tcp_early_retrans": Sysctl("feature", "tlp", lambda v: _int_value(v) in (3, 4),
+                                         "tlp", lambda v: _int_value(v) not in (3, 4)),
     "net.ipv4.tcp_mtu_probing": Sysctl("feature", "mtu_probing", _int_value, "mtu_probing",
                                        _zero),
     "net.ipv4.tcp_slow_start_after_idle": Sysctl("feature", "slow_start_after_idle",
@@ -209,8 +227,10 @@ SYSCTLS: dict[str, Sysctl] = {
                                       lambda v: v == 3),   # the engine's fixed threshold
     "net.ipv4.tcp_congestion_control": Sysctl("feature", "congestion_control", str, "cubic",
                                               lambda v: v == "reno"),
+    # 2 is Linux's default: the runner matches TSO-sized packets against runs of
+    # segments sent together, which is what 2 gives; another value changes them.
     "net.ipv4.tcp_min_tso_segs": Sysctl("feature", "min_tso_segs", _int_value, "tso_sizing",
-                                        lambda v: False),
+                                        lambda v: v == 2 or v == (2,)),
     "net.ipv4.tcp_tso_win_divisor": Sysctl("feature", "tso_win_divisor", _int_value,
                                            "tso_sizing", lambda v: False),
     # No effect on what the engine does.
@@ -222,10 +242,12 @@ SYSCTLS: dict[str, Sysctl] = {
                                            "fq or a congestion control that asks for it"),
     "net.ipv4.tcp_notsent_lowat": Sysctl("accept", why="read by the runner's poll/epoll "
                                          "(TCP_NOTSENT_LOWAT)"),
-    "net.ipv4.tcp_fastopen_key": Sysctl("accept", why="only used with Fast Open"),
+    "net.ipv4.tcp_fastopen_key": Sysctl("field", "fastopen_key", lambda v: _fastopen_key(v)),
     "net.ipv4.tcp_fastopen_blackhole_timeout_sec": Sysctl("accept",
                                                           why="only used with Fast Open"),
-    "net.ipv4.tcp_fastopen_cookies": Sysctl("accept", why="only used with Fast Open"),
+    # Google's kernels had it; mainline never did: setting it fails, so a script's
+    # ``sysctl ... tcp_fastopen_cookies=0 || ip tcp_metrics flush all`` flushes.
+    "net.ipv4.tcp_fastopen_cookies": Sysctl("absent", why="not a sysctl of mainline Linux"),
     "net.ipv4.tcp_base_mss": Sysctl("accept", why="only used with MTU probing"),
 }
 
@@ -258,6 +280,8 @@ class LinuxSettings:
     restore: list[tuple[str, Value | None, object]] = field(default_factory=list)
     values: dict[str, Value] = field(default_factory=dict)
     tso: bool = True                  #: the tun device does TSO (ethtool ... tso off clears)
+    nstat: dict[str, int] = field(default_factory=dict)  #: counters at the last ``nstat``
+    local_drop: bool = False          #: ``tc qdisc ... limit 0``: every packet dropped locally
     wscale_adapted: bool = True       #: the engine cannot take Linux's wscale rule
 
     def remember(self, name: str) -> None:
@@ -294,6 +318,9 @@ class LinuxSettings:
             self.wscale_adapted = False
         if row.kind == "accept":
             return
+        if row.kind == "absent":
+            raise ShellFailed(f"sysctl: cannot stat /proc/sys/{name.replace('.', '/')}: "
+                              f"{row.why}")
         if row.kind == "skip":
             raise Skip(row.why)
         assert row.field is not None
@@ -322,23 +349,16 @@ def _value_text(v: Value) -> str:
 
 
 def linux_config() -> TcpConfig:
-    """The engine's settings for a Linux host before any sysctl.
-
-    Linux constants that no sysctl changes: TCP_RTO_MIN 200 ms, TCP_RTO_MAX
-    120 s, TCP_TIMEOUT_INIT 1 s, TCP_DELACK_MIN 40 ms, TCP_TIMEWAIT_LEN 60 s;
-    and the kernel's sysctl defaults: tcp_syn_retries 6, tcp_synack_retries 5,
-    tcp_retries2 15, tcp_rmem 4096 131072 6291456, tcp_wmem 4096 16384 4194304,
-    ip_local_port_range 32768-60999.
-    """
-    make = getattr(TcpConfig, "linux", None)
-    if callable(make):
-        cfg = make()
-        if isinstance(cfg, TcpConfig):
-            return cfg
-    # Buffers: the kernel's own tcp_rmem[1] and tcp_wmem[1] (defaults.sh changes them).
-    return TcpConfig(rto_min=0.2, rto_max=120.0, rto_initial=1.0, delayed_ack=0.04, msl=30.0,
-                     syn_retries=6, synack_retries=5, data_retries=15, rcv_buf=131072,
-                     snd_buf=16384)
+    """The engine's settings for a Linux host before any sysctl: the engine's own
+    ``linux`` profile (:mod:`tcplab.engine.profiles`: Linux 6.x defaults and the
+    constants no sysctl changes, TCP_RTO_MIN 200 ms, TCP_RTO_MAX 120 s,
+    TCP_TIMEOUT_INIT 1 s, TCP_DELACK_MIN 40 ms, TIME-WAIT 60 s, quick-ACK mode),
+    with the kernel's buffer defaults (tcp_rmem 4096 131072 6291456, tcp_wmem
+    4096 16384 4194304; defaults.sh changes them)."""
+    cfg = profile("linux")
+    cfg.rcv_buf = 131072
+    cfg.snd_buf = 16384
+    return cfg
 
 
 # ------------------------------------------------------------------ shell lines
@@ -398,16 +418,18 @@ class LinuxShell:
     settings: LinuxSettings
     script_dir: Path
     root: Path | None = None          #: where included files may be read from
+    flush: Callable[[], None] | None = None  #: ``ip tcp_metrics flush``: empty the caches
+    counters: Callable[[], dict[str, int]] | None = None  #: ``nstat``: the host's counters
 
     def run(self, command: str, from_defaults: bool = False, depth: int = 0) -> None:
         for alts in shell_commands(command):
-            last: Skip | None = None
+            last: Skip | ShellFailed | None = None
             for words in alts:
                 try:
                     self._one(words, from_defaults, depth)
                     last = None
                     break
-                except Skip as exc:
+                except (Skip, ShellFailed) as exc:   # ``a || b``: b runs when a fails
                     last = exc
             if last is not None:
                 raise last
@@ -447,7 +469,9 @@ class LinuxShell:
                 raise Skip(FEATURES["cubic"].reason + " (hystart)")
             raise Skip(f"writing {target} has no engine equivalent")
         if cmd == "ip" and words[1:3] == ["tcp_metrics", "flush"]:
-            return   # the engine keeps no per-destination metrics (no cookie cache)
+            if self.flush is not None:
+                self.flush()   # the Fast Open cookie cache lives in Linux's tcp_metrics
+            return
         if cmd == "ip" and "route" in words[1:3]:
             self._route(words)
             return
@@ -460,12 +484,34 @@ class LinuxShell:
                 self.settings.tso = False
             return
         if cmd == "nstat":
-            raise Skip(FEATURES["snmp"].reason)
+            self._nstat(words)
+            return
         if cmd in ("grep", "cat") and any("/proc/net/" in w for w in words):
             raise Skip(NEEDS_RUNNER + "reading /proc/net/tcp")
         if base in ("dd", "rm"):
             raise Skip(NEEDS_RUNNER + "files (sendfile, splice)")
         raise Skip(f"shell command `{base}` has no engine equivalent")
+
+    def _nstat(self, words: list[str]) -> None:
+        """``nstat`` (forget what was reported) and ``nstat | grep NAME`` (succeeds when
+        the counter NAME grew since), over the engine's counters."""
+        counters = self.counters
+        if counters is None:
+            raise Skip(FEATURES["snmp"].reason)
+        now = counters()
+        if "|" not in words:
+            self.settings.nstat = now
+            return
+        rest = words[words.index("|") + 1:]
+        if rest[:1] != ["grep"] or len(rest) != 2:
+            raise Skip(f"nstat | {' '.join(rest)[:30]} has no engine equivalent")
+        name = rest[1]
+        if name not in now:
+            raise Skip(f"counter {name} is not one the engine keeps")
+        before = self.settings.nstat.get(name, 0)
+        self.settings.nstat = now
+        if now[name] <= before:
+            raise ShellFailed(f"nstat | grep {name}: the counter did not change")
 
     def _proc(self, arg: str, from_defaults: bool) -> None:
         path, sep, value = arg.partition("=")
@@ -496,11 +542,12 @@ class LinuxShell:
                 and not text.startswith("#"):
             # A symbolic link stored as a file holding its target (as git does
             # without symlink support): follow it.
-            inner = LinuxShell(self.settings, path.parent, self.root)
+            inner = LinuxShell(self.settings, path.parent, self.root, self.flush,
+                               self.counters)
             inner._include(text.strip(), depth + 1)
             return
         self.settings.notes.append(f"Linux defaults applied from {path.name}")
-        inner = LinuxShell(self.settings, path.parent, self.root)
+        inner = LinuxShell(self.settings, path.parent, self.root, self.flush, self.counters)
         for line in lines:
             if line.lstrip().startswith("#"):
                 continue
@@ -525,8 +572,12 @@ class LinuxShell:
         if "fq" in words:
             raise Skip(FEATURES["pacing"].reason)
         if "limit" in words and words[words.index("limit") + 1:][:1] == ["0"]:
-            raise Skip(FEATURES["local_drop"].reason)
+            if not FEATURES["local_drop"].present():
+                raise Skip(FEATURES["local_drop"].reason)
+            self.settings.local_drop = True   # a queue that holds nothing drops it all
+            return
         if "delete" in words or "pfifo" in words:
+            self.settings.local_drop = False
             return   # a FIFO without pacing: what the engine does anyway
         raise Skip(f"tc {' '.join(words[1:3])} has no engine equivalent")
 
@@ -591,6 +642,12 @@ def needs(script: Script, tcpi_known: Callable[[str], bool]) -> list[str]:
                 want("sack")
             if names & {"FO", "FOEXP"}:
                 want("fastopen")
+                for o in act.options or ():
+                    words = o.name.split()
+                    if words[0] in ("FO", "FOEXP") and len(words) == 2 and \
+                            not re.fullmatch(r"[0-9a-fA-F]+", words[1]):
+                        out.add(f"Fast Open cookie {words[1]}: packetdrill defines it on "
+                                "its command line (-D), the script does not")
             if "md5" in names:
                 want("md5")
             if set(act.flag_text) & {"E", "W", "C"} or any(

@@ -32,6 +32,7 @@ from tcplab.wire.tcp import (
     RST,
     SYN,
     Eol,
+    FastOpen,
     Mss,
     Nop,
     Sack,
@@ -60,6 +61,9 @@ def option_spec(opt: TcpOption) -> OptionSpec:
         return OptionSpec("sack", tuple(e for b in opt.blocks for e in b))
     if isinstance(opt, Timestamps):
         return OptionSpec("TS", (opt.tsval, opt.tsecr))
+    if isinstance(opt, FastOpen):
+        name = "FOEXP" if opt.exp else "FO"
+        return OptionSpec(f"{name} {opt.cookie.hex()}" if opt.cookie else name)
     if isinstance(opt, Nop):
         return OptionSpec("nop")
     if isinstance(opt, Eol):
@@ -85,21 +89,38 @@ def wire_option(spec: OptionSpec, isn: int) -> TcpOption:
         return Nop()
     if spec.name == "eol":
         return Eol()
+    words = spec.name.split()
+    if words[0] in ("FO", "FOEXP") and len(words) <= 2:
+        text = words[1] if len(words) == 2 else ""
+        if len(text) % 2:
+            text = "0" + text        # packetdrill reads an odd hex string from the left
+        try:
+            cookie = bytes.fromhex(text)
+        except ValueError:
+            raise ValueError(f"Fast Open cookie {text[:40]!r} is not hex (an undefined name?)"
+                             ) from None
+        return FastOpen(cookie, exp=words[0] == "FOEXP")
     raise ValueError(f"option {spec.name!r} cannot be sent")
 
 
-def packet_text(seg: TcpSegment, isn: int) -> str:
-    """The segment in script notation, sequence numbers relative to our ISN."""
+def packet_text(seg: TcpSegment, isn: int, risn: int = 0) -> str:
+    """The segment in script notation, sequence numbers relative to our ISN (and, for a
+    segment without SYN, acknowledgments relative to the peer's ISN ``risn``)."""
     flags = flags_str(seg.flags).replace("A", ".")
     if flags.startswith("."):
         flags = flags or "."
     start = (seg.seq - isn) & MASK
     text = f"{flags or '.'} {start}:{(start + len(seg.payload)) & MASK}({len(seg.payload)})"
+    roff = 0 if seg.flags & SYN else risn
     if seg.flags & ACK:
-        text += f" ack {seg.ack}"
+        text += f" ack {(seg.ack - roff) & MASK}"
     text += f" win {seg.window}"
     if seg.options:
-        text += " <" + ",".join(option_spec(o).text() for o in seg.options) + ">"
+        opts = [option_spec(o) for o in seg.options]
+        if roff:
+            opts = [OptionSpec("sack", tuple((v - roff) & MASK for v in o.values))
+                    if o.name == "sack" else o for o in opts]
+        text += " <" + ",".join(o.text() for o in opts) + ">"
     return text
 
 
@@ -118,6 +139,7 @@ class Context:
     psh_policy: bool = False       #: linux: where PSH goes is the sender's choice
     wscale_policy: bool = False    #: linux: the window-scale shift is the receiver's choice
     missing: frozenset[str] = frozenset()  #: linux-explore: option names the engine lacks
+    risn: int = 0                  #: linux: the peer's ISN (its numbers count from it)
 
 
 def _strip_pad(opts: list[OptionSpec]) -> list[OptionSpec]:
@@ -138,6 +160,11 @@ def _check_options(spec: PacketSpec, seg: TcpSegment, ctx: Context,
         return None
     want = list(spec.options or ())
     have = [option_spec(o) for o in seg.options]
+    roff = 0 if seg.flags & SYN else ctx.risn
+    if roff:
+        # SACK blocks name the peer's sequence space, relative to its ISN (packetdrill).
+        have = [OptionSpec("sack", tuple((v - roff) & MASK for v in o.values))
+                if o.name == "sack" else o for o in have]
     if not ctx.adapt:
         w = list(want)
         h = list(have)
@@ -271,7 +298,8 @@ def match(spec: PacketSpec, seg: TcpSegment, ctx: Context, notes: list[str]) -> 
         return "sequence number differs"
     if len(seg.payload) != spec.length:
         return "length differs"
-    if flags & ACK and spec.ack is not None and seg.ack != spec.ack & MASK:
+    roff = 0 if flags & SYN or spec.absolute else ctx.risn
+    if flags & ACK and spec.ack is not None and seg.ack != (spec.ack + roff) & MASK:
         return "acknowledgment number differs"
     why = _check_window(spec, seg, ctx, notes)
     if why is not None:

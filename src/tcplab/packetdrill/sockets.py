@@ -11,6 +11,7 @@ as virtual time advances.
 from __future__ import annotations
 
 import errno as E
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tcplab.engine import ERRORS, Binding, Connection, Host, Listener, State, TcpError
@@ -59,6 +60,21 @@ class Sock:
     rd_shut: bool = False
     options: dict[str, int] = field(default_factory=dict)
     epoll: dict[int, EpollItem] | None = None   #: an epoll instance: fd -> registration
+    # Linux socket options kept on the socket and given to its connection (before the
+    # SYN when set before connect(); inherited by accepted children from a listener).
+    fastopen_connect: bool = False              #: TCP_FASTOPEN_CONNECT
+    fastopen_qlen: int | None = None            #: TCP_FASTOPEN (a listener's queue)
+    fastopen_key: bytes | None = None           #: TCP_FASTOPEN_KEY
+    user_mss: int | None = None                 #: TCP_MAXSEG
+    snd_buf: int | None = None                  #: SO_SNDBUF (doubled, as Linux stores it)
+    rcv_buf: int | None = None                  #: SO_RCVBUF (doubled)
+    syncnt: int | None = None                   #: TCP_SYNCNT
+    cork: bool = False                          #: TCP_CORK
+    user_timeout: float | None = None           #: TCP_USER_TIMEOUT, seconds
+    keepalive: bool = False                     #: SO_KEEPALIVE
+    keepidle: float | None = None               #: TCP_KEEPIDLE
+    keepintvl: float | None = None              #: TCP_KEEPINTVL
+    keepcnt: int | None = None                  #: TCP_KEEPCNT
 
 
 @dataclass(slots=True)
@@ -77,8 +93,9 @@ class SocketLayer:
     """File descriptors and socket calls on one host."""
 
     def __init__(self, host: Host, local: str, remote: str,
-                 send_unconnected: int = E.ENOTCONN) -> None:
+                 send_unconnected: int = E.ENOTCONN, linux: bool = False) -> None:
         self.host = host
+        self.linux = linux        #: Linux's rules (Fast Open, writes in SYN-SENT, ...)
         #: errno of a send on a socket that never connected (FreeBSD ENOTCONN, Linux EPIPE)
         self.send_unconnected = send_unconnected
         self.local = local
@@ -96,8 +113,18 @@ class SocketLayer:
 
     def _new_fd(self, want: int | None = None) -> int:
         """The script's descriptor when it names a free one (packetdrill maps script
-        descriptors to live ones), else the lowest free from 3."""
+        descriptors to live ones), else the lowest free from 3.  On Linux's scripts a
+        name already in use moves to the new socket (packetdrill's script descriptors
+        are names of live ones; the old socket stays open, nameless)."""
         if want is not None and 0 <= want < 1 << 16 and want not in self.socks:
+            return want
+        if self.linux and want is not None and 3 <= want < 1 << 16:
+            hidden = 1 << 16
+            while hidden in self.socks:
+                hidden += 1
+            old = self.socks.pop(want)
+            old.fd = hidden
+            self.socks[hidden] = old
             return want
         fd = 3
         while fd in self.socks:
@@ -106,6 +133,46 @@ class SocketLayer:
 
     def _remember(self, conn: Connection) -> None:
         self.conns[(conn.lport, conn.rport)] = conn
+
+    def setup(self, s: Sock, now: float) -> Callable[[Connection], None]:
+        """What a new connection of ``s`` gets before its SYN (Host.connect's ``setup``)."""
+        def apply(conn: Connection) -> None:
+            self.apply_options(s, conn, now)
+        return apply
+
+    @staticmethod
+    def apply_options(s: Sock, conn: Connection, now: float) -> None:
+        """Give ``conn`` the options set on socket ``s``."""
+        if s.user_mss is not None:
+            conn.user_mss = s.user_mss
+        if s.rcv_buf is not None:
+            conn.rcv_buf = s.rcv_buf
+        if s.snd_buf is not None:
+            conn.snd_buf = s.snd_buf
+        if s.syncnt is not None:
+            conn.syn_retries = s.syncnt
+        if s.user_timeout is not None:
+            conn.set_user_timeout(s.user_timeout)
+        if s.cork:
+            conn.cork = True
+        if "TCP_NODELAY" in s.options:
+            conn.set_nodelay(bool(s.options["TCP_NODELAY"]))
+        if s.keepalive or s.keepidle is not None or s.keepintvl is not None \
+                or s.keepcnt is not None:
+            conn.set_keepalive(s.keepalive, now, s.keepidle, s.keepintvl, s.keepcnt)
+
+    @staticmethod
+    def apply_listener(s: Sock) -> None:
+        lst = s.listener
+        if lst is None:
+            return
+        if s.fastopen_qlen is not None:
+            lst.fastopen_qlen = s.fastopen_qlen
+        if s.fastopen_key is not None:
+            lst.fastopen_key = s.fastopen_key
+        lst.user_mss = s.user_mss
+        lst.rcv_buf = s.rcv_buf
+        lst.snd_buf = s.snd_buf
 
     def pending_error(self, s: Sock) -> int:
         c = s.conn
@@ -137,12 +204,14 @@ class SocketLayer:
             return POLLOUT | POLLWRNORM | POLLHUP if s.epoll is None else 0
         st = c.current_state()
         mask = 0
+        if c.deferred:
+            return POLLOUT | POLLWRNORM   # Linux: write() sends the SYN with its data
         if c.error is not None and not s.error_seen:
             mask |= POLLERR
         peer_fin = c.peer_fin_seq is not None and c.rcv_nxt > c.peer_fin_seq
         if st is State.CLOSED or ((peer_fin or s.rd_shut) and (c.wr_shut or c.fin_queued)):
             mask |= POLLHUP
-        if peer_fin or s.rd_shut:
+        if peer_fin or s.rd_shut or (self.linux and st is State.CLOSED):
             mask |= POLLIN | POLLRDNORM | POLLRDHUP
         if st is State.SYN_SENT or st is State.SYN_RECEIVED:
             return mask
@@ -181,6 +250,7 @@ class SocketLayer:
             s.listener = self.host.listen(s.binding, backlog, now)
         except TcpError as exc:
             raise SysError(exc.errno, exc.message) from None
+        self.apply_listener(s)
 
     def accept(self, fd: int, want: int | None = None) -> int:
         s = self.sock(fd)
@@ -192,7 +262,11 @@ class SocketLayer:
                 raise SysError(E.EAGAIN)
             raise WouldBlock
         nfd = self._new_fd(want)
-        self.socks[nfd] = Sock(nfd, conn=conn)
+        child = Sock(nfd, conn=conn)
+        for name in ("user_mss", "snd_buf", "rcv_buf", "cork", "user_timeout", "keepalive",
+                     "keepidle", "keepintvl", "keepcnt"):
+            setattr(child, name, getattr(s, name))
+        self.socks[nfd] = child
         self._remember(conn)
         return nfd
 
@@ -200,6 +274,8 @@ class SocketLayer:
         s = self.sock(fd)
         if s.listener is not None:
             raise SysError(E.EINVAL)
+        if s.conn is not None and s.conn.deferred:
+            raise SysError(E.EISCONN)   # Linux: SS_CONNECTING with a deferred connect
         if s.conn is not None:
             st = s.conn.current_state()
             if st is State.SYN_SENT or st is State.SYN_RECEIVED:
@@ -213,18 +289,50 @@ class SocketLayer:
             if st.synchronized:
                 return  # a blocking connect that completed
             raise SysError(E.EISCONN)
+        fastopen = self.linux and s.fastopen_connect
         try:
             conn = self.host.connect(self.remote, PORT, now, binding=s.binding,
-                                     reuse=s.reuseaddr)
+                                     reuse=s.reuseaddr, fastopen=fastopen, defer=fastopen,
+                                     setup=self.setup(s, now))
         except TcpError as exc:
             raise SysError(exc.errno, exc.message) from None
         if s.binding is not None:
             s.binding.users += 1
         s.conn = conn
         self._remember(conn)
+        if conn.deferred:
+            return   # TCP_FASTOPEN_CONNECT with a cookie: the SYN waits for data
         if s.nonblocking:
             raise SysError(E.EINPROGRESS)
         raise WouldBlock
+
+    def fastopen(self, fd: int, data: bytes, now: float, af_unspec: bool = False) -> int:
+        """sendto/sendmsg with MSG_FASTOPEN, or a first write on a deferred connect
+        (Linux tcp_sendmsg_fastopen): the SYN with data, or a cookie request.  Returns
+        how much of ``data`` went in the SYN."""
+        s = self.sock(fd)
+        if s.listener is not None:
+            raise SysError(E.EINVAL)
+        c = s.conn
+        if c is not None and c.deferred:
+            return c.send(data, now)
+        if not self.host.config.fastopen & 1 or af_unspec:
+            raise SysError(E.EOPNOTSUPP)
+        if c is not None:
+            st = c.current_state()
+            raise SysError(E.EALREADY if st in (State.SYN_SENT, State.SYN_RECEIVED)
+                           else E.EISCONN)
+        try:
+            conn = self.host.connect(self.remote, PORT, now, binding=s.binding,
+                                     reuse=s.reuseaddr, fastopen=True, data=data,
+                                     setup=self.setup(s, now))
+        except TcpError as exc:
+            raise SysError(exc.errno, exc.message) from None
+        if s.binding is not None:
+            s.binding.users += 1
+        s.conn = conn
+        self._remember(conn)
+        return conn.syn_data_len
 
     def recv(self, fd: int, size: int, now: float, peek: bool = False) -> int:
         s = self.sock(fd)
@@ -245,7 +353,8 @@ class SocketLayer:
             raise SysError(E.EAGAIN)
         raise WouldBlock
 
-    def send(self, fd: int, size: int, now: float) -> int:
+    def send(self, fd: int, size: int, now: float, more: bool = False,
+             eor: bool = False) -> int:
         s = self.sock(fd)
         c = s.conn
         if c is None:
@@ -253,9 +362,11 @@ class SocketLayer:
         if c.error is not None and not s.error_seen:
             s.error_seen = True
             raise SysError(ERRORS.get(c.error, E.EIO))
+        if self.linux and c.current_state() is State.SYN_SENT and s.nonblocking:
+            raise SysError(E.EAGAIN)    # Linux sk_stream_wait_connect, without waiting
         try:
             # Never more than fits: a script's length must not size an allocation.
-            n = c.send(b"\0" * min(size, max(c.send_space, 0)), now)
+            n = c.send(b"\0" * min(size, max(c.send_space, 0)), now, more, eor)
         except TcpError as exc:
             raise SysError(exc.errno, exc.message) from None
         if n == 0 and size:

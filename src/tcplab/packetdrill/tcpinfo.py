@@ -10,9 +10,8 @@ statements (and ``print(...)``, ignored), where EXPR is made of numbers,
 comparisons and ``and``/``or``/``not``.  Anything else is refused with a
 reason.  The code is capped in size and nesting before it is parsed.
 
-:data:`TCPI_FIELDS` reads each field the engine can answer from the TCB's
-public state (RFC names: SND.MSS, cwnd, ...); a field without an entry
-needs the engine's TCP_INFO counters.
+:data:`TCPI_FIELDS` names the fields the engine's own TCP_INFO view answers
+(``Connection.info``); another field is skipped with its name.
 """
 
 from __future__ import annotations
@@ -41,33 +40,17 @@ CONSTANTS: dict[str, int] = {
     "TCP_FIN_WAIT2": 5, "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8,
     "TCP_LAST_ACK": 9, "TCP_LISTEN": 10, "TCP_CLOSING": 11,
 }
-_INFINITE_SSTHRESH = 0x7FFFFFFF    # Linux TCP_INFINITE_SSTHRESH
-
-
-def _options(c: Connection) -> int:
-    # The engine negotiates neither timestamps, SACK nor ECN; window scaling
-    # shows as a nonzero shift on either side.
-    return 4 if c.snd_wscale or c.rcv_wscale else 0
-
-
-def _ssthresh(c: Connection) -> int:
-    return _INFINITE_SSTHRESH if c.ssthresh >= 1 << 30 else c.ssthresh // max(c.snd_mss, 1)
-
-
-#: tcpi_* fields answered from the engine's public TCB state.  Linux counts
-#: the congestion window and ssthresh in segments (of SND.MSS), the engine in
-#: octets (RFC 5681): divided here.
-TCPI_FIELDS: dict[str, Callable[[Connection], int]] = {
-    "tcpi_state": lambda c: LINUX_STATES[c.current_state()],
-    "tcpi_snd_mss": lambda c: c.snd_mss,
-    "tcpi_advmss": lambda c: c.rcv_mss,
-    "tcpi_rto": lambda c: int(c.rto * 1_000_000),
-    "tcpi_snd_cwnd": lambda c: c.cwnd // max(c.snd_mss, 1),
-    "tcpi_snd_ssthresh": _ssthresh,
-    "tcpi_options": _options,
-    "tcpi_snd_wscale": lambda c: c.snd_wscale,
-    "tcpi_rcv_wscale": lambda c: c.rcv_wscale,
-}
+#: tcpi_* fields the engine answers: its own TCP_INFO view (``Connection.info``,
+#: Linux's struct tcp_info: times in microseconds, windows in packets).
+TCPI_FIELDS: frozenset[str] = frozenset({
+    "tcpi_state", "tcpi_ca_state", "tcpi_retransmits", "tcpi_probes", "tcpi_backoff",
+    "tcpi_options", "tcpi_snd_wscale", "tcpi_rcv_wscale", "tcpi_rto", "tcpi_ato",
+    "tcpi_snd_mss", "tcpi_rcv_mss", "tcpi_unacked", "tcpi_sacked", "tcpi_lost",
+    "tcpi_retrans", "tcpi_last_data_recv", "tcpi_rtt", "tcpi_rttvar", "tcpi_snd_ssthresh",
+    "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering", "tcpi_rcv_space",
+    "tcpi_notsent_bytes", "tcpi_min_rtt", "tcpi_delivered",
+    "tcpi_bytes_acked", "tcpi_bytes_received",
+})
 
 
 class CodeError(Exception):
@@ -137,30 +120,30 @@ def names_in(code: str) -> set[str]:
             if isinstance(n, ast.Name) and n.id.startswith("tcpi_")}
 
 
-def evaluate(code: str, conn: Connection | None) -> None:
-    """Run the asserts against ``conn``; raises AssertFailed or CodeError."""
+def evaluate(code: str, conn: Connection | None, now: float = 0.0) -> None:
+    """Run the asserts against ``conn`` at ``now``; raises AssertFailed or CodeError."""
+    info = conn.info(now) if conn is not None else None
     for a in parse_code(code):
         seen: dict[str, int] = {}
         try:
-            ok = _eval(a.test, conn, seen)
+            ok = _eval(a.test, info, seen)
         except RecursionError:
             raise CodeError(f"nested deeper than {MAX_CODE_NESTING}") from None
         if not ok:
             raise AssertFailed(ast.unparse(a.test), seen)
 
 
-def _eval(node: ast.AST, conn: Connection | None, seen: dict[str, int]) -> int:
+def _eval(node: ast.AST, conn: dict[str, int] | None, seen: dict[str, int]) -> int:
     if isinstance(node, ast.Constant) and isinstance(node.value, int | bool):
         return int(node.value)
     if isinstance(node, ast.Name):
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
-        getter = TCPI_FIELDS.get(node.id)
-        if getter is None:
+        if node.id not in TCPI_FIELDS:
             raise CodeError(f"TCP_INFO field {node.id}")
         if conn is None:
             raise CodeError("TCP_INFO of a socket without a connection")
-        seen[node.id] = getter(conn)
+        seen[node.id] = conn.get(node.id, 0)
         return seen[node.id]
     if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
         left, right = _eval(node.left, conn, seen), _eval(node.right, conn, seen)

@@ -5,7 +5,7 @@ option lengths, checksum) and raises :class:`WireError` with a reason; nothing
 else escapes it.  ``TcpSegment`` is a small slots class; build variants with
 ``TcpSegment.replace``.
 
-Options (RFC 9293 3.2, RFC 7323, RFC 2018) keep their order, because peers
+Options (RFC 9293 3.2, RFC 7323, RFC 2018, RFC 7413) keep their order, because peers
 (and packetdrill scripts) care about it; unknown options are kept verbatim and
 skipped by their length.
 """
@@ -78,6 +78,9 @@ OPT_WSCALE: Final = 3
 OPT_SACK_PERMITTED: Final = 4
 OPT_SACK: Final = 5
 OPT_TIMESTAMPS: Final = 8
+OPT_FASTOPEN: Final = 34
+OPT_EXPERIMENTAL: Final = 254       #: RFC 6994 shared experimental option
+FASTOPEN_MAGIC: Final = 0xF989      #: RFC 7413's ExID in kind 254 (Linux TCPOPT_FASTOPEN_MAGIC)
 
 
 @mypyc_attr(acyclic=True)
@@ -133,6 +136,21 @@ class Timestamps:
 
 @mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
+class FastOpen:
+    """TCP Fast Open cookie (kind 34, RFC 7413 4.1.1), or the same in the shared
+    experimental kind 254 with ExID 0xF989 (``exp``: RFC 6994, what Linux calls the
+    experimental format).  An empty cookie is a cookie request."""
+
+    cookie: bytes = b""
+    exp: bool = False
+
+    @property
+    def length(self) -> int:
+        """The option's length field: 2 (kind 34) or 4 (kind 254) plus the cookie."""
+        return (4 if self.exp else 2) + len(self.cookie)
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownOption:
     """An option tcplab does not interpret, kept verbatim."""
 
@@ -140,7 +158,8 @@ class UnknownOption:
     data: bytes
 
 
-TcpOption = Eol | Nop | Mss | WindowScale | SackPermitted | Sack | Timestamps | UnknownOption
+TcpOption = (Eol | Nop | Mss | WindowScale | SackPermitted | Sack | Timestamps | FastOpen
+             | UnknownOption)
 
 
 def option_text(opt: TcpOption) -> str:
@@ -155,6 +174,9 @@ def option_text(opt: TcpOption) -> str:
         return f"TS val {opt.tsval} ecr {opt.tsecr}"
     if isinstance(opt, Sack):
         return "sack " + " ".join(f"{a}:{b}" for a, b in opt.blocks)
+    if isinstance(opt, FastOpen):
+        name = "FOEXP" if opt.exp else "FO"
+        return f"{name} {opt.cookie.hex()}" if opt.cookie else name
     if isinstance(opt, Nop):
         return "nop"
     if isinstance(opt, Eol):
@@ -196,6 +218,11 @@ def parse_options(raw: bytes) -> tuple[TcpOption, ...]:
         elif kind == OPT_TIMESTAMPS and length == 10:
             tsval, tsecr = struct.unpack("!II", body)
             out.append(Timestamps(tsval, tsecr))
+        elif kind == OPT_FASTOPEN:
+            out.append(FastOpen(bytes(body)))
+        elif kind == OPT_EXPERIMENTAL and length >= 4 and \
+                struct.unpack("!H", body[:2])[0] == FASTOPEN_MAGIC:
+            out.append(FastOpen(bytes(body[2:]), exp=True))
         else:
             # Unknown kinds, and known kinds with an unexpected length, are kept
             # and skipped by their length (RFC 9293 3.2: "must be prepared to
@@ -224,6 +251,12 @@ def emit_options(options: tuple[TcpOption, ...]) -> bytes:
             parts.append(struct.pack(f"!BB{len(flat)}I", OPT_SACK, 2 + 4 * len(flat), *flat))
         elif isinstance(opt, Timestamps):
             parts.append(struct.pack("!BBII", OPT_TIMESTAMPS, 10, opt.tsval, opt.tsecr))
+        elif isinstance(opt, FastOpen):
+            if opt.exp:
+                parts.append(struct.pack("!BBH", OPT_EXPERIMENTAL, opt.length, FASTOPEN_MAGIC)
+                             + opt.cookie)
+            else:
+                parts.append(struct.pack("!BB", OPT_FASTOPEN, opt.length) + opt.cookie)
         else:
             parts.append(struct.pack("!BB", opt.kind, 2 + len(opt.data)) + opt.data)
     raw = b"".join(parts)
@@ -343,6 +376,23 @@ class TcpSegment:
             if isinstance(opt, Timestamps):
                 return opt
         return None
+
+    @property
+    def sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        """The SACK blocks the segment carries (RFC 2018 3), in their order."""
+        for opt in self.options:
+            if isinstance(opt, Sack):
+                return opt.blocks
+        return ()
+
+    @property
+    def fastopen(self) -> FastOpen | None:
+        """The last Fast Open option (Linux keeps the last of several), or None."""
+        found = None
+        for opt in self.options:
+            if isinstance(opt, FastOpen):
+                found = opt
+        return found
 
     def summary(self) -> str:
         """One line: ``40000 > 80 [SA] seq=1 ack=2 win=65535 len=0``."""
