@@ -17,7 +17,8 @@ segments itself.
 
 Tracepoints are global: they report the sockets of every namespace. The instance's
 in-kernel filter keeps only TCP sockets with the kernel's address (192.0.2.1) at either
-end (IPv6 passes whole), and a socket counts as this namespace's when a task inside the
+end (IPv6 passes whole, and only the kernel's IPv6 address, 2001:db8::1, is kept
+afterwards), and a socket counts as this namespace's when a task inside the
 namespace made the call (``connect()``, ``listen()``: the task's ``/proc/PID/ns/net`` is
 this namespace), when it was born from a listener that counts, when no other tcplab
 namespace is alive (nothing else uses the address then), or when sock_diag inside the
@@ -76,13 +77,14 @@ class KernelStateWatcher:
     def __init__(self, netns: str, host: str = "kernel", interval: float = 0.02,
                  on_events: Callable[[], None] | None = None, trace: Trace | None = None,
                  address: str = "192.0.2.1", use_tracefs: bool = True,
-                 peer: str = "tcplab") -> None:
+                 peer: str = "tcplab", address6: str | None = None) -> None:
         self.netns = netns
         self.host = host
         self.interval = interval
         self.on_events = on_events
         self.trace = trace
         self.address = address
+        self.address6 = address6  #: the kernel's IPv6 address (None: IPv6 not followed)
         self.use_tracefs = use_tracefs
         self.peer = peer
         self.mode = "starting"  # "tracepoints" or "polling"
@@ -234,6 +236,14 @@ class KernelStateWatcher:
                 self._pid_ns[pid] = known
         return known
 
+    def _v6_ours(self, local: str, remote: str) -> bool:
+        """An IPv6 socket with the kernel's IPv6 address (or its IPv4 one, mapped) at
+        either end, or a wildcard listener."""
+        if self.address6 is None:
+            return False
+        mine = (self.address6, f"::ffff:{self.address}")
+        return local in mine or remote in mine or (local == "::" and remote == "::")
+
     def _alone(self) -> bool:
         """No other live tcplab namespace (checked at most once a second)."""
         now = time.monotonic()
@@ -246,9 +256,11 @@ class KernelStateWatcher:
     def _decide(self, rec: TraceRecord) -> bool | None:
         """Is this a socket of this namespace? None: not known until its local port is."""
         v = rec.values
+        ends = endpoints(v)
+        if ends is not None and ends[0] == 6 and not self._v6_ours(ends[1], ends[3]):
+            return False  # the in-kernel filter passes IPv6 whole: not the device's address
         if not rec.in_irq and self._pid_here(rec.pid):
             return True  # a task inside the namespace made the call
-        ends = endpoints(v)
         if ends is None:
             return False
         if v.get("oldstate") == TCP_LISTEN and v.get("newstate") == TCP_SYN_RECV and any(
@@ -307,8 +319,9 @@ class KernelStateWatcher:
         """Read the sockets once (from a thread inside the namespace) and diff."""
         t = time.monotonic()
         now: dict[Key, KernelSocket] = {}
-        for s in netlink_list((4,)):
-            if s.local_addr.startswith("127.") or s.remote_addr.startswith("127."):
+        for s in netlink_list((4, 6) if self.address6 is not None else (4,)):
+            if s.local_addr.startswith("127.") or s.remote_addr.startswith("127.") \
+                    or s.local_addr == "::1" or s.remote_addr == "::1":
                 continue
             now[(s.local_addr, s.local_port, s.remote_addr, s.remote_port)] = s
         prev = self.current
