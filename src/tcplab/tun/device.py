@@ -29,7 +29,9 @@ import contextlib
 import fcntl
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tcplab.tun.netns import Namespace, TunUnavailable
 
@@ -75,36 +77,42 @@ def _ipv6_sysctls() -> None:
     _write_sysctl("/proc/sys/net/ipv6/conf/default/addr_gen_mode", "1")
 
 
-def _tunsetiff(name: str, flags: int) -> int:
+Ioctl = Callable[[int, int, Any], Any]
+
+
+def _tunsetiff(name: str, flags: int, ioctl: Ioctl) -> int:
     try:
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise TunUnavailable(f"cannot open /dev/net/tun: {exc.strerror}") from None
     try:
-        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), flags))
+        ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), flags))
     except OSError:
         os.close(fd)
         raise
     return fd
 
 
-def open_tun(name: str = DEVICE, offload: bool = True) -> tuple[int, bool, str]:
+def open_tun(name: str = DEVICE, offload: bool = True,
+             ioctl: Ioctl = fcntl.ioctl) -> tuple[int, bool, str]:
     """Create TUN device ``name`` in the calling thread's namespace.
 
     Returns its descriptor (non-blocking), whether it has a virtio-net header with
     checksum and TSO offloads, and a one-line notice when offloads were asked for but
-    refused (empty otherwise)."""
+    refused (empty otherwise).  ``ioctl`` is the system call (a test passes one that
+    refuses, as an old kernel would)."""
     # Per-namespace sysctls are resolved against the opening thread's namespace.
     _ipv6_sysctls()
     notice = ""
     if offload:
         try:
-            fd = _tunsetiff(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR)
+            fd = _tunsetiff(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR, ioctl)
         except OSError as exc:
-            notice = f"TUN offloads unavailable (IFF_VNET_HDR: {exc.strerror}); one packet per write"
+            notice = (f"TUN offloads unavailable (IFF_VNET_HDR: {exc.strerror}); "
+                      "one packet per write")
         else:
             try:
-                fcntl.ioctl(fd, TUNSETOFFLOAD, OFFLOADS)
+                ioctl(fd, TUNSETOFFLOAD, OFFLOADS)
             except OSError as exc:
                 os.close(fd)  # not persistent: the device goes with its descriptor
                 notice = (f"TUN offloads unavailable (TUNSETOFFLOAD: {exc.strerror}); "
@@ -112,7 +120,7 @@ def open_tun(name: str = DEVICE, offload: bool = True) -> tuple[int, bool, str]:
             else:
                 return fd, True, ""
     try:
-        fd = _tunsetiff(name, IFF_TUN | IFF_NO_PI)
+        fd = _tunsetiff(name, IFF_TUN | IFF_NO_PI, ioctl)
     except OSError as exc:
         raise TunUnavailable(f"TUNSETIFF {name}: {exc.strerror}") from None
     return fd, False, notice
