@@ -124,7 +124,8 @@ async def kernel_to_tcplab(backend: TunBackend, nbytes: int, port: int = 5001,
         sinks.append(sink)
         return sink
 
-    server = await aio.start_server(backend.host, factory, port=port, kick=backend.kick)
+    server = await aio.start_server(backend.host, factory, backend.addr, port=port,
+                                    kick=backend.kick)
     proc = await _start_peer(backend, ["send", "--connect", f"{backend.addr}:{port}",
                                        "--bytes", str(nbytes), "--timeout", str(timeout)])
     try:
