@@ -24,6 +24,11 @@ this namespace), when it was born from a listener that counts, when no other tcp
 namespace is alive (nothing else uses the address then), or when sock_diag inside the
 namespace lists its 4-tuple.
 
+Memory is bounded for a server that runs for days: the model remembers each connection
+it saw, so after ``model_records`` state records a fresh model takes over, told by
+sock_diag which sockets exist at that moment (a transition under way at that instant
+may then be told with less detail: its cause, not the segment behind it).
+
 **Polling** (the fallback): sock_diag every ``interval`` seconds (20 ms by default).
 Polling sees states, not transitions: a state that lasts less than one interval
 (FIN-WAIT-1 on a fast link, say) can be skipped, and the ``cause`` says so. Sockets on
@@ -92,7 +97,13 @@ class KernelStateWatcher:
         self.pending: deque[Event] = deque()
         self.current: dict[Key, KernelSocket] = {}
         self.error: BaseException | None = None
-        self._segments: deque[tuple[int, bytes]] = deque(maxlen=100_000)
+        # Segments for the model, from the backend's thread (a bounded queue: if this
+        # thread falls behind, the oldest are let go, and a state change may then be
+        # told without the segment that caused it).
+        self._segments: deque[tuple[int, bytes]] = deque(maxlen=20_000)
+        #: state records one model follows before a fresh one takes over (memory bound)
+        self.model_records = 60_000
+        self.rotations = 0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"kernelstate-{netns}",
@@ -188,14 +199,13 @@ class KernelStateWatcher:
         self._ns_link = os.readlink("/proc/thread-self/ns/net")
         return inst
 
-    def _follow(self, inst: TraceInstance) -> None:
-        symbols = {fmt.name: fmt.symbols for fmt in inst.formats.values()}
-        out: list[Event] = []
+    def _model(self, symbols: dict[str, dict[str, dict[int, str]]], out: list[Event]
+               ) -> KernelWatch:
+        """A fresh model of the namespace's sockets, told about those that exist now."""
         watch = KernelWatch(filt=WatchFilter(), now_ns=time.monotonic_ns,
                             lookup=lookup_state, on_event=out.append,
                             host_names=(self.host, self.host), emit_segments=False,
                             symbols=symbols, peer_name=self.peer)
-        # Sockets that exist already (a listener started before the backend).
         with contextlib.suppress(OSError):
             for s in netlink_list():
                 key = (s.local_addr, s.local_port, s.remote_addr, s.remote_port)
@@ -204,6 +214,16 @@ class KernelStateWatcher:
                     self._my_listeners.add((s.local_addr, s.local_port))
                 else:
                     watch.know_connection(key, s.state)
+        return watch
+
+    def _follow(self, inst: TraceInstance) -> None:
+        symbols = {fmt.name: fmt.symbols for fmt in inst.formats.values()}
+        out: list[Event] = []
+        # Sockets that exist already (a listener started before the backend).
+        watch = self._model(symbols, out)
+        retiring: KernelWatch | None = None
+        retire_at = 0.0
+        fed = 0
         self._ready.set()
         while True:
             stopping = self._stop.is_set()
@@ -211,6 +231,7 @@ class KernelStateWatcher:
             for rec in inst.read_available():
                 for mine in self._ours(rec):
                     watch.feed_record(mine)
+                    fed += 1
             while self._segments:
                 ts, raw = self._segments.popleft()
                 watch.feed_packet(ts, raw)
@@ -218,6 +239,19 @@ class KernelStateWatcher:
                 watch.finish()
             else:
                 watch.advance()
+            if retiring is not None:
+                retiring.advance()  # what it still held back for ordering
+                if stopping or time.monotonic() > retire_at:
+                    retiring = None
+            watch.events.clear()  # delivered through ``out``; the trace keeps them
+            if fed > self.model_records and retiring is None and not stopping:
+                # The model remembers every connection it saw: a server that runs for
+                # hours would grow without end.  A new one starts from sock_diag's view
+                # of the sockets alive now; the old one only drains what it held back.
+                retiring, retire_at = watch, time.monotonic() + 1.0
+                watch = self._model(symbols, out)
+                self.rotations += 1
+                fed = 0
             for ev in out:
                 ev["t"] = ev["t_ns"] / 1e9  # the event loop's clock: CLOCK_MONOTONIC
             self._deliver(out[:])
