@@ -169,6 +169,7 @@ class TunBackend:
         self.super_out = 0  #: GSO super-segments written (each counts once in packets_out)
         self.write_errors = 0
         self.martians = 0  #: packets dropped for their source address
+        self.rotations = 0  #: fresh models of the kernel's sockets (known once closed)
         self.malformed = 0  #: packets that failed the checks before the engine
 
     # ------------------------------------------------------------ life
@@ -214,6 +215,7 @@ class TunBackend:
             self.watcher.on_events = None
             self.watcher.stop()
             self._drain_states()
+            self.rotations = self.watcher.rotations
             self.watcher = None
         if self._loop is not None and self._fd >= 0:
             with contextlib.suppress(Exception):

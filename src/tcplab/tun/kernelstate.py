@@ -54,7 +54,7 @@ from tcplab.kernel.tracefs import (
     TraceRecord,
     endpoints,
 )
-from tcplab.kernel.watch import KernelWatch, WatchFilter, lookup_state
+from tcplab.kernel.watch import HOLDBACK_NS, KernelWatch, WatchFilter, lookup_state
 from tcplab.trace import Event, Trace
 from tcplab.tun.netns import enter_netns, list_tcplab_namespaces, owner_alive
 
@@ -248,7 +248,7 @@ class KernelStateWatcher:
                 # The model remembers every connection it saw: a server that runs for
                 # hours would grow without end.  A new one starts from sock_diag's view
                 # of the sockets alive now; the old one only drains what it held back.
-                retiring, retire_at = watch, time.monotonic() + 1.0
+                retiring, retire_at = watch, time.monotonic() + 4 * HOLDBACK_NS / 1e9
                 watch = self._model(symbols, out)
                 self.rotations += 1
                 fed = 0
