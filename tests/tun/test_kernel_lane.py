@@ -117,3 +117,20 @@ def test_a_long_running_lane_starts_fresh_models_and_keeps_following() -> None:
     last = [e["to"] for e in kernel if f":{ports[-1]}-" in e["conn"]]
     assert last[:2] == ["SYN-SENT", "ESTABLISHED"] and "FIN-WAIT-1" in last
     assert len({e["conn"] for e in kernel if e["to"] == "ESTABLISHED"}) == len(ports)
+
+
+@pytest.mark.parametrize(("src", "dst"), [("192.0.2.1", "192.0.2.2"),
+                                          ("2001:db8::1", "2001:db8::2")])
+def test_the_lane_queues_a_segments_headers_not_its_data(src: str, dst: str) -> None:
+    from tcplab.tun.kernelstate import headers_only
+    from tcplab.wire import ACK, PSH, TcpSegment, emit_ip_tcp
+    from tcplab.wire.ip import parse_ip
+    from tcplab.wire.tcp import parse_tcp
+
+    seg = TcpSegment(40000, 80, 7, 9, ACK | PSH, 512, payload=b"x" * 1400)
+    short = headers_only(emit_ip_tcp(src, dst, seg))
+    ip = parse_ip(short)  # a well-formed packet (IPv4: its header checksum redone)
+    got = parse_tcp(ip.payload)
+    assert len(short) == (20 if ":" not in src else 40) + 20
+    assert (ip.src, ip.dst, got.seq, got.ack, got.flags, got.payload) == (
+        src, dst, 7, 9, ACK | PSH, b"")

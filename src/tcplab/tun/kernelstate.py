@@ -25,7 +25,7 @@ namespace is alive (nothing else uses the address then), or when sock_diag insid
 namespace lists its 4-tuple.
 
 Memory is bounded for a server that runs for days: the model remembers each connection
-it saw, so after ``model_records`` state records a fresh model takes over, told by
+it saw, so after ``model_records`` (20,000) state records a fresh model takes over, told by
 sock_diag which sockets exist at that moment (a transition under way at that instant
 may then be told with less detail: its cause, not the segment behind it).
 
@@ -57,6 +57,7 @@ from tcplab.kernel.tracefs import (
 from tcplab.kernel.watch import HOLDBACK_NS, KernelWatch, WatchFilter, lookup_state
 from tcplab.trace import Event, Trace
 from tcplab.tun.netns import enter_netns, list_tcplab_namespaces, owner_alive
+from tcplab.wire.checksum import ones_sum
 
 __all__ = ["KernelStateWatcher", "socket_name"]
 
@@ -69,6 +70,32 @@ TCP_CLOSE = 7
 def socket_name(s: KernelSocket) -> str:
     """The connection's name as the kernel sees it: ``local-remote``."""
     return f"{s.local_addr}:{s.local_port}-{s.remote_addr}:{s.remote_port}"
+
+
+def headers_only(pkt: bytes | bytearray) -> bytes:
+    """The IP and TCP headers of ``pkt``, its lengths (and IPv4 header checksum) made to
+    fit: the same segment without its data.  Anything else is returned whole."""
+    try:
+        if pkt[0] >> 4 == 4:
+            ihl = (pkt[0] & 0x0F) * 4
+            n = ihl + (pkt[ihl + 12] >> 4) * 4
+            if len(pkt) <= n:
+                return bytes(pkt)
+            hdr = bytearray(pkt[:n])
+            hdr[2:4] = n.to_bytes(2, "big")
+            hdr[10:12] = b"\0\0"
+            hdr[10:12] = (~ones_sum(bytes(hdr[:ihl])) & 0xFFFF).to_bytes(2, "big")
+            return bytes(hdr)
+        if pkt[0] >> 4 == 6 and pkt[6] == 6:
+            doff = (pkt[40 + 12] >> 4) * 4
+            if len(pkt) <= 40 + doff:
+                return bytes(pkt)
+            hdr = bytearray(pkt[:40 + doff])
+            hdr[4:6] = doff.to_bytes(2, "big")
+            return bytes(hdr)
+    except IndexError:
+        pass
+    return bytes(pkt)
 
 
 def _u32(addr: str) -> int:
@@ -102,7 +129,7 @@ class KernelStateWatcher:
         # told without the segment that caused it).
         self._segments: deque[tuple[int, bytes]] = deque(maxlen=20_000)
         #: state records one model follows before a fresh one takes over (memory bound)
-        self.model_records = 60_000
+        self.model_records = 20_000
         self.rotations = 0
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -147,11 +174,12 @@ class KernelStateWatcher:
                     self.on_events()
 
     def _observe(self, ev: Event) -> None:
-        """Trace listener (the backend's thread): remember the segments on the wire."""
+        """Trace listener (the backend's thread): remember the segments on the wire
+        (their headers: the model reads addresses, ports and flags, never the data)."""
         if ev.get("kind") == "segment" and ev.get("event") in ("send", "recv"):
             raw = ev.get("raw")
             if isinstance(raw, (bytes, bytearray)):
-                self._segments.append((round(float(ev["t"]) * 1e9), bytes(raw)))
+                self._segments.append((round(float(ev["t"]) * 1e9), headers_only(raw)))
 
     # ------------------------------------------------------------ thread
 
