@@ -63,3 +63,47 @@ def test_exec_without_a_running_namespace_says_so_in_one_line() -> None:
     assert res.returncode != 0
     assert res.stderr.strip().count("\n") == 0
     assert "no network namespace named tcplab-0-0" in res.stderr
+
+
+def test_connect_over_ipv6_fetches_and_merges_both_sides_states() -> None:
+    res = subprocess.run([*TCPLAB, "tun", "connect", "-6", "--json"], capture_output=True,
+                         text=True, timeout=40, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "HTTP 200 from [2001:db8::1]:8000/" in res.stderr
+    doc = json.loads(res.stdout)
+    events = doc["events"]
+    segs = [e for e in events if e["kind"] == "segment" and e["event"] in ("send", "recv")]
+    assert segs and all(e["src"].startswith("2001:db8::") for e in segs)
+    tcplab_states = [e["to"] for e in events if e["kind"] == "state" and e["host"] == "tcplab"]
+    kernel_states = [e["to"] for e in events if e["kind"] == "state" and e["host"] == "kernel"]
+    assert tcplab_states[-1] == "CLOSED" and "LAST-ACK" in tcplab_states
+    assert "LISTEN" in kernel_states and kernel_states[-1] == "TIME-WAIT"
+    assert all("2001:db8::1" in e["conn"] for e in events
+               if e["kind"] == "state" and e["host"] == "kernel")
+    assert doc["meta"]["family"] == 6
+
+
+def test_serve_answers_curl_over_ipv6_and_ipv4_alike() -> None:
+    proc = subprocess.Popen([*TCPLAB, "tun", "serve", "--http", "--port", "8080", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        name = proc.stdout.readline().strip()
+        assert name.startswith("tcplab-"), proc.stderr.read() if proc.stderr else ""
+        for url in ("http://[2001:db8::2]:8080/", "http://192.0.2.2:8080/"):
+            res = subprocess.run([*TCPLAB, "tun", "exec", "--netns", name, "--", "curl", "-g",
+                                  "-sS", "--max-time", "10", url],
+                                 capture_output=True, text=True, timeout=20, check=False)
+            assert res.returncode == 0, res.stderr
+            assert "Your connection" in res.stdout
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "stopped after 2 connection(s)" in err
+        syns = [e["src"] for e in json.loads(out)["events"]
+                if e["kind"] == "segment" and e["event"] == "recv" and e["flags"] == "S"]
+        assert len(syns) == 2 and syns[0].startswith("2001:db8::1:")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

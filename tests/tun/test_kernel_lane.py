@@ -84,3 +84,53 @@ def test_polling_fallback_still_follows_the_kernel() -> None:
     events = run(scenario())
     assert [(e["from"], e["to"]) for e in events] == [("CLOSED", "LISTEN"), ("LISTEN", "CLOSED")]
     assert all("polled every 10 ms" in str(e["cause"]) for e in events)
+
+
+def test_a_long_running_lane_starts_fresh_models_and_keeps_following() -> None:
+    """The model remembers every connection it saw; after ``model_records`` state records
+    a fresh one, told by sock_diag what exists, takes over (a server that runs for days
+    must not grow without end), and the transitions keep coming."""
+
+    async def scenario() -> tuple[TunBackend, list[int]]:
+        async with TunBackend(poll_interval=0.01) as b:
+            assert b.watcher is not None
+            if b.watcher.mode != "tracepoints":
+                pytest.skip(f"no tracepoints here: {b.watcher.notice}")
+            b.watcher.model_records = 8  # a fresh model every two connections or so
+            from tcplab.api import transports as aio
+            await aio.start_server(b.host, asyncio.Protocol, b.addr, port=7, kick=b.kick)
+            loop = asyncio.get_running_loop()
+            ports = []
+            for _ in range(6):
+                s = b.ns.call(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                s.setblocking(False)
+                await asyncio.wait_for(loop.sock_connect(s, (b.addr, 7)), 5)
+                ports.append(s.getsockname()[1])
+                s.close()  # the kernel closes first: FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT
+                await asyncio.sleep(0.15)
+            await asyncio.sleep(0.2)
+            return b, ports
+
+    b, ports = run(scenario())
+    assert b.rotations >= 2  # fresh models took over on the way
+    kernel = [e for e in b.trace.of_kind("state") if e["host"] == "kernel"]
+    last = [e["to"] for e in kernel if f":{ports[-1]}-" in e["conn"]]
+    assert last[:2] == ["SYN-SENT", "ESTABLISHED"] and "FIN-WAIT-1" in last
+    assert len({e["conn"] for e in kernel if e["to"] == "ESTABLISHED"}) == len(ports)
+
+
+@pytest.mark.parametrize(("src", "dst"), [("192.0.2.1", "192.0.2.2"),
+                                          ("2001:db8::1", "2001:db8::2")])
+def test_the_lane_queues_a_segments_headers_not_its_data(src: str, dst: str) -> None:
+    from tcplab.tun.kernelstate import headers_only
+    from tcplab.wire import ACK, PSH, TcpSegment, emit_ip_tcp
+    from tcplab.wire.ip import parse_ip
+    from tcplab.wire.tcp import parse_tcp
+
+    seg = TcpSegment(40000, 80, 7, 9, ACK | PSH, 512, payload=b"x" * 1400)
+    short = headers_only(emit_ip_tcp(src, dst, seg))
+    ip = parse_ip(short)  # a well-formed packet (IPv4: its header checksum redone)
+    got = parse_tcp(ip.payload)
+    assert len(short) == (20 if ":" not in src else 40) + 20
+    assert (ip.src, ip.dst, got.seq, got.ack, got.flags, got.payload) == (
+        src, dst, 7, 9, ACK | PSH, b"")

@@ -15,13 +15,25 @@ as its ``ready_hook``.  When the host ends an entry point with events queued,
 the dispatcher schedules itself with ``loop.call_soon``, then reads each
 ready connection's ``next_event()`` and delivers to the protocol.  So a
 protocol callback never runs inside the engine's segment processing.
+
+When the application is done: as with asyncio on kernel sockets, a transport
+that was closed calls ``connection_lost`` as soon as everything written has been
+handed to the engine and the close itself has been (the FIN is queued).  The
+engine finishes the close on its own, as the kernel does for a closed socket
+(FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT): a peer that never acknowledges
+the FIN holds a Connection, not the application's slot for it.  A server
+forgets the transport then (:attr:`EngineServer.transports` shrinks), and its
+limits (:class:`ServerLimits`: in total, per source address) count only the
+connections the application still holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tcplab.api.sockets import connection_error, os_error
@@ -87,8 +99,10 @@ class EngineTransport(asyncio.Transport):
         self._protocol = protocol
         self._kick = kick
         self._pending = bytearray()  # written by the protocol, not yet taken by the engine
-        self._closing = False
-        self._eof_written = False
+        self._closing = False  # close() or abort() was called
+        self._eof_wanted = False  # write_eof() was called
+        self._eof_written = False  # the engine has the shutdown or the close
+        self._conn_closed = False  # the engine has the close: the application is done
         self._paused = False
         self._eof_delivered = False
         self._lost = False
@@ -128,13 +142,19 @@ class EngineTransport(asyncio.Transport):
         if self._write_paused and len(self._pending) < self._high_water // 4:
             self._write_paused = False
             proto.resume_writing()
-        if self._closing and not self._pending and not self._eof_written:
-            self._eof_written = True
-            conn.close(now)
-            self._kick()
+        if not self._pending:
+            if self._closing and not self._conn_closed:
+                self._close_engine(now)
+            elif self._eof_wanted and not self._eof_written:
+                self._eof_written = True
+                conn.shutdown(now)
+                self._kick()
         st = conn.current_state()
-        if conn.error is not None or st in (State.CLOSED, State.TIME_WAIT) or (
-                self._closing and st in (State.FIN_WAIT_2,)):
+        if conn.error is not None or st in (State.CLOSED, State.TIME_WAIT) or \
+                self._conn_closed:
+            # Closed by the application and everything handed over: the engine ends
+            # the connection alone (FIN-WAIT-1/2, CLOSING, LAST-ACK), like the kernel
+            # ends a closed socket's, and the application's slot is free.
             self._connection_lost()
 
     def _connection_lost(self) -> None:
@@ -149,22 +169,35 @@ class EngineTransport(asyncio.Transport):
             exc = connection_error(self._conn)
         self._protocol.connection_lost(exc)
 
+    def _close_engine(self, now: float) -> None:
+        """CLOSE: the FIN goes after what the engine has (RST with unread data, as Linux)."""
+        self._conn_closed = True
+        self._eof_written = True
+        self._conn.close(now)
+        self._kick()
+
     def _push_pending(self) -> None:
         conn = self._conn
         if not conn.state.synchronized and conn.state is not State.SYN_RECEIVED:
             return
+        room = conn.send_space
+        if room <= 0:
+            return  # the engine's buffer is full: the next ACK makes room
+        pending = self._pending
         try:
-            n = conn.send(bytes(self._pending), self._loop.time())
+            # Only what fits is copied (the rest waits here, however much it is).
+            n = conn.send(bytes(pending) if len(pending) <= room else bytes(pending[:room]),
+                          self._loop.time())
         except TcpError:
-            self._pending.clear()
+            pending.clear()
             return
-        del self._pending[:n]
+        del pending[:n]
         self._kick()
 
     # ------------------------------------------------------------ asyncio API
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closing or self._eof_written:
+        if self._closing or self._eof_wanted:
             return
         self._pending += data
         self._push_pending()
@@ -180,31 +213,31 @@ class EngineTransport(asyncio.Transport):
         return True
 
     def write_eof(self) -> None:
-        if self._eof_written:
+        """Half-close: the FIN follows everything written so far (also what still waits
+        here for room in the engine's buffer)."""
+        if self._eof_wanted or self._closing:
             return
+        self._eof_wanted = True
         if self._pending:
             self._push_pending()
-        self._eof_written = True
-        self._conn.shutdown(self._loop.time())
-        self._kick()
+        if not self._pending:
+            self._eof_written = True
+            self._conn.shutdown(self._loop.time())
+            self._kick()
 
     def close(self) -> None:
         if self._closing:
             return
         self._closing = True
-        if not self._pending and not self._eof_written:
-            self._eof_written = True
-            self._conn.close(self._loop.time())
-            self._kick()
-        elif self._eof_written and self._conn.rcvbuf:
-            self._conn.close(self._loop.time())
-            self._kick()
+        if not self._pending:
+            self._close_engine(self._loop.time())
         self._conn.app_closed = True
         self._loop.call_soon(self._deliver)
 
     def abort(self) -> None:
         self._closing = True
         self._pending.clear()
+        self._conn_closed = self._eof_written = True
         self._conn.abort(self._loop.time())
         self._kick()
         self._loop.call_soon(self._deliver)
@@ -252,59 +285,130 @@ class EngineTransport(asyncio.Transport):
         return self._conn
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """How many accepted connections a server holds for its application at once.
+
+    A connection counts from ``accept()`` until the application is done with it
+    (``connection_lost``; a connection that is closing does not count).  One more
+    is reset at once (RST), before the application sees it, and counted in
+    :attr:`EngineServer.refused`.  ``None``: no limit."""
+
+    max_connections: int | None = None
+    max_per_source: int | None = None
+
+
 class EngineServer:
     """What :func:`start_server` returns: close it to stop listening."""
 
-    def __init__(self, listener: Listener, loop: asyncio.AbstractEventLoop, kick: Kick) -> None:
-        self.listener = listener
+    def __init__(self, listeners: Sequence[Listener], loop: asyncio.AbstractEventLoop,
+                 kick: Kick, limits: ServerLimits | None = None) -> None:
+        self.listeners = list(listeners)
         self._loop = loop
         self._kick = kick
-        #: the transports of connections this server accepted and that are still open
+        self.limits = limits or ServerLimits()
+        #: the transports of connections this server accepted and the application holds
         self.transports: set[EngineTransport] = set()
+        #: how many of them each source address has
+        self.per_source: dict[str, int] = {}
+        self.accepted = 0  #: connections given to the application
+        self.refused = 0  #: connections reset because a limit was reached
+
+    @property
+    def listener(self) -> Listener:
+        """The first (often the only) listener."""
+        return self.listeners[0]
 
     @property
     def port(self) -> int:
-        return self.listener.port
+        return self.listeners[0].port
 
     def close(self) -> None:
-        self.listener.close(self._loop.time())
+        now = self._loop.time()
+        for lst in self.listeners:
+            lst.close(now)
         self._kick()
 
     def close_clients(self) -> None:
         for t in list(self.transports):
             t.close()
 
+    def _over_limit(self, source: str) -> str | None:
+        """Why a new connection from ``source`` may not be accepted (None: it may)."""
+        lim = self.limits
+        if lim.max_connections is not None and len(self.transports) >= lim.max_connections:
+            return f"server connection limit ({lim.max_connections}) reached"
+        if lim.max_per_source is not None and \
+                self.per_source.get(source, 0) >= lim.max_per_source:
+            return f"per-source connection limit ({lim.max_per_source}) reached for {source}"
+        return None
+
+    def _add(self, transport: EngineTransport, source: str) -> None:
+        self.transports.add(transport)
+        self.per_source[source] = self.per_source.get(source, 0) + 1
+        self.accepted += 1
+
+    def _lost(self, transport: EngineTransport) -> None:
+        if transport not in self.transports:
+            return
+        self.transports.discard(transport)
+        source = transport.connection.raddr
+        left = self.per_source.get(source, 1) - 1
+        if left > 0:
+            self.per_source[source] = left
+        else:
+            self.per_source.pop(source, None)
+
 
 async def start_server(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
-                       addr: str = "0.0.0.0", port: int = 0, *, kick: Kick,
-                       backlog: int = 128, reuse_address: bool = True) -> EngineServer:
-    """Listen on tcplab's TCP; each accepted connection gets ``protocol_factory()``."""
+                       addr: str | Sequence[str] = "0.0.0.0", port: int = 0, *, kick: Kick,
+                       backlog: int = 128, reuse_address: bool = True,
+                       limits: ServerLimits | None = None) -> EngineServer:
+    """Listen on tcplab's TCP; each accepted connection gets ``protocol_factory()``.
+
+    ``addr`` may be several addresses (one listener each, on the same port: the
+    port chosen for the first when ``port`` is 0)."""
     loop = asyncio.get_running_loop()
+    addrs = [addr] if isinstance(addr, str) else list(addr)
+    listeners: list[Listener] = []
     try:
-        binding = host.bind(addr, port, reuse_address)
-        listener = host.listen(binding, backlog, loop.time())
+        for a in addrs:
+            binding = host.bind(a, port, reuse_address)
+            listeners.append(host.listen(binding, backlog, loop.time()))
+            port = binding.port
     except TcpError as exc:
+        for lst in listeners:
+            lst.close(loop.time())
+        kick()
         raise os_error(exc) from None
-    server = EngineServer(listener, loop, kick)
+    server = EngineServer(listeners, loop, kick, limits)
     dispatcher = _dispatcher(host, loop)
 
-    def accept_all() -> None:
+    def accept_from(listener: Listener) -> None:
         while listener.next_event() is not None:
             pass
         while True:
             conn = listener.accept()
             if conn is None:
                 return
+            why = server._over_limit(conn.raddr)
+            if why is not None:
+                server.refused += 1
+                now = loop.time()
+                host.app_event(now, "accept", f"refused: {why}", conn.name)
+                conn.abort(now, cause=why)
+                kick()
+                continue
             proto = protocol_factory()
-            transport = EngineTransport(loop, conn, proto, kick, dispatcher,
-                                        server.transports.discard)
-            server.transports.add(transport)
+            transport = EngineTransport(loop, conn, proto, kick, dispatcher, server._lost)
+            server._add(transport, conn.raddr)
             proto.connection_made(transport)
             transport._deliver()
 
-    dispatcher.watch(listener, accept_all)
-    if listener.accept_queue:
-        loop.call_soon(accept_all)
+    for lst in listeners:
+        dispatcher.watch(lst, functools.partial(accept_from, lst))
+        if lst.accept_queue:
+            loop.call_soon(accept_from, lst)
     return server
 
 
@@ -362,8 +466,9 @@ async def start_stream_server(
         host: Host,
         client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
                                       Awaitable[None] | None],
-        addr: str = "0.0.0.0", port: int = 0, *, kick: Kick, limit: int = 2 ** 16,
-        reuse_address: bool = True) -> EngineServer:
+        addr: str | Sequence[str] = "0.0.0.0", port: int = 0, *, kick: Kick,
+        limit: int = 2 ** 16, reuse_address: bool = True,
+        limits: ServerLimits | None = None) -> EngineServer:
     """Streams server over tcplab's TCP; like ``asyncio.start_server``."""
     loop = asyncio.get_running_loop()
 
@@ -371,8 +476,9 @@ async def start_stream_server(
         reader = asyncio.StreamReader(limit=limit, loop=loop)
         return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
 
-    return await start_server(host, factory, addr, port, kick=kick, reuse_address=reuse_address)
+    return await start_server(host, factory, addr, port, kick=kick, reuse_address=reuse_address,
+                              limits=limits)
 
 
-__all__ = ["EngineServer", "EngineTransport", "create_connection", "errno", "open_connection",
-           "start_server", "start_stream_server"]
+__all__ = ["EngineServer", "EngineTransport", "ServerLimits", "create_connection", "errno",
+           "open_connection", "start_server", "start_stream_server"]

@@ -1,11 +1,16 @@
 """``tcplab tun``: tcplab's TCP on a TUN device, talking to the Linux kernel's TCP.
 
-``serve`` puts tcplab's stack (192.0.2.2) behind a TUN device in a private
-namespace and listens; ``exec`` runs a command (curl, python, nc) inside that
-namespace, where the kernel (192.0.2.1) talks to tcplab; ``connect`` makes
-tcplab the client of a kernel server (``python -m http.server``) started in a
-fresh namespace.  Both sides' states end up in one trace: tcplab's from the
-engine, the kernel's from sock_diag.
+``serve`` puts tcplab's stack (192.0.2.2 and 2001:db8::2) behind a TUN device in a
+private namespace and listens; ``exec`` runs a command (curl, python, nc) inside that
+namespace, where the kernel (192.0.2.1 and 2001:db8::1) talks to tcplab; ``connect``
+makes tcplab the client of a kernel server (``python -m http.server``) started in a
+fresh namespace, over IPv4 or (``-6``) IPv6.  Both sides' states end up in one trace:
+tcplab's from the engine, the kernel's from its tracepoints or sock_diag.
+
+``serve`` runs until Ctrl+C, so what it keeps is bounded: the trace is a ring of the
+last ``--trace-limit`` events (``0``: no trace), and the server holds at most
+``--max-connections`` connections (``--max-per-source`` per client address), each
+closed after ``--keepalive-timeout`` without a request.
 """
 
 from __future__ import annotations
@@ -23,13 +28,18 @@ from typing import Any, TypeVar
 import click
 
 from tcplab.cli.common import emit_outputs, print_diagram, trace_options
-from tcplab.cli.params import reject_unless
+from tcplab.cli.params import FiniteFloat, reject_unless
 from tcplab.kernel.tracefs import close_all_live as close_all_instances
-from tcplab.trace import Event, to_json_event
+from tcplab.trace import Event, Trace, to_json_event
 from tcplab.tun.backend import TunBackend
 from tcplab.tun.netns import TunUnavailable, check_requirements, find_running, remove_all_live
 
 _MAX_DIAGRAM_SEGMENTS = 400
+#: events ``serve`` keeps by default: enough for the diagram it prints (400 segments
+#: with their states and timers), or, when a file is asked for, a long stretch of it
+#: (an event with its packet takes about 1-2 KB)
+_SERVE_TRACE_DIAGRAM = 4_000
+_SERVE_TRACE_OUTPUT = 200_000
 T = TypeVar("T")
 
 
@@ -38,8 +48,8 @@ def tun() -> None:
     """tcplab's TCP on a TUN device in a private namespace, against the kernel's TCP.
 
     Needs root (or CAP_NET_ADMIN), /dev/net/tun and the `ip` command.  The
-    namespace (tcplab-PID-N) holds only the device: the kernel is 192.0.2.1,
-    tcplab's stack 192.0.2.2, and there is no route out.
+    namespace (tcplab-PID-N) holds only the device: the kernel is 192.0.2.1 and
+    2001:db8::1, tcplab's stack 192.0.2.2 and 2001:db8::2, and there is no route out.
     """
 
 
@@ -79,6 +89,8 @@ def _report(backend: TunBackend, t0: float, meta: dict[str, Any], *, title: str,
             json_out: bool, lang: str, absolute: bool, width: int, svg: str | None,
             html: str | None, pcap: str | None) -> None:
     events = _display_events(backend.trace.events, t0)
+    if backend.trace.discarded:
+        meta = dict(meta, trace_discarded=backend.trace.discarded)
     if json_out:
         import json
         doc = {"schema": "tcplab-trace/1", "meta": meta,
@@ -133,6 +145,11 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
         loop.add_signal_handler(sig, stop.set)
 
 
+def _offload_notice(backend: TunBackend) -> None:
+    if backend.offload_notice:
+        click.echo(f"note: {backend.offload_notice}", err=True)
+
+
 @tun.command("serve")
 @click.option("--http", "use_http", is_flag=True,
               help="Serve HTTP/1.1 (tcplab's HTTP server) instead of echo.")
@@ -142,9 +159,30 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
               default=None, help="With --http: serve static files from this directory.")
 @click.option("--mtu", type=click.IntRange(576, 65535), default=1500, show_default=True,
               help="MTU of the TUN device.")
+@click.option("--no-offload", is_flag=True,
+              help="Open the device without checksum and TSO offloads (one packet per "
+                   "read and write, every checksum in Python).")
+@click.option("--max-connections", type=click.IntRange(1, 100_000), default=512,
+              show_default=True, help="With --http: connections at once; more get 503.")
+@click.option("--max-per-source", type=click.IntRange(0, 100_000), default=128,
+              show_default=True,
+              help="Connections at once from one client address; more are reset (0: no "
+                   "limit).")
+@click.option("--keepalive-timeout", type=FiniteFloat(0.1, 3600), default=5.0,
+              show_default=True,
+              help="With --http: seconds a connection may stay without a request (also "
+                   "right after its handshake).")
+@click.option("--request-timeout", type=FiniteFloat(0.1, 3600), default=10.0,
+              show_default=True, help="With --http: seconds a request may take to arrive.")
+@click.option("--trace-limit", type=click.IntRange(0, 10_000_000), default=None,
+              help=f"Events the trace keeps, the last ones (0: no trace) [default: "
+                   f"{_SERVE_TRACE_DIAGRAM:,} for the diagram, {_SERVE_TRACE_OUTPUT:,} with "
+                   f"--json/--svg/--html/--pcap].")
 @trace_options
-def serve(use_http: bool, port: int | None, root: Path | None, mtu: int, json_out: bool,
-          lang: str, absolute: bool, width: int, svg: str | None, html: str | None,
+def serve(use_http: bool, port: int | None, root: Path | None, mtu: int, no_offload: bool,
+          max_connections: int, max_per_source: int, keepalive_timeout: float,
+          request_timeout: float, trace_limit: int | None, json_out: bool, lang: str,
+          absolute: bool, width: int, svg: str | None, html: str | None,
           pcap: str | None) -> None:
     """tcplab listens behind a TUN device until Ctrl+C; try `tcplab tun exec -- curl ...`.
 
@@ -152,37 +190,55 @@ def serve(use_http: bool, port: int | None, root: Path | None, mtu: int, json_ou
     sides' segments and states) is printed or written as asked.
     """
     ctx = click.get_current_context()
-    reject_unless(ctx, use_http, ["root"], "without --http (the echo server serves no files)")
+    reject_unless(ctx, use_http, ["root", "max_connections", "keepalive_timeout",
+                                  "request_timeout"],
+                  "without --http (the echo server serves no files and has no HTTP limits)")
     reject_unless(ctx, not json_out, ["width"], "to --json (no diagram is printed)")
+    outputs = json_out or bool(svg or html or pcap)
+    if trace_limit == 0:
+        reject_unless(ctx, False, ["json_out", "svg", "html", "pcap"],
+                      "with --trace-limit 0 (no trace is kept)")
+    limit = trace_limit if trace_limit is not None else (
+        _SERVE_TRACE_OUTPUT if outputs else _SERVE_TRACE_DIAGRAM)
     port = port if port is not None else (80 if use_http else 7)
     try:
         check_requirements()
     except TunUnavailable as exc:
         raise _fail(exc) from None
     _exit_on_sigterm()
+    totals: dict[str, int] = {}
 
-    async def main() -> tuple[TunBackend, float, int]:
+    async def main() -> tuple[TunBackend, float]:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         _install_signals(loop, stop)
-        backend = TunBackend(mtu=mtu)
+        trace = Trace(enabled=limit > 0, limit=limit or None)
+        backend = TunBackend(mtu=mtu, trace=trace, offload=not no_offload)
         t0 = loop.time()
         async with backend:
+            _offload_notice(backend)
             from tcplab.api import transports as aio
+            per_source = max_per_source or None
             if use_http:
+                from tcplab.http.messages import Limits
                 from tcplab.http.tun import start_http
-                server, state = await start_http(backend, port, root)
+                limits = Limits(max_connections=max_connections,
+                                keepalive_timeout=keepalive_timeout,
+                                request_timeout=request_timeout)
+                server, state = await start_http(backend, port, root, limits, per_source)
             else:
-                server = await aio.start_server(backend.host, _Echo, port=port,
-                                                kick=backend.kick)
+                server = await aio.start_server(
+                    backend.host, _Echo, backend.addrs, port=port, kick=backend.kick,
+                    limits=aio.ServerLimits(max_per_source=per_source))
                 state = None
             what = "HTTP" if use_http else "echo"
-            url = (f"http://{backend.addr}/" if port == 80 else
-                   f"http://{backend.addr}:{port}/")
-            try_cmd = (f"tcplab tun exec -- curl {url}" if use_http else
+            hosts = [backend.url_host(a) for a in backend.addrs]
+            urls = [f"http://{h}/" if port == 80 else f"http://{h}:{port}/" for h in hosts]
+            try_cmd = (f"tcplab tun exec -- curl {urls[0]}" if use_http else
                        f"tcplab tun exec -- nc {backend.addr} {port}")
-            click.echo(f"namespace {backend.netns}: tcplab {backend.addr}:{port} serves {what}; "
-                       f"the kernel is {backend.kernel_addr}.", err=True)
+            click.echo(f"namespace {backend.netns}: tcplab {' and '.join(backend.addrs)} port "
+                       f"{port} serves {what}; the kernel is "
+                       f"{' and '.join(backend.kernel_addrs)}.", err=True)
             click.echo(f"Try: {try_cmd}   (Ctrl+C to stop)", err=True)
             click.echo(backend.netns)
             sys.stdout.flush()
@@ -194,20 +250,30 @@ def serve(use_http: bool, port: int | None, root: Path | None, mtu: int, json_ou
                 server.close_clients()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(_all_closed(backend), 1.0)
-            total = state.total_connections if state is not None else len(server.transports)
-        return backend, t0, total
+            totals["accepted"] = (state.total_connections if state is not None
+                                  else server.accepted)
+            totals["refused"] = server.refused + (state.rejected_connections
+                                                  if state is not None else 0)
+        return backend, t0
 
     try:
-        backend, t0, total = asyncio.run(main())
+        backend, t0 = asyncio.run(main())
     except TunUnavailable as exc:
         raise _fail(exc) from None
     finally:
         remove_all_live()
         close_all_instances()
-    click.echo(f"stopped after {total} connection(s); namespace {backend.netns} removed.",
-               err=True)
+    refused = (f", {totals['refused']} refused at a limit" if totals.get("refused") else "")
+    click.echo(f"stopped after {totals.get('accepted', 0)} connection(s){refused}; "
+               f"namespace {backend.netns} removed.", err=True)
+    if limit == 0:
+        return
+    if backend.trace.discarded:
+        click.echo(f"the trace kept the last {len(backend.trace)} events; "
+                   f"{backend.trace.discarded} earlier ones were let go (--trace-limit).",
+                   err=True)
     meta = {"command": "tun serve", "http": use_http, "port": port, "mtu": mtu,
-            "netns": backend.netns}
+            "netns": backend.netns, "offload": backend.vnet}
     _report(backend, t0, meta, title=f"tcplab tun serve ({backend.netns})", json_out=json_out,
             lang=lang, absolute=absolute, width=width, svg=svg, html=html, pcap=pcap)
 
@@ -263,10 +329,14 @@ def _url_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
               default=None, help="Directory the kernel's server serves [default: a page "
                                  "made for the run].")
 @click.option("--mtu", type=click.IntRange(576, 65535), default=1500, show_default=True)
+@click.option("-6", "--ipv6", "ipv6", is_flag=True,
+              help="Over IPv6: the kernel's server on 2001:db8::1, tcplab 2001:db8::2.")
+@click.option("--no-offload", is_flag=True,
+              help="Open the device without checksum and TSO offloads.")
 @trace_options
-def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: bool, lang: str,
-            absolute: bool, width: int, svg: str | None, html: str | None,
-            pcap: str | None) -> None:
+def connect(port: int, url_path: str, root: Path | None, mtu: int, ipv6: bool,
+            no_offload: bool, json_out: bool, lang: str, absolute: bool, width: int,
+            svg: str | None, html: str | None, pcap: str | None) -> None:
     """tcplab fetches a page from `python -m http.server` run by the kernel in the namespace.
 
     http.server speaks HTTP/1.0 and closes first, so the kernel ends in
@@ -286,6 +356,7 @@ def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: boo
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         async with backend:
+            _offload_notice(backend)
             await start_kernel_http(backend, directory, port)
             backend.trace.note(loop.time(), f"kernel: python -m http.server {port} "
                                             f"--bind {backend.kernel_addr}")
@@ -296,7 +367,8 @@ def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: boo
                     lambda socks: not any(s.remote_port == lport and s.state not in (
                         "TIME-WAIT",) for s in socks), 2.0, "the kernel's close")
             await asyncio.sleep(0.05)
-            line = (f"HTTP {reply.status} from {backend.kernel_addr}:{port}{url_path}: "
+            line = (f"HTTP {reply.status} from {backend.url_host(backend.kernel_addr)}:{port}"
+                    f"{url_path}: "
                     f"{len(reply.body)} bytes")
         return t0, line
 
@@ -304,7 +376,8 @@ def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: boo
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         _install_signals(loop, stop)
-        backend = TunBackend(mtu=mtu, poll_interval=0.01)
+        backend = TunBackend(mtu=mtu, poll_interval=0.01, family=6 if ipv6 else 4,
+                             offload=not no_offload)
         t0, line = await _until_stopped(work(backend, directory), stop, 30.0)
         return backend, t0, line
 
@@ -323,7 +396,7 @@ def connect(port: int, url_path: str, root: Path | None, mtu: int, json_out: boo
             close_all_instances()
     click.echo(line, err=True)
     meta = {"command": "tun connect", "port": port, "path": url_path, "mtu": mtu,
-            "netns": backend.netns}
+            "netns": backend.netns, "family": 6 if ipv6 else 4, "offload": backend.vnet}
     _report(backend, t0, meta, title=f"tcplab tun connect ({backend.netns})",
             json_out=json_out, lang=lang, absolute=absolute, width=width, svg=svg, html=html,
             pcap=pcap)

@@ -1,7 +1,14 @@
 """HTTP on both sides of the TUN device: on tcplab's TCP, and on the kernel's.
 
 * :func:`start_http` serves HTTP/1.1 on tcplab's TCP with the project's HTTP server
-  (:mod:`tcplab.http`: the same ``asyncio.Protocol`` that runs on kernel sockets);
+  (:mod:`tcplab.http`: the same ``asyncio.Protocol`` that runs on kernel sockets), on
+  both of tcplab's addresses (192.0.2.2 and 2001:db8::2), with the server's limits:
+  the HTTP ones (:class:`~tcplab.http.messages.Limits`: at most ``max_connections``
+  at once, else 503; ``keepalive_timeout`` for a connection that sends nothing, from
+  its handshake on; ``request_timeout`` for a request to arrive in full) and, below
+  them, at most ``max_per_source`` connections per client address (one more is reset
+  at once: :class:`~tcplab.api.transports.ServerLimits`).  A connection counts until
+  the server is done with it, not until its close has run its course;
 * :func:`start_kernel_http` runs ``python -m http.server`` inside the namespace,
   bound to the kernel's address, and waits until sock_diag shows it in LISTEN;
 * :func:`http_get` fetches one page with tcplab's TCP as the client (HTTP/1.1,
@@ -17,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcplab.api import transports as aio
+from tcplab.api.transports import ServerLimits
 from tcplab.http.app import make_handler
 from tcplab.http.messages import Limits
 from tcplab.http.protocol import ServerState, make_http_protocol_factory
@@ -26,11 +34,16 @@ __all__ = ["HttpReply", "http_get", "start_http", "start_kernel_http"]
 
 
 async def start_http(backend: TunBackend, port: int = 80, root: Path | None = None,
-                     limits: Limits | None = None) -> tuple[aio.EngineServer, ServerState]:
-    """tcplab's stack serves HTTP/1.1 on ``port`` (the page shows the connection)."""
+                     limits: Limits | None = None, max_per_source: int | None = None,
+                     addrs: tuple[str, ...] | None = None,
+                     ) -> tuple[aio.EngineServer, ServerState]:
+    """tcplab's stack serves HTTP/1.1 on ``port`` of ``addrs`` (default: both of its
+    addresses); the page shows the connection."""
     state = ServerState(make_handler(root, None), limits or Limits())
     factory = make_http_protocol_factory(state.handler, state=state)
-    server = await aio.start_server(backend.host, factory, port=port, kick=backend.kick)
+    server = await aio.start_server(backend.host, factory, addrs or backend.addrs, port=port,
+                                    kick=backend.kick,
+                                    limits=ServerLimits(max_per_source=max_per_source))
     return server, state
 
 
@@ -73,7 +86,8 @@ async def http_get(backend: TunBackend, port: int, path: str = "/",
         aio.open_connection(backend.host, backend.kernel_addr, port, kick=backend.kick),
         timeout)
     local = writer.get_extra_info("sockname")
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {backend.kernel_addr}:{port}\r\n"
+    host = backend.url_host(backend.kernel_addr)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                  "User-Agent: tcplab\r\nConnection: close\r\n\r\n".encode())
     raw = await asyncio.wait_for(reader.read(), timeout)
     writer.close()

@@ -17,11 +17,17 @@ segments itself.
 
 Tracepoints are global: they report the sockets of every namespace. The instance's
 in-kernel filter keeps only TCP sockets with the kernel's address (192.0.2.1) at either
-end (IPv6 passes whole), and a socket counts as this namespace's when a task inside the
+end (IPv6 passes whole, and only the kernel's IPv6 address, 2001:db8::1, is kept
+afterwards), and a socket counts as this namespace's when a task inside the
 namespace made the call (``connect()``, ``listen()``: the task's ``/proc/PID/ns/net`` is
 this namespace), when it was born from a listener that counts, when no other tcplab
 namespace is alive (nothing else uses the address then), or when sock_diag inside the
 namespace lists its 4-tuple.
+
+Memory is bounded for a server that runs for days: the model remembers each connection
+it saw, so after ``model_records`` (20,000) state records a fresh model takes over, told by
+sock_diag which sockets exist at that moment (a transition under way at that instant
+may then be told with less detail: its cause, not the segment behind it).
 
 **Polling** (the fallback): sock_diag every ``interval`` seconds (20 ms by default).
 Polling sees states, not transitions: a state that lasts less than one interval
@@ -48,9 +54,10 @@ from tcplab.kernel.tracefs import (
     TraceRecord,
     endpoints,
 )
-from tcplab.kernel.watch import KernelWatch, WatchFilter, lookup_state
+from tcplab.kernel.watch import HOLDBACK_NS, KernelWatch, WatchFilter, lookup_state
 from tcplab.trace import Event, Trace
 from tcplab.tun.netns import enter_netns, list_tcplab_namespaces, owner_alive
+from tcplab.wire.checksum import ones_sum
 
 __all__ = ["KernelStateWatcher", "socket_name"]
 
@@ -65,6 +72,32 @@ def socket_name(s: KernelSocket) -> str:
     return f"{s.local_addr}:{s.local_port}-{s.remote_addr}:{s.remote_port}"
 
 
+def headers_only(pkt: bytes | bytearray) -> bytes:
+    """The IP and TCP headers of ``pkt``, its lengths (and IPv4 header checksum) made to
+    fit: the same segment without its data.  Anything else is returned whole."""
+    try:
+        if pkt[0] >> 4 == 4:
+            ihl = (pkt[0] & 0x0F) * 4
+            n = ihl + (pkt[ihl + 12] >> 4) * 4
+            if len(pkt) <= n:
+                return bytes(pkt)
+            hdr = bytearray(pkt[:n])
+            hdr[2:4] = n.to_bytes(2, "big")
+            hdr[10:12] = b"\0\0"
+            hdr[10:12] = (~ones_sum(bytes(hdr[:ihl])) & 0xFFFF).to_bytes(2, "big")
+            return bytes(hdr)
+        if pkt[0] >> 4 == 6 and pkt[6] == 6:
+            doff = (pkt[40 + 12] >> 4) * 4
+            if len(pkt) <= 40 + doff:
+                return bytes(pkt)
+            hdr = bytearray(pkt[:40 + doff])
+            hdr[4:6] = doff.to_bytes(2, "big")
+            return bytes(hdr)
+    except IndexError:
+        pass
+    return bytes(pkt)
+
+
 def _u32(addr: str) -> int:
     """An IPv4 address as the tracepoint filter compares a ``__u8 addr[4]`` field."""
     return int.from_bytes(socket.inet_aton(addr), "little")
@@ -76,13 +109,14 @@ class KernelStateWatcher:
     def __init__(self, netns: str, host: str = "kernel", interval: float = 0.02,
                  on_events: Callable[[], None] | None = None, trace: Trace | None = None,
                  address: str = "192.0.2.1", use_tracefs: bool = True,
-                 peer: str = "tcplab") -> None:
+                 peer: str = "tcplab", address6: str | None = None) -> None:
         self.netns = netns
         self.host = host
         self.interval = interval
         self.on_events = on_events
         self.trace = trace
         self.address = address
+        self.address6 = address6  #: the kernel's IPv6 address (None: IPv6 not followed)
         self.use_tracefs = use_tracefs
         self.peer = peer
         self.mode = "starting"  # "tracepoints" or "polling"
@@ -90,7 +124,13 @@ class KernelStateWatcher:
         self.pending: deque[Event] = deque()
         self.current: dict[Key, KernelSocket] = {}
         self.error: BaseException | None = None
-        self._segments: deque[tuple[int, bytes]] = deque(maxlen=100_000)
+        # Segments for the model, from the backend's thread (a bounded queue: if this
+        # thread falls behind, the oldest are let go, and a state change may then be
+        # told without the segment that caused it).
+        self._segments: deque[tuple[int, bytes]] = deque(maxlen=20_000)
+        #: state records one model follows before a fresh one takes over (memory bound)
+        self.model_records = 20_000
+        self.rotations = 0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"kernelstate-{netns}",
@@ -134,11 +174,12 @@ class KernelStateWatcher:
                     self.on_events()
 
     def _observe(self, ev: Event) -> None:
-        """Trace listener (the backend's thread): remember the segments on the wire."""
+        """Trace listener (the backend's thread): remember the segments on the wire
+        (their headers: the model reads addresses, ports and flags, never the data)."""
         if ev.get("kind") == "segment" and ev.get("event") in ("send", "recv"):
             raw = ev.get("raw")
             if isinstance(raw, (bytes, bytearray)):
-                self._segments.append((round(float(ev["t"]) * 1e9), bytes(raw)))
+                self._segments.append((round(float(ev["t"]) * 1e9), headers_only(raw)))
 
     # ------------------------------------------------------------ thread
 
@@ -186,14 +227,13 @@ class KernelStateWatcher:
         self._ns_link = os.readlink("/proc/thread-self/ns/net")
         return inst
 
-    def _follow(self, inst: TraceInstance) -> None:
-        symbols = {fmt.name: fmt.symbols for fmt in inst.formats.values()}
-        out: list[Event] = []
+    def _model(self, symbols: dict[str, dict[str, dict[int, str]]], out: list[Event]
+               ) -> KernelWatch:
+        """A fresh model of the namespace's sockets, told about those that exist now."""
         watch = KernelWatch(filt=WatchFilter(), now_ns=time.monotonic_ns,
                             lookup=lookup_state, on_event=out.append,
                             host_names=(self.host, self.host), emit_segments=False,
                             symbols=symbols, peer_name=self.peer)
-        # Sockets that exist already (a listener started before the backend).
         with contextlib.suppress(OSError):
             for s in netlink_list():
                 key = (s.local_addr, s.local_port, s.remote_addr, s.remote_port)
@@ -202,6 +242,16 @@ class KernelStateWatcher:
                     self._my_listeners.add((s.local_addr, s.local_port))
                 else:
                     watch.know_connection(key, s.state)
+        return watch
+
+    def _follow(self, inst: TraceInstance) -> None:
+        symbols = {fmt.name: fmt.symbols for fmt in inst.formats.values()}
+        out: list[Event] = []
+        # Sockets that exist already (a listener started before the backend).
+        watch = self._model(symbols, out)
+        retiring: KernelWatch | None = None
+        retire_at = 0.0
+        fed = 0
         self._ready.set()
         while True:
             stopping = self._stop.is_set()
@@ -209,6 +259,7 @@ class KernelStateWatcher:
             for rec in inst.read_available():
                 for mine in self._ours(rec):
                     watch.feed_record(mine)
+                    fed += 1
             while self._segments:
                 ts, raw = self._segments.popleft()
                 watch.feed_packet(ts, raw)
@@ -216,6 +267,19 @@ class KernelStateWatcher:
                 watch.finish()
             else:
                 watch.advance()
+            if retiring is not None:
+                retiring.advance()  # what it still held back for ordering
+                if stopping or time.monotonic() > retire_at:
+                    retiring = None
+            watch.events.clear()  # delivered through ``out``; the trace keeps them
+            if fed > self.model_records and retiring is None and not stopping:
+                # The model remembers every connection it saw: a server that runs for
+                # hours would grow without end.  A new one starts from sock_diag's view
+                # of the sockets alive now; the old one only drains what it held back.
+                retiring, retire_at = watch, time.monotonic() + 4 * HOLDBACK_NS / 1e9
+                watch = self._model(symbols, out)
+                self.rotations += 1
+                fed = 0
             for ev in out:
                 ev["t"] = ev["t_ns"] / 1e9  # the event loop's clock: CLOCK_MONOTONIC
             self._deliver(out[:])
@@ -234,6 +298,14 @@ class KernelStateWatcher:
                 self._pid_ns[pid] = known
         return known
 
+    def _v6_ours(self, local: str, remote: str) -> bool:
+        """An IPv6 socket with the kernel's IPv6 address (or its IPv4 one, mapped) at
+        either end, or a wildcard listener."""
+        if self.address6 is None:
+            return False
+        mine = (self.address6, f"::ffff:{self.address}")
+        return local in mine or remote in mine or (local == "::" and remote == "::")
+
     def _alone(self) -> bool:
         """No other live tcplab namespace (checked at most once a second)."""
         now = time.monotonic()
@@ -246,9 +318,11 @@ class KernelStateWatcher:
     def _decide(self, rec: TraceRecord) -> bool | None:
         """Is this a socket of this namespace? None: not known until its local port is."""
         v = rec.values
+        ends = endpoints(v)
+        if ends is not None and ends[0] == 6 and not self._v6_ours(ends[1], ends[3]):
+            return False  # the in-kernel filter passes IPv6 whole: not the device's address
         if not rec.in_irq and self._pid_here(rec.pid):
             return True  # a task inside the namespace made the call
-        ends = endpoints(v)
         if ends is None:
             return False
         if v.get("oldstate") == TCP_LISTEN and v.get("newstate") == TCP_SYN_RECV and any(
@@ -307,8 +381,9 @@ class KernelStateWatcher:
         """Read the sockets once (from a thread inside the namespace) and diff."""
         t = time.monotonic()
         now: dict[Key, KernelSocket] = {}
-        for s in netlink_list((4,)):
-            if s.local_addr.startswith("127.") or s.remote_addr.startswith("127."):
+        for s in netlink_list((4, 6) if self.address6 is not None else (4,)):
+            if s.local_addr.startswith("127.") or s.remote_addr.startswith("127.") \
+                    or s.local_addr == "::1" or s.remote_addr == "::1":
                 continue
             now[(s.local_addr, s.local_port, s.remote_addr, s.remote_port)] = s
         prev = self.current

@@ -1,7 +1,8 @@
 """The kernel's end of a bulk transfer: ``python -m tcplab.tun.peer`` run inside a namespace.
 
 ``recv --listen ADDR:PORT`` accepts one connection, reads until EOF and prints one
-JSON line ``{"bytes", "seconds", "sha256"}`` (seconds from accept to EOF).
+JSON line ``{"bytes", "seconds", "sha256"}`` (seconds from accept to EOF; the bytes are
+kept and hashed after the clock stops, so the figure is TCP's, not SHA-256's).
 ``send --connect ADDR:PORT --bytes N`` connects, sends N bytes of
 :func:`payload` and closes, printing the same line (seconds from connect to the
 end of ``close``).  ``pair --bytes N`` runs both over loopback (two processes:
@@ -35,8 +36,9 @@ def payload_sha256(n: int, seed: int = 6) -> str:
 
 
 def _addr(text: str) -> tuple[str, int]:
+    """``ADDR:PORT``, ``[ADDR]:PORT`` or ``IPV6ADDR:PORT`` (the last colon ends the address)."""
     host, _, port = text.rpartition(":")
-    return host, int(port)
+    return host.strip("[]"), int(port)
 
 
 def _report(nbytes: int, seconds: float, digest: str) -> None:
@@ -44,7 +46,8 @@ def _report(nbytes: int, seconds: float, digest: str) -> None:
 
 
 def recv(listen: tuple[str, int], timeout: float, hash_data: bool) -> None:
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv = socket.socket(socket.AF_INET6 if ":" in listen[0] else socket.AF_INET,
+                        socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(listen)
     srv.listen(1)
@@ -53,20 +56,21 @@ def recv(listen: tuple[str, int], timeout: float, hash_data: bool) -> None:
     conn, _ = srv.accept()
     conn.settimeout(timeout)
     start = time.perf_counter()
-    h = hashlib.sha256()
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
+    chunks: list[bytes] = []
     total = 0
     while True:
-        n = conn.recv_into(buf)
-        if n == 0:
+        data = conn.recv(_CHUNK)
+        if not data:
             break
-        total += n
+        total += len(data)
         if hash_data:
-            h.update(view[:n])
+            chunks.append(data)  # hashed after the clock stops: the time is TCP's alone
     elapsed = time.perf_counter() - start
     conn.close()
     srv.close()
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
     _report(total, elapsed, h.hexdigest() if hash_data else "")
 
 
@@ -84,10 +88,13 @@ def send(connect: tuple[str, int], nbytes: int, timeout: float) -> None:
     _report(nbytes, elapsed, hashlib.sha256(data).hexdigest())
 
 
-def pair(nbytes: int, port: int, timeout: float) -> None:
-    """Kernel to kernel over loopback, sender and receiver in two processes."""
+def pair(nbytes: int, port: int, timeout: float, hash_data: bool = False) -> None:
+    """Kernel to kernel over loopback, sender and receiver in two processes (the
+    receiver hashes what it gets with ``hash_data``); the sender's line, then the
+    receiver's."""
     rx = subprocess.Popen([sys.executable, "-m", "tcplab.tun.peer", "recv", "--listen",
-                           f"127.0.0.1:{port}", "--no-hash", "--timeout", str(timeout)],
+                           f"127.0.0.1:{port}", *([] if hash_data else ["--no-hash"]),
+                           "--timeout", str(timeout)],
                           stdout=subprocess.PIPE, text=True)
     try:
         assert rx.stdout is not None
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("pair")
     p.add_argument("--bytes", type=int, required=True)
     p.add_argument("--port", type=int, default=5999)
+    p.add_argument("--hash", action="store_true", help="the receiver hashes (sha256)")
     for x in (r, s, p):
         x.add_argument("--timeout", type=float, default=60.0)
     args = ap.parse_args(argv)
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.cmd == "send":
         send(_addr(args.connect), args.bytes, args.timeout)
     else:
-        pair(args.bytes, args.port, args.timeout)
+        pair(args.bytes, args.port, args.timeout, args.hash)
 
 
 if __name__ == "__main__":
