@@ -66,6 +66,8 @@ TW_POLL_NS = 500_000_000  # how often sock_diag is asked whether a mini-socket i
 CAUSE_WINDOW_NS = 2_000_000  # a segment this recent is taken as a state change's cause
 
 STATE_NAMES = sockdiag.STATES
+#: a RST ended a timewait mini-socket (tcp_rfc1337 = 0): the engine's words for it
+RST_IN_TIME_WAIT = "RST in TIME-WAIT (no RFC 1337 protection)"
 CLOSED = "CLOSED"
 Key = tuple[str, int, str, int]  # local addr, local port, remote addr, remote port
 
@@ -275,7 +277,7 @@ class KernelWatch:
         self._wanted_socks: set[object] = set()  # --pid: its sockets before they have a port
         self._seen_request: set[Key] = set()
         # The last segment each end received: (ts, flags, segment id), by receiver's key.
-        self._last_in: dict[Key, tuple[int, str, int]] = {}
+        self._last_in: dict[Key, tuple[int, str, int, int]] = {}
         self._comms: dict[int, str] = {}
         self._truncated_noted = False
         self._sent_ids: dict[bytes, int] = {}  # packet bytes -> id of its send event
@@ -601,7 +603,7 @@ class KernelWatch:
         flags = flags_str(seg.flags)
         if part == "arrived":
             if self._wanted_key(key):
-                self._arrived(ts, rkey, flags, self._sent_ids.get(data, 0))
+                self._arrived(ts, rkey, flags, self._sent_ids.get(data, 0), len(seg.payload))
             return
         if self._early and seg.syn and not seg.has_ack:
             # The SYN of a connect() whose SYN-SENT came before its port was chosen.
@@ -614,7 +616,8 @@ class KernelWatch:
             return
         self.segments_seen += 1
         sender = self.role(key)
-        if "S" in flags and "A" not in flags and (src, seg.src_port) not in self._roles:
+        if "S" in flags and "A" not in flags and (src, seg.src_port) not in self._roles \
+                and (self.host_of is None or self.host_of(src) is None):
             self._set_role(key, self.client_name)  # a SYN comes from the client
             sender = self.client_name
         pid = 0
@@ -635,17 +638,27 @@ class KernelWatch:
                 self._sent_ids.clear()  # bound; an arrival follows its sending closely
             self._sent_ids[bytes(data)] = pid
             return
-        self._arrived(ts, rkey, flags, pid)
+        self._arrived(ts, rkey, flags, pid, len(seg.payload))
 
-    def _arrived(self, ts: int, rkey: Key, flags: str, pid: int) -> None:
+    def _arrived(self, ts: int, rkey: Key, flags: str, pid: int, length: int) -> None:
         """A segment reached its receiver: remember it as a cause; a peer's FIN; a SYN
         that makes a request socket."""
         dst, dport = rkey[0], rkey[1]
         if len(self._last_in) > 50_000:
             self._last_in.clear()  # bound; only the last few milliseconds matter
-        self._last_in[rkey] = (ts, flags, pid)
+        self._last_in[rkey] = (ts, flags, pid, length)
         receiver = self._conns.get(rkey)
         if receiver is not None:
+            if "R" in flags and receiver.tw and receiver.state == "TIME-WAIT" \
+                    and self.lookup(receiver.key) is None:
+                # The kernel has handled the RST by now (inputs wait HOLDBACK_NS).
+                role = self.role(receiver.key)
+                receiver.state, receiver.tw = CLOSED, ""
+                self._emit({"kind": "state", "host": role, "conn": conn_text(receiver.key),
+                            "from": "TIME-WAIT", "to": CLOSED,
+                            # the engine's cause, which the pictures explain in each language
+                            "cause": RST_IN_TIME_WAIT}, ts)
+                return
             if "F" in flags:
                 receiver.peer_fin_ns = receiver.peer_fin_ns or ts
                 if receiver.tw == "FIN-WAIT-2" and receiver.state == "FIN-WAIT-2":
@@ -692,6 +705,8 @@ class KernelWatch:
         state_num = v.get("state")
         state = STATE_NAMES.get(state_num, str(state_num)) if isinstance(state_num, int) \
             else self._conns[key].state if key in self._conns else "?"
+        if state_num == 0:
+            state = CLOSED  # no socket: a RST for a connection that does not exist
         if rec.event == "tcp_retransmit_skb":
             text = texts("retransmit", self.lang, role=role, conn=ctext, state=state)
         elif rec.event == "tcp_retransmit_synack":
@@ -715,10 +730,17 @@ class KernelWatch:
         reason = self.symbol(rec, "reason", rec.values.get("reason"))
         role = self.role(key)
         last = self._last_in.get(key)
+        if reason == "NOT_SPECIFIED" and last is not None and not last[3] \
+                and 0 <= rec.ts_ns - last[0] <= CAUSE_WINDOW_NS:
+            # tcp_rcv_state_process() frees a segment it has handled and not queued (an
+            # ACK, a RST, a FIN without data) through kfree_skb with no reason: consumed,
+            # not dropped.
+            return
         if conn is not None and last is not None and last[2] \
                 and 0 <= rec.ts_ns - last[0] <= CAUSE_WINDOW_NS:
             self._emit({"kind": "segment", "event": "drop", "id": last[2],
-                        "host": role, "conn": conn_text(key),
+                        "host": role, "conn": conn_text(key), "flags": last[1],
+                        "len": last[3], "fate": "dropped",
                         "reason": texts("drop", self.lang, reason=reason)}, rec.ts_ns)
             return
         ctext = conn_text(key)

@@ -106,7 +106,7 @@ class Passage:
     dst: str                   #: the end it was for
     data: bytes
     roles: list[tuple[str, str]] = field(default_factory=list)
-    action: str = "pass"       #: pass | drop | delay | dup | inject
+    action: str = "pass"       #: pass | drop | delay | dup | inject | sink
     rule: str = ""             #: the rule that acted (its command-line text)
     delayed: float = 0.0       #: seconds added to the link delay
     copies: int = 1            #: packets written (0 dropped, 2 duplicated)
@@ -208,6 +208,11 @@ class Middlebox:
         extra = 0.0
         dup = False
         parsed = _segment(data)
+        if parsed is not None and self.host_of(parsed[0].dst) != dst:
+            # To a spoofed sender (a SYN-ACK to a flood's fake address): nobody answers.
+            passage.action, passage.copies = "sink", 0
+            self._log(passage)
+            return
         if parsed is not None:
             ip, seg = parsed
             passage.roles = self.roles.roles((ip.src, seg.src_port), (ip.dst, seg.dst_port),

@@ -52,6 +52,7 @@ from tcplab.onlinux.middlebox import Middlebox, Passage, Rule, rule_of
 from tcplab.onlinux.sides import Side, Sides
 from tcplab.onlinux.testbed import (
     CLIENT_ADDR,
+    COUNTERS,
     SERVER_ADDR,
     End,
     LinuxUnavailable,
@@ -93,6 +94,9 @@ class Lesson:
     settled: Callable[[Progress], bool] | None = None
     #: extra addresses and the name their packets are drawn under (spoofed senders)
     others: dict[str, str] = field(default_factory=dict)
+    #: end name -> extra prefixes routed to its TUN device (replies to spoofed senders;
+    #: the wire does not deliver them)
+    routes: dict[str, list[str]] = field(default_factory=dict)
     #: the ends whose programs must have finished before the run ends (None: all); the
     #: others (a server waiting in accept()) are stopped then
     main: tuple[str, ...] | None = None
@@ -105,6 +109,7 @@ class Progress:
     states: dict[tuple[str, str], str]  #: (host, conn) -> state now
     t: float                            #: seconds since the start
     events: list[Event]
+    marks: set[str]                     #: the programs' signals so far
 
 
 @dataclass
@@ -243,7 +248,7 @@ class _Run:
         self.lang = lang
         self.notice = notice
         self.notices: list[str] = []
-        self.testbed = Testbed(sysctls, lesson.ends)
+        self.testbed = Testbed(sysctls, lesson.ends, routes=lesson.routes)
         self.instance: TraceInstance | None = None
         self.wire: Middlebox | None = None
         self.sides: Sides | None = None
@@ -260,6 +265,7 @@ class _Run:
         self.owners: Owners | None = None
         self.rules: list[Rule] = []
         self._log_seen = 0
+        self.counters: dict[str, dict[str, int]] = {}  # at the start, per end
 
     # ------------------------------------------------------------ set-up
 
@@ -296,6 +302,7 @@ class _Run:
         self.sides = Sides(lambda: clock_now(clock), self.t0_ns, self.lesson.limit)
         self.sides.wire = self.wire
         self.owners = Owners(self.sides.tids, self.testbed.ends)
+        self.counters = {e.name: e.counters() for e in self.testbed.ends}
         self.wire.start()
 
     def _notice(self, line: str) -> None:
@@ -381,7 +388,7 @@ class _Run:
         states = {k: v for k, v in self.states.items() if v != "LISTEN"}
         if self.lesson.settled is not None:
             progress = Progress(dict(states), (clock_now(self.clock) - self.t0_ns) / 1e9,
-                                self.watch.events)
+                                self.watch.events, self.sides.marks())
             return self.lesson.settled(progress)
         return all(s in ("CLOSED", "TIME-WAIT") for s in states.values())
 
@@ -483,14 +490,31 @@ class _Run:
             self._note(end_ns, "onlinux.tw-end", host=host, conn=conn, end=host, left=left)
         if why == "limit":
             self._note(end_ns, "onlinux.limit", limit=self.lesson.limit)
+        for end in self.testbed.ends:
+            moved = self.moved_counters(end)
+            if moved:
+                self._note(end_ns, "onlinux.counters", host=end.name, end=end.name,
+                           counters=", ".join(f"{k} {v}" for k, v in moved.items()))
         events = [*watch.events, *sides.notes, *self.extra]
         events.sort(key=lambda e: int(e.get("t_ns", 0)))
         _fates(events, wire.log, self.arrivals, self.t0_ns)
         for e in events:
             name = e.get("conn")
-            if isinstance(name, str) and name.endswith(":0") and e["kind"] == "state":
-                e["conn"] = name.rsplit("-", 1)[0] + "-*:*"  # a listener, named as the simulator does
+            if isinstance(name, str) and name.endswith(("-0.0.0.0:0", "-:::0", "-[::]:0")):
+                e["conn"] = name.rsplit("-", 1)[0] + "-*:*"  # a listener, as the simulator names it
+                if isinstance(e.get("text"), str):
+                    e["text"] = e["text"].replace(name, e["conn"])
         return events
+
+    def moved_counters(self, end: End) -> dict[str, int]:
+        """The counters of :data:`COUNTERS` that moved during the lesson, and by how much."""
+        before = self.counters.get(end.name, {})
+        try:
+            now = end.counters()
+        except (OSError, TimeoutError):
+            return {}
+        return {k: now[k] - before.get(k, 0) for k in COUNTERS
+                if k in now and now[k] != before.get(k, 0)}
 
     def meta(self) -> dict[str, Any]:
         inst = self.instance
@@ -537,6 +561,9 @@ def _fates(events: list[Event], log: list[Passage], arrivals: dict[bytes, list[i
         got = [times.pop(0) for _ in range(min(n, len(times)))]
         if p is not None and p.action == "drop":
             e["fate"], e["reason"] = "dropped", f"fault: {p.rule}"
+            continue
+        if p is not None and p.action == "sink":
+            e["fate"], e["reason"] = "dropped", "no route to host"  # a spoofed address
             continue
         if p is None and not got:
             e["fate"], e["reason"] = "dropped", "not read from the TUN device"

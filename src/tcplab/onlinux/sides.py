@@ -113,6 +113,11 @@ class Sides:
         for _name, th in self._threads:
             th.join(1.0)
 
+    def marks(self) -> set[str]:
+        """The marks signalled so far."""
+        with self._lock:
+            return {name for name, ev in self._marks.items() if ev.is_set()}
+
     def mark(self, name: str) -> threading.Event:
         with self._lock:
             return self._marks.setdefault(name, threading.Event())

@@ -35,14 +35,46 @@ from tcplab.signals import deferred
 from tcplab.tun.device import open_tun
 from tcplab.tun.netns import Namespace, TunUnavailable
 
-__all__ = ["CLIENT_ADDR", "DEVICE", "SERVER_ADDR", "End", "LinuxUnavailable", "Testbed",
-           "sysctl_writes"]
+__all__ = ["CLIENT_ADDR", "COUNTERS", "DEVICE", "SERVER_ADDR", "End", "LinuxUnavailable",
+           "Testbed", "read_counters", "sysctl_writes"]
 
 CLIENT_ADDR = "192.0.2.1"
 SERVER_ADDR = "192.0.2.2"
 PREFIX_LEN = 24
 DEVICE = "tcplab0"
 MTU = 1500
+
+
+#: the kernel's TCP counters (``nstat`` names) a lesson reports when they moved
+COUNTERS = (
+    "TcpActiveOpens", "TcpPassiveOpens", "TcpAttemptFails", "TcpEstabResets", "TcpRetransSegs",
+    "TcpOutRsts", "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed",
+    "TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPReqQFullDoCookies",
+    "TcpExtTCPReqQFullDrop", "TcpExtTCPTimeouts", "TcpExtTCPSynRetrans",
+    "TcpExtTCPLossProbes", "TcpExtTCPChallengeACK", "TcpExtTCPSYNChallenge", "TcpExtTWKilled",
+    "TcpExtPAWSEstab", "TcpExtTCPTimeWaitOverflow", "TcpExtTCPAbortOnData",
+    "TcpExtTCPAbortOnClose", "TcpExtTCPAbortOnTimeout", "TcpExtTCPACKSkippedTimeWait",
+)
+
+
+def read_counters() -> dict[str, int]:
+    """The calling thread's namespace's TCP counters, named as ``nstat`` names them."""
+    out: dict[str, int] = {}
+    for name in ("snmp", "netstat"):
+        try:
+            with open(f"/proc/thread-self/net/{name}", encoding="ascii") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            continue
+        for head, values in zip(lines[::2], lines[1::2], strict=False):
+            prefix, _, names = head.partition(":")
+            if prefix not in ("Tcp", "TcpExt"):
+                continue
+            for key, value in zip(names.split(), values.partition(":")[2].split(),
+                                  strict=False):
+                if value.lstrip("-").isdigit():
+                    out[prefix + key] = int(value)
+    return out
 
 
 class LinuxUnavailable(Exception):
@@ -87,6 +119,10 @@ class End:
             return []
         return sockdiag.dump(4, sock=self.netlink)
 
+    def counters(self) -> dict[str, int]:
+        """The namespace's TCP counters now (:data:`COUNTERS` and the rest)."""
+        return self.ns.call(read_counters) if self.fd >= 0 else {}
+
     def lookup(self, key: tuple[str, int, str, int]) -> tuple[str, int] | None:
         """(state, milliseconds left on its timer) of one 4-tuple (local end first)."""
         want = (socket.inet_aton(key[0]), key[1].to_bytes(2, "big"),
@@ -123,8 +159,9 @@ class Testbed:
     def __init__(self, sysctls: tuple[str, ...] = (),
                  ends: tuple[tuple[str, str], ...] = (("client", CLIENT_ADDR),
                                                       ("server", SERVER_ADDR)),
-                 capture: bool = True) -> None:
+                 capture: bool = True, routes: dict[str, list[str]] | None = None) -> None:
         self.sysctl_paths = sysctl_writes(sysctls)
+        self.routes = routes or {}
         self.want = ends
         self.want_capture = capture
         self.ends: list[End] = []
@@ -152,6 +189,8 @@ class Testbed:
             ns.ip("addr", "add", f"{addr}/{PREFIX_LEN}", "dev", DEVICE)
             ns.ip("link", "set", "dev", DEVICE, "mtu", str(MTU), "up")
             ns.ip("link", "set", "dev", "lo", "up")
+            for prefix in self.routes.get(name, []):
+                ns.ip("route", "add", prefix, "dev", DEVICE)
         except TunUnavailable as exc:
             raise LinuxUnavailable(str(exc)) from None
         end.netlink = ns.call(sockdiag.open_netlink)
