@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import click
 
 from tcplab.cli.params import OutputFile
+from tcplab.engine.config import TcpConfig
+from tcplab.faults import FaultSpec
 from tcplab.i18n import text as tr
 from tcplab.i18n import wrap
 from tcplab.render.narrate import Narrator, RunInfo
@@ -54,6 +56,46 @@ def trace_options(func: F) -> F:
     return func
 
 
+def environment_options(func: F) -> F:
+    """--profile, --sysctl and the faults --drop, --delay, --dup (see tcplab.faults)."""
+    opts = [
+        click.option("--profile", type=click.Choice(["rfc", "linux"]), default="rfc",
+                     show_default=True,
+                     help="The TCP the hosts run: RFC 9293 defaults, or Linux 6.x's "
+                          "(docs/linux.md)."),
+        click.option("--sysctl", "sysctls", multiple=True, metavar="NAME=VALUE",
+                     help="A Linux setting by its sysctl name, e.g. "
+                          "net.ipv4.tcp_syn_retries=2 (repeatable)."),
+        click.option("--drop", "drops", multiple=True, metavar="WHAT",
+                     help="Lose a segment of the life: syn, syn-ack, ack, data, fin, fin-ack, "
+                          "fin2, last-ack; client:/server: before, :N or :all after "
+                          "(e.g. syn:all). Repeatable."),
+        click.option("--delay", "delays", multiple=True, metavar="WHAT=SECONDS",
+                     help="Hold a segment of the life in the network, e.g. syn-ack=3."),
+        click.option("--dup", "dups", multiple=True, metavar="WHAT",
+                     help="Deliver a segment of the life twice, e.g. fin."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def parse_environment(profile: str, sysctls: tuple[str, ...], drops: tuple[str, ...],
+                      delays: tuple[str, ...], dups: tuple[str, ...]
+                      ) -> tuple[TcpConfig, tuple[FaultSpec, ...]]:
+    """The configuration and the faults the options ask for (one clear error if not)."""
+    from tcplab.engine.profiles import ConfigError, configured
+    from tcplab.faults import FaultError, parse
+
+    try:
+        cfg = configured(profile, sysctls)
+        faults = tuple([parse("drop", d) for d in drops] + [parse("delay", d) for d in delays]
+                       + [parse("dup", d) for d in dups])
+    except (ConfigError, FaultError) as exc:
+        raise OptionError(str(exc)) from None
+    return cfg, faults
+
+
 def resolve_width(value: int | str | None, lang: str = "en") -> int:
     """``--width`` checked (a whole number of columns in range), or the terminal's width."""
     if value is None or value == "":
@@ -72,6 +114,18 @@ def echo_wrapped(text: str, width: int, indent: int = 2) -> None:
     """A paragraph wrapped by display cells (Chinese wraps between characters)."""
     for line in wrap(text, max(width - indent, 20)):
         click.echo(" " * indent + line)
+
+
+def echo_line(line: str, width: int) -> None:
+    """One line as it is if it fits; else wrapped, its continuation indented past
+    the line's own indent."""
+    from tcplab.i18n import width as cells
+    if cells(line) <= width:
+        click.echo(line)
+        return
+    lead = len(line) - len(line.lstrip(" "))
+    for k, part in enumerate(wrap(line.strip(), max(width - lead - 2, 20))):
+        click.echo(" " * (lead if k == 0 else lead + 2) + part)
 
 
 def print_diagram(events: list[Event], *, lang: str, relative: bool, width: int | str | None,

@@ -14,7 +14,16 @@ from typing import Any
 
 import click
 
-from tcplab.cli.common import OptionError, emit_outputs, resolve_width, trace_options
+from tcplab.cli.common import (
+    OptionError,
+    echo_line,
+    echo_wrapped,
+    emit_outputs,
+    environment_options,
+    parse_environment,
+    resolve_width,
+    trace_options,
+)
 from tcplab.cli.params import SEED, FiniteFloat, OutputFile, reject_unless
 from tcplab.i18n import colon, pad, wrap
 from tcplab.i18n import text as tr
@@ -22,8 +31,18 @@ from tcplab.i18n import width as width_of
 from tcplab.render.html import run_facts
 from tcplab.render.narrate import Narrator, RunInfo, describe_outcome_value, outcome_rows
 from tcplab.render.terminal import footer, render
-from tcplab.scenarios import CATALOGUE, UnknownScenario, get
-from tcplab.scenarios.base import DEFAULT, DELAY, MSL, Result, Scenario, Switches, execute
+from tcplab.scenarios import CATALOGUE, UnknownScenario, findings, get
+from tcplab.scenarios.base import (
+    DEFAULT,
+    DELAY,
+    GROUPS,
+    MSL,
+    Result,
+    Scenario,
+    Switches,
+    execute,
+)
+from tcplab.scenarios.questions import QUESTIONS, question
 from tcplab.scenarios.texts import scenario_text, ui
 
 
@@ -38,13 +57,51 @@ def scenario() -> None:
 
 @scenario.command("list")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
-def list_cmd(lang: str) -> None:
-    """The scenarios, one line each, with the switch that removes their mechanism."""
-    width = max(len(n) for n in CATALOGUE)
-    for name, sc in CATALOGUE.items():
-        flags = " ".join(sc.counterfactual.flags()) if sc.counterfactual else ""
-        click.echo(f"{name:<{width}}  {scenario_text(name, 'summary', lang)}"
-                   + (f"  [{flags}]" if flags else ""))
+@click.option("--question", "number", type=click.IntRange(1, len(QUESTIONS)), default=None,
+              metavar="N", help="Question N of docs/questions.md: its answer, what Linux "
+              "does, and the commands that show it.")
+@click.option("--width", default=None, metavar="COLUMNS",
+              help="Wrap at COLUMNS (default: the terminal's width).")
+def list_cmd(lang: str, number: int | None, width: str | None) -> None:
+    """The scenarios by group, one line each, with the switch that removes their mechanism."""
+    cols = resolve_width(width, lang)
+    if number is not None:
+        q = question(number)
+        for line in wrap(tr("q.heading", lang, n=number, ask=tr(f"q.{number}.ask", lang)),
+                         cols):
+            click.echo(line)
+        for label, key in (("q.answer", "answer"), ("q.linux", "linux")):
+            click.echo(tr(label, lang) + colon(lang).rstrip())
+            echo_wrapped(tr(f"q.{number}.{key}", lang), cols)
+        click.echo(tr("q.commands", lang) + colon(lang).rstrip())
+        for cmd in q.commands:
+            echo_line(f"  {cmd}", cols)
+        return
+    w_name = max(len(n) for n in CATALOGUE)
+    for group in GROUPS:
+        members = [(n, sc) for n, sc in CATALOGUE.items() if sc.group == group]
+        asked = [q.n for q in QUESTIONS if q.group == group]
+        if not members and not asked:
+            continue
+        numbers = tr("q.numbers", lang, ns=", ".join(map(str, asked))) if asked else ""
+        head = tr(f"group.{group}", lang) + (
+            (f" ({numbers})" if lang == "en" else f"（{numbers}）") if asked else "")
+        for line in wrap(head, cols):
+            click.echo(line)
+        for name, sc in members:
+            flags = " ".join(sc.counterfactual.flags()) if sc.counterfactual else ""
+            variants = " ".join(f"--variant {v}" for v in sc.variants)
+            extra = " ".join(x for x in (flags, variants) if x)
+            body = (scenario_text(name, "summary", lang) or "") + (f"  [{extra}]" if extra else "")
+            # the summary hangs beside the names when there is room, else below its name
+            hang = w_name + 4 if cols - w_name - 4 >= 40 else 6
+            parts = wrap(body, cols - hang)
+            if hang == 6:
+                click.echo(f"  {name}")
+            else:
+                click.echo(f"  {name:<{w_name}}  {parts.pop(0)}")
+            for part in parts:
+                click.echo(" " * hang + part)
 
 
 def _get(name: str, lang: str = "en") -> Scenario:
@@ -79,13 +136,32 @@ _PLOTTED = ("server-close-storm",)  # outcomes with a time series (a "table")
               help="isn-sync: the server sends its SYN and its ACK separately.")
 @click.option("--plot", type=OutputFile(), default=None,
               help="server-close-storm: also write TIME-WAIT entries over time as an SVG chart.")
+@click.option("--variant", default=None, metavar="NAME",
+              help="Another case the scenario can show (tcplab scenario list names them).")
+@environment_options
 @trace_options
 def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | None,
             syn_cookies: bool, no_rfc1337: bool, no_reuseaddr: bool, reuseaddr_new_only: bool,
-            four_segment: bool, plot: str | None, json_out: bool, lang: str, absolute: bool,
+            four_segment: bool, plot: str | None, variant: str | None, profile: str,
+            sysctls: tuple[str, ...],
+            drops: tuple[str, ...], delays: tuple[str, ...], dups: tuple[str, ...],
+            json_out: bool, lang: str, absolute: bool,
             width: str | None, svg: str | None, html: str | None, pcap: str | None) -> None:
-    """Run one scenario: a sequence diagram with explanations (or --json)."""
+    """Run one scenario: a sequence diagram with explanations (or --json).
+
+    \b
+    Examples:
+      tcplab scenario run close
+      tcplab scenario run close --time-wait 0          # remove TIME-WAIT: what breaks?
+      tcplab scenario run syn-flood --profile linux    # Linux: SYN cookies are on
+      tcplab scenario run close --drop fin:2 --lang zh
+    """
+    _cfg, faults = parse_environment(profile, sysctls, drops, delays, dups)
     sc = _get(name, lang)
+    if variant is not None and variant not in sc.variants:
+        known = ", ".join(sc.variants) or "none"
+        raise OptionError(f"--variant {variant}: scenario {name} has no such case "
+                          f"(its variants: {known})")
     ctx = click.get_current_context()
     for option, only in _ONLY_FOR.items():
         reject_unless(ctx, name == only, [option], f"to scenario {name} (only to {only})")
@@ -95,18 +171,24 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
     if no_reuseaddr and reuseaddr_new_only:
         raise OptionError(tr("err.reuse", lang))
     sw = Switches(two_way_handshake=two_way_handshake, time_wait=time_wait,
-                  syn_cookies=syn_cookies, rfc1337=not no_rfc1337,
+                  syn_cookies=syn_cookies, rfc1337=False if no_rfc1337 else None,
                   reuseaddr="none" if no_reuseaddr else
                   "new-only" if reuseaddr_new_only else "both",
-                  four_segment=four_segment)
+                  four_segment=four_segment, variant=variant, profile=profile,
+                  sysctls=tuple(sysctls),
+                  faults=faults)
     result = execute(sc, seed, sw)
     cols = None if json_out else resolve_width(width, lang)
     if json_out:
+        fault_texts = [f.text() for f in result.switches.faults]
+        result.meta["findings"] = {"timeline": findings.timeline(result.events),
+                                   "faults": findings.faults(result.events, fault_texts),
+                                   "outcome": findings.outcome(result.events)}
         result.net.trace.dump_json(sys.stdout, result.meta)
     else:
         print_result(result, lang=lang, relative=not absolute, width=cols)
     info = run_info(result)
-    cf = result.switches != DEFAULT
+    cf = result.switches.counterfactual
     sections = [(ui("watch.cf" if cf else "watch", lang),
                  scenario_text(name, "counterfactual" if cf else "watch", lang) or "")]
     if cf:
@@ -131,13 +213,13 @@ def run_info(result: Result) -> RunInfo:
     """What the narrator needs to know about a scenario run."""
     return RunInfo(msl=MSL, delay=DELAY, time_wait=result.switches.time_wait,
                    switches=result.switches.flags(), scenario=result.scenario.name,
-                   counterfactual=result.switches != DEFAULT)
+                   counterfactual=result.switches.counterfactual)
 
 
 def scenario_title(result: Result, lang: str) -> str:
     """"tcplab scenario NAME: summary", or for a run with a switch, "... without the mechanism"."""
     name = result.scenario.name
-    if result.switches != DEFAULT:
+    if result.switches.counterfactual:
         return ui("title.cf", lang, name=name, flags=" ".join(result.switches.flags()))
     return ui("title", lang, name=name, summary=scenario_text(name, "summary", lang) or "")
 
@@ -175,7 +257,7 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
     cols = resolve_width(width, lang)
     sc = result.scenario
     name = sc.name
-    cf = result.switches != DEFAULT
+    cf = result.switches.counterfactual
     for line in wrap(scenario_title(result, lang), cols):
         click.echo(line)
     if cf:
@@ -202,6 +284,13 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
             for k, part in enumerate(wrap(line.strip(), cols - 4)):
                 click.echo(("  " if k == 0 else "    ") + part)
         click.echo("")
+    if sc.diagram:
+        found = findings.lines(result.events, lang, DELAY,
+                               [f.text() for f in result.switches.faults])
+        for line in found:
+            echo_line(line, cols)
+        if found:
+            click.echo("")
     click.echo(ui("outcome", lang) + colon(lang).rstrip())
     rows = outcome_rows(result.outcome, lang)
     w_label = min(max((width_of(k) for k, _v in rows), default=10), cols // 2)

@@ -30,6 +30,8 @@ from tcplab.api.sockets import TcpSocket
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.host import Host
 from tcplab.engine.isn import ChosenIsn, IsnGenerator
+from tcplab.engine.profiles import configured
+from tcplab.faults import FaultSpec, install
 from tcplab.sim.network import LinkSpec, Network
 from tcplab.sim.socket import listening
 from tcplab.trace import Event
@@ -43,26 +45,49 @@ RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, TCP!\r\n"
 REUSE_MODES = ("both", "new-only", "none")
 
 
+#: the Switches fields that set the scene rather than remove a mechanism
+ENVIRONMENT = ("profile", "sysctls", "faults")
+
+
 @dataclass(frozen=True)
 class Switches:
-    """The experiment switches of one run (defaults: the mechanism is in place)."""
+    """The experiment switches of one run (defaults: the mechanism is in place), and the
+    environment it runs in: the TCP profile, Linux sysctls, and faults on the wire."""
 
     two_way_handshake: bool = False  #: passive side ESTABLISHED as soon as it sends SYN-ACK
-    time_wait: float | None = None   #: TIME-WAIT length; None = 2 * MSL, 0 = none
+    time_wait: float | None = None   #: TIME-WAIT length; None = the profile's (2 * MSL, Linux 60 s)
     syn_cookies: bool = False        #: listener answers with SYN cookies when its queue is full
-    rfc1337: bool = True             #: TIME-WAIT ignores RST (RFC 1337)
+    rfc1337: bool | None = None      #: TIME-WAIT ignores RST (RFC 1337); None: the profile's
     reuseaddr: str = "both"          #: port-reuse: SO_REUSEADDR on "both" sockets, "new-only", "none"
     four_segment: bool = False       #: isn-sync: the server sends its SYN and its ACK separately
+    variant: str | None = None       #: a case the scenario names itself (Scenario.variants)
+    profile: str = "rfc"             #: the hosts' TCP: "rfc" or "linux" (tcplab.engine.profiles)
+    sysctls: tuple[str, ...] = ()    #: Linux sysctls applied on top, "net.ipv4.NAME=VALUE"
+    faults: tuple[FaultSpec, ...] = ()  #: --drop/--delay/--dup (tcplab.faults)
 
     def __post_init__(self) -> None:
         if self.reuseaddr not in REUSE_MODES:
             raise ValueError(f"reuseaddr must be one of {', '.join(REUSE_MODES)}")
 
+    @property
+    def counterfactual(self) -> bool:
+        """Does this run remove a mechanism (title and texts say "without ...")?"""
+        return replace(self, profile="rfc", sysctls=(), faults=()) != DEFAULT
+
     def config(self, **kw: Any) -> TcpConfig:
-        """The host configuration these switches ask for."""
-        cfg = TcpConfig(msl=MSL, time_wait=self.time_wait, rfc1337=self.rfc1337,
-                        syn_cookies="auto" if self.syn_cookies else "never",
-                        two_way_handshake=self.two_way_handshake)
+        """The host configuration these switches ask for: the profile, the sysctls, then
+        the switches, then what the scenario itself needs (``kw``)."""
+        cfg = configured(self.profile, self.sysctls)
+        cfg.msl = MSL
+        cfg.two_way_handshake = self.two_way_handshake
+        if self.time_wait is not None:
+            cfg.time_wait = self.time_wait
+        if self.rfc1337 is not None:
+            cfg.rfc1337 = self.rfc1337
+        if self.syn_cookies:
+            cfg.syn_cookies = "auto"
+        elif self.profile == "rfc" and not any("tcp_syncookies" in s for s in self.sysctls):
+            cfg.syn_cookies = "never"  # the rfc catalogue shows the flood without them
         for key, value in kw.items():
             setattr(cfg, key, value)
         return cfg
@@ -76,7 +101,7 @@ class Switches:
             out.append(f"--time-wait {self.time_wait:g}")
         if self.syn_cookies:
             out.append("--syn-cookies")
-        if not self.rfc1337:
+        if self.rfc1337 is False:
             out.append("--no-rfc1337")
         if self.reuseaddr == "none":
             out.append("--no-reuseaddr")
@@ -84,10 +109,19 @@ class Switches:
             out.append("--reuseaddr-new-only")
         if self.four_segment:
             out.append("--four-segment")
+        if self.variant is not None:
+            out.append(f"--variant {self.variant}")
+        if self.profile != "rfc":
+            out.append(f"--profile {self.profile}")
+        out += [f"--sysctl {s}" for s in self.sysctls]
+        out += [f.text() for f in self.faults]
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["sysctls"] = list(self.sysctls)
+        out["faults"] = [f.text() for f in self.faults]
+        return out
 
 
 DEFAULT = Switches()
@@ -97,13 +131,19 @@ OutcomeFn = Callable[[list[Event]], dict[str, Any]]
 ReportFn = Callable[[list[Event], dict[str, Any], str], list[str]]
 
 
+#: the groups of the catalogue, in the order ``tcplab scenario list`` shows them
+GROUPS = ("handshake", "close", "time-wait", "queues", "failures", "exam")
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """One entry of the catalogue.  Its texts live in ``data/scenarios.json``."""
+    """One entry of the catalogue.  Its texts live in the catalogues
+    (``data/texts.*.json``, keys ``scenario.<name>.*``)."""
 
     name: str
     run: RunFn
     outcome: OutcomeFn
+    group: str = "handshake"
     #: the switch that removes the mechanism (the catalogue runs with and without it)
     counterfactual: Switches | None = None
     #: extra lines after the diagram (tables, bytes side by side), from the trace
@@ -112,6 +152,13 @@ class Scenario:
     diagram: bool = True
     #: outcome keys shown in the catalogue's compact table
     headline: tuple[str, ...] = ()
+    #: cases this scenario can also show, chosen with ``--variant NAME``; each name has its
+    #: texts under ``scenario.<name>.variant.<variant>``
+    variants: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS:
+            raise ValueError(f"scenario {self.name}: unknown group {self.group!r}")
 
 
 @dataclass
@@ -135,6 +182,7 @@ def execute(scenario: Scenario, seed: int = 1, switches: Switches = DEFAULT) -> 
     wall = time.perf_counter() - t0
     meta = {"command": "scenario", "scenario": scenario.name, "seed": seed,
             "switches": switches.to_json(), "flags": switches.flags(), "msl": MSL,
+            "profile": switches.profile,
             "virtual_seconds": round(net.now, 6),
             "outcome": outcome}
     return Result(scenario, seed, switches, net, events, outcome, wall, meta)
@@ -170,7 +218,14 @@ def two_hosts(seed: int, sw: Switches, *, delay: float = DELAY,
     s = net.add_host("server", SERVER, sw.config(**cfg),
                      isn=chosen_isns(net, "server", server_isns))
     net.link(c, s, LinkSpec(delay=delay))
+    install_faults(net, sw)
     return net, c, s
+
+
+def install_faults(net: Network, sw: Switches) -> None:
+    """Put the run's --drop/--delay/--dup on the network (scenarios that build their own)."""
+    if sw.faults:
+        install(net, list(sw.faults))
 
 
 # The scenarios' listen() is the simulator's listening().

@@ -255,16 +255,16 @@ def outcome_lost_final_ack(events: list[Event]) -> dict[str, Any]:
 
 
 SCENARIOS = [
-    Scenario("close", run_close, outcome_close,
+    Scenario("close", run_close, outcome_close, group="close",
              counterfactual=with_switch(None, time_wait=0.0),
              headline=("close_segments", "time_wait_seconds")),
-    Scenario("half-close", run_half_close, outcome_half_close,
+    Scenario("half-close", run_half_close, outcome_half_close, group="close",
              headline=("server_data_segments_in_close_wait", "client_bytes_after_its_fin")),
-    Scenario("close-combined", run_close_combined, outcome_close_combined,
+    Scenario("close-combined", run_close_combined, outcome_close_combined, group="close",
              headline=("close_segments",)),
-    Scenario("simultaneous-close", run_simultaneous_close, outcome_simultaneous_close,
+    Scenario("simultaneous-close", run_simultaneous_close, outcome_simultaneous_close, group="close",
              headline=("client_path", "server_path")),
-    Scenario("lost-final-ack", run_lost_final_ack, outcome_lost_final_ack,
+    Scenario("lost-final-ack", run_lost_final_ack, outcome_lost_final_ack, group="close",
              counterfactual=with_switch(None, time_wait=0.0),
              headline=("server_fin_transmissions", "time_wait_restarted_for",
                        "server_closed_cause")),

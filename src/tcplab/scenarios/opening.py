@@ -400,21 +400,21 @@ def outcome_simultaneous_open(events: list[Event]) -> dict[str, Any]:
 
 
 SCENARIOS = [
-    Scenario("handshake", run_handshake, outcome_handshake,
+    Scenario("handshake", run_handshake, outcome_handshake, group="handshake",
              counterfactual=with_switch(None, two_way_handshake=True),
              headline=("first_segments", "server_established_before_third_segment")),
-    Scenario("old-duplicate-syn", run_old_duplicate_syn, outcome_old_duplicate_syn,
+    Scenario("old-duplicate-syn", run_old_duplicate_syn, outcome_old_duplicate_syn, group="handshake",
              counterfactual=with_switch(None, two_way_handshake=True),
              headline=("client_reset_old_synack", "connections_accepted", "old_data_committed")),
-    Scenario("isn-sync", run_isn_sync, outcome_isn_sync,
+    Scenario("isn-sync", run_isn_sync, outcome_isn_sync, group="handshake",
              counterfactual=with_switch(None, four_segment=True),
              headline=("flags", "segments_until_both_isns_acked")),
-    Scenario("syn-retransmit", run_syn_retransmit, outcome_syn_retransmit,
+    Scenario("syn-retransmit", run_syn_retransmit, outcome_syn_retransmit, group="handshake",
              counterfactual=with_switch(None, two_way_handshake=True),
              headline=("syns_reaching_server", "server_half_open_peak", "server_established")),
-    Scenario("syn-flood", run_syn_flood, outcome_syn_flood,
+    Scenario("syn-flood", run_syn_flood, outcome_syn_flood, group="queues",
              counterfactual=with_switch(None, syn_cookies=True),
              headline=("syns_dropped_queue_full", "syn_cookies_sent", "client_connect")),
-    Scenario("simultaneous-open", run_simultaneous_open, outcome_simultaneous_open,
+    Scenario("simultaneous-open", run_simultaneous_open, outcome_simultaneous_open, group="handshake",
              headline=("A_path", "B_path")),
 ]

@@ -372,16 +372,16 @@ def report_port_reuse(events: list[Event], outcome: dict[str, Any], lang: str) -
 
 
 SCENARIOS = [
-    Scenario("stale-segment", run_stale_segment, outcome_stale_segment,
+    Scenario("stale-segment", run_stale_segment, outcome_stale_segment, group="time-wait",
              counterfactual=with_switch(None, time_wait=0.0), report=report_stale_segment,
              headline=("reconnect_attempts", "stale_handled_by_client", "corrupted_bytes")),
-    Scenario("rst-in-time-wait", run_rst_in_time_wait, outcome_rst_in_time_wait,
+    Scenario("rst-in-time-wait", run_rst_in_time_wait, outcome_rst_in_time_wait, group="time-wait",
              counterfactual=with_switch(None, rfc1337=False),
              headline=("assassinated", "time_wait_seconds")),
-    Scenario("port-reuse", run_port_reuse, outcome_port_reuse,
+    Scenario("port-reuse", run_port_reuse, outcome_port_reuse, group="time-wait",
              counterfactual=with_switch(None, reuseaddr="new-only"), report=report_port_reuse,
              headline=("live_listener_bind", "restart_bind", "restart_after_time_wait")),
-    Scenario("server-close-storm", run_server_close_storm, outcome_server_close_storm,
+    Scenario("server-close-storm", run_server_close_storm, outcome_server_close_storm, group="time-wait",
              counterfactual=with_switch(None, time_wait=0.0), report=report_server_close_storm,
              diagram=False, headline=("peak_server_time_wait",)),
 ]

@@ -363,6 +363,16 @@ class Network:
                 return
         raise SimulationStuck(f"more than {max_events} events; stopping")
 
+    def settle(self, limit: float) -> None:
+        """Run until nothing is left to happen, but not past virtual time ``limit``; unlike
+        ``run(until=...)``, an idle network leaves the clock where it stopped."""
+        for _ in range(10_000_000):
+            t = self.next_time()
+            if t is None or t > limit:
+                return
+            self.step(limit)
+        raise SimulationStuck("more than 10000000 events; stopping")
+
     def run_for(self, seconds: float) -> None:
         self.run(until=self.now + seconds)
 
