@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from tcplab.engine.profiles import configured
 from tcplab.engine.retries import model_timeout
-from tcplab.faults import FaultSpec, matches, parse
+from tcplab.faults import matches, parse
 from tcplab.onlinux.middlebox import Rule, Seen
 from tcplab.onlinux.run import Lesson, Progress
 from tcplab.onlinux.sides import Side, errname
@@ -51,10 +51,11 @@ def syn_budget(sysctls: tuple[str, ...] = ()) -> float:
 
 
 def _failed(side: Side, call: str, exc: BaseException, started_ns: int) -> None:
-    secs = round((side.now_ns() - started_ns) / 1e9, 2)
-    side.note(f"{side.name}: {call}() failed: {errname(exc)} after {secs:g} s",
-              key="onlinux.call-failed", fact=call, host=side.name, result=errname(exc),
-              why=str(exc), end=side.name, call=call, err=errname(exc), secs=secs)
+    """A call failed: what, when, after how long (as the simulator's demo records it)."""
+    after = round((side.now_ns() - started_ns) / 1e9, 3)
+    side.note(f"{side.name}: {call}() failed: {errname(exc)} after {after:g} s",
+              key="demo.failed", fact="call-failed", host=side.name, label=call,
+              result=errname(exc), after=after)
 
 
 def _listener(side: Side, port: int, *, reuse: bool = True, backlog: int = 128
@@ -70,46 +71,67 @@ def _listener(side: Side, port: int, *, reuse: bool = True, backlog: int = 128
 # --------------------------------------------------------------------------- demo
 
 
-def demo_lesson(delay: float = DELAY, sysctls: tuple[str, ...] = (),
-                faults: tuple[FaultSpec, ...] = ()) -> Lesson:
-    """``tcplab demo`` on Linux: handshake, request and response, the client closes
-    first, the server 0.2 s later, TIME-WAIT (not waited out)."""
+def _payload(size: int | None, default: bytes, fill: bytes) -> bytes:
+    if size is None:
+        return default
+    return (fill * (size // len(fill) + 1))[:size]
+
+
+def demo_lesson(delay: float = DELAY, sysctls: tuple[str, ...] = (), *,
+                request: int | None = None, response: int | None = None,
+                think: float | None = None, exam: bool = False) -> Lesson:
+    """``tcplab demo`` on Linux (:func:`tcplab.scenarios.demo.run_demo`'s story): the
+    handshake, a request and its response, the client closes first, the server
+    ``think`` s later (0.2 s; 0 in exam mode), TIME-WAIT (not waited out). A step that
+    fails is noted as in the simulator (``demo.failed``) and the story goes on with what
+    still makes sense. Exam mode sets TCP_NODELAY on both ends; the request cannot ride
+    on the handshake's third segment as in the simulator: Linux refuses send() in
+    SYN-SENT (without TCP Fast Open)."""
     budget = syn_budget(sysctls)
     patience = budget + 10 * delay + 5
+    req = _payload(request, REQUEST, b"request ")
+    resp = _payload(response, RESPONSE, b"response ")
+    pause = think if think is not None else (0.0 if exam else 0.2)
 
     def server(side: Side) -> None:
         srv = _listener(side, 80)
         side.note("server: socket(), bind(80), listen()", key="app.listen", port=80)
         side.signal("listening")
-        started = side.now_ns()
+        since = side.now_ns()
+        srv.settimeout(patience)
         try:
             conn, _addr = srv.accept()
         except OSError as exc:
-            _failed(side, "accept", exc, started)
+            _failed(side, "accept", exc, since)
             return
+        side.signal("accepted")
+        if exam:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.settimeout(patience)
-        got = b""
-        while not got.endswith(b"\r\n\r\n") and len(got) < 65536:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-        if got.endswith(b"\r\n\r\n"):
+        got = _recv(side, conn, len(req))
+        if len(got) == len(req):
             side.note("server: request received; send the response", key="demo.respond",
-                      n=len(RESPONSE))
-            conn.sendall(RESPONSE)
-        rest = conn.recv(4096)  # b"": the client's FIN, end of stream
-        if rest:
-            side.note(f"server: unexpected bytes {rest!r}")
-        side.sleep(0.2)  # the server's application takes a moment before it closes
+                      n=len(resp))
+            if _send(side, conn, resp):
+                side.signal("answered")
+        since = side.now_ns()
+        try:
+            rest = conn.recv(4096)  # the server's recv() returns b"": end of stream
+            while rest:
+                rest = conn.recv(4096)
+        except OSError as exc:
+            _failed(side, "recv", exc, since)
+        side.sleep(pause)  # the server's application takes a moment before it closes
         side.note("server: recv() returned b'' (end of stream); close()",
-                  key="demo.server-close", d=0.2)
+                  key="demo.server-close", d=pause)
         conn.close()
         srv.close()
 
     def client(side: Side) -> None:
         side.wait("listening")
         cli = side.socket(timeout=patience)
+        if exam:
+            cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         side.note("client: connect(192.0.2.2:80)", key="demo.connect", to=f"{SERVER_ADDR}:80")
         started = side.now_ns()
         try:
@@ -117,15 +139,37 @@ def demo_lesson(delay: float = DELAY, sysctls: tuple[str, ...] = (),
         except OSError as exc:
             _failed(side, "connect", exc, started)
             return
-        side.note("client: send an HTTP request", key="demo.request", n=len(REQUEST))
-        cli.sendall(REQUEST)
-        side.recv_exactly(cli, len(RESPONSE))
+        # The simulator's story is one program: connect(), accept(), then send().
+        side.wait("accepted", patience)
+        side.note("client: send an HTTP request", key="demo.request", n=len(req))
+        if _send(side, cli, req):
+            _recv(side, cli, len(resp))
         side.note("client: response received; close(): the client closes first",
                   key="demo.close")
         cli.close()
 
     return Lesson("demo", {"server": server, "client": client}, delay=delay,
                   limit=max(60.0, patience + 10), main=("client",))
+
+
+def _send(side: Side, sock: socket.socket, data: bytes) -> bool:
+    since = side.now_ns()
+    try:
+        sock.sendall(data)
+    except OSError as exc:
+        _failed(side, "send", exc, since)
+        return False
+    return True
+
+
+def _recv(side: Side, sock: socket.socket, n: int) -> bytes:
+    since = side.now_ns()
+    got = b""
+    try:
+        got = side.recv_exactly(sock, n)
+    except OSError as exc:
+        _failed(side, "recv", exc, since)
+    return got
 
 
 # --------------------------------------------------------------------------- helpers
@@ -150,7 +194,10 @@ def _wait_connected(side: Side, sock: socket.socket, timeout: float) -> int:
 
 
 def _exchange(side: Side, cli: socket.socket, mark: str) -> None:
-    """The client's side of a request and its response (the server signals ``mark``)."""
+    """The client's side of a request and its response (the server signals ``mark``),
+    sent once the server has accepted the connection, as in the simulator's stories
+    (one program: connect(), accept(), then send())."""
+    side.wait("accepted")
     cli.sendall(REQUEST)
     side.recv_exactly(cli, len(RESPONSE))
     side.wait(mark)
@@ -159,6 +206,7 @@ def _exchange(side: Side, cli: socket.socket, mark: str) -> None:
 def _serve_one(side: Side, srv: socket.socket, mark: str) -> socket.socket:
     """Accept one connection, read the request, send the response, signal ``mark``."""
     conn, _addr = srv.accept()
+    side.signal("accepted")
     conn.settimeout(side.sides.limit)
     side.recv_exactly(conn, len(REQUEST))
     conn.sendall(RESPONSE)
@@ -475,6 +523,7 @@ def _half_close(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
         srv = _listener(side, 80)
         side.signal("listening")
         conn, _addr = srv.accept()
+        side.signal("accepted")
         conn.settimeout(side.sides.limit)
         got = side.recv_all(conn)
         side.note("server: read the whole request up to end of stream; it keeps sending",
@@ -492,6 +541,7 @@ def _half_close(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
         side.wait("listening")
         cli = side.socket()
         cli.connect((SERVER_ADDR, 80))
+        side.wait("accepted")
         cli.sendall(b"SUM 1 2 3\n")
         side.note("client: send the request, then shutdown(SHUT_WR): 'I have nothing more "
                   "to send'", key="half.shutdown")
@@ -581,6 +631,7 @@ def _rst_in_time_wait(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
         srv = _listener(side, 80)
         side.signal("listening")
         conn, _addr = srv.accept()
+        side.signal("accepted")
         conn.settimeout(side.sides.limit)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         side.recv_exactly(conn, 8)
@@ -603,6 +654,7 @@ def _rst_in_time_wait(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
         cli.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         cli.bind(("0.0.0.0", 40000))
         cli.connect((SERVER_ADDR, 80))
+        side.wait("accepted")
         cli.sendall(b"GET /old")
         side.recv_exactly(cli, len(FIRST_PART) + len(STALE))
         side.note("client: got all bytes (SEQ=301 was retransmitted); the client closes first",
@@ -646,6 +698,7 @@ def _port_reuse(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
         srv.listen()
         side.signal("listening")
         conn, _addr = srv.accept()
+        side.signal("accepted")
         conn.settimeout(side.sides.limit)
         side.recv_exactly(conn, len(REQUEST))
         conn.sendall(RESPONSE)
@@ -674,6 +727,7 @@ def _port_reuse(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
         side.wait("listening")
         cli = side.socket()
         cli.connect((SERVER_ADDR, 8080))
+        side.wait("accepted")
         cli.sendall(REQUEST)
         side.recv_exactly(cli, len(RESPONSE))
         side.signal("got")
