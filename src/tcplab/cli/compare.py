@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from typing import Any
 
 import click
 
@@ -25,38 +23,13 @@ from tcplab.cli.params import SEED, FiniteFloat, reject_unless
 from tcplab.i18n import pad, truncate, wrap
 from tcplab.i18n import text as tr
 from tcplab.i18n import width as width_of
-from tcplab.onlinux.compare import Row, differences
-from tcplab.onlinux.lessons import (
-    LESSONS,
-    NOT_ON_LINUX,
-    LessonError,
-    demo_lesson,
-    lesson_for,
-    linux_sysctls,
-)
-from tcplab.onlinux.run import Lesson
+from tcplab.onlinux.compare import CompareError, Row, run_both
 from tcplab.render.narrate import Narrator, RunInfo
 from tcplab.render.terminal import MIN_WIDTH, footer, render
-from tcplab.scenarios import CATALOGUE
-from tcplab.scenarios.base import Switches, execute
-from tcplab.scenarios.demo import run_demo
-from tcplab.trace import Event, to_json_event
+from tcplab.scenarios.base import Switches
+from tcplab.trace import Event
 
-__all__ = ["compare", "names"]
-
-
-def names() -> list[str]:
-    """What can be compared: the demo, and the catalogue scenarios Linux can run."""
-    return ["demo", *(n for n in CATALOGUE if n in LESSONS)]
-
-
-def _engine_demo(seed: int, delay: float, profile: str, sysctls: tuple[str, ...],
-                 drops: tuple[str, ...], delays: tuple[str, ...], dups: tuple[str, ...]
-                 ) -> tuple[list[Event], dict[str, Any]]:
-    config, faults = parse_environment(profile, sysctls, drops, delays, dups)
-    net = run_demo(seed=seed, delay=delay, config=config, faults=faults)
-    return net.trace.to_json_list(), {"command": "demo", "profile": profile, "seed": seed,
-                                      "virtual_seconds": round(net.now, 6)}
+__all__ = ["compare"]
 
 
 @click.command("compare")
@@ -107,11 +80,6 @@ def compare(name: str, profile: str, sysctls: tuple[str, ...], drops: tuple[str,
       sudo tcplab compare simultaneous-close --lang zh
     """
     ctx = click.get_current_context()
-    if name not in names():
-        why = NOT_ON_LINUX.get(name)
-        if why:
-            raise OptionError(f"scenario {name} cannot run on Linux: {why}")
-        raise OptionError(f"{name!r} cannot be compared; these can: {', '.join(names())}")
     reject_unless(ctx, name == "demo", ["rtt"], f"to {name} (only to demo)")
     reject_unless(ctx, name == "syn-flood", ["syn_cookies"], f"to {name} (only to syn-flood)")
     reject_unless(ctx, name == "port-reuse", ["no_reuseaddr", "reuseaddr_new_only"],
@@ -123,33 +91,23 @@ def compare(name: str, profile: str, sysctls: tuple[str, ...], drops: tuple[str,
     delay = rtt / 2 if rtt is not None else 0.05
     sw = Switches(syn_cookies=syn_cookies, rfc1337=False if no_rfc1337 else None,
                   reuseaddr="none" if no_reuseaddr else
-                  "new-only" if reuseaddr_new_only else "both",
-                  profile=profile, sysctls=tuple(sysctls), faults=faults)
+                  "new-only" if reuseaddr_new_only else "both")
     cols = None if json_out else resolve_width(width, lang)
-    # the engine first: instant, and any mistake in the options shows before root is asked
-    t0 = time.perf_counter()
-    if name == "demo":
-        eng_events, eng_meta = _engine_demo(seed, delay, profile, sysctls, drops, delays, dups)
-        linux_sysctl = tuple(sysctls)
-        lesson: Lesson = demo_lesson(delay, linux_sysctl)
-    else:
-        result = execute(CATALOGUE[name], seed, sw)
-        eng_events, eng_meta = result.events, dict(result.meta)
-        linux_sysctl = (*linux_sysctls(sw), *sysctls)
-        try:
-            lesson = lesson_for(name, sw, linux_sysctl)
-        except LessonError as exc:
-            raise OptionError(str(exc)) from None
-    eng_wall = time.perf_counter() - t0
-    res = run_linux(lesson, sysctls=linux_sysctl, faults=faults, lang=lang,
-                    command=f"compare {name}", quiet=json_out)
-    lin_events = [to_json_event(e) for e in res.events]
-    rows = differences(eng_events, lin_events, lang)
+    try:
+        both = run_both(name, switches=sw, sysctls=tuple(sysctls), faults=faults,
+                        profile=profile, seed=seed, delay=delay, lang=lang,
+                        on_linux=lambda lesson, linux_sysctls: run_linux(
+                            lesson, sysctls=linux_sysctls, faults=faults, lang=lang,
+                            command=f"compare {name}", quiet=json_out))
+    except CompareError as exc:
+        raise OptionError(str(exc)) from None
+    res, rows = both.linux, both.rows
+    eng_events, lin_events = both.engine, both.linux_events
     kernel = os.uname().release
     if json_out:
         doc = {"schema": "tcplab-compare/1", "name": name, "profile": profile,
                "sysctls": list(sysctls), "faults": [f.text() for f in faults],
-               "engine": {"meta": eng_meta, "events": eng_events},
+               "engine": {"meta": both.engine_meta, "events": eng_events},
                "linux": {"meta": {**res.meta, "why_ended": res.why,
                                   "wall_seconds": round(res.wall, 3)},
                          "events": lin_events},
@@ -169,7 +127,7 @@ def compare(name: str, profile: str, sysctls: tuple[str, ...], drops: tuple[str,
     click.echo("")
     same = sum(r.same for r in rows)
     for line in wrap(tr("compare.alike", lang, same=same, n=len(rows), diff=len(rows) - same,
-                        eng=f"{eng_wall * 1000:.0f}", wall=f"{res.wall:.1f}"), cols):
+                        eng=f"{both.engine_wall * 1000:.0f}", wall=f"{res.wall:.1f}"), cols):
         click.echo(line)
 
 
@@ -220,6 +178,8 @@ def _table(rows: list[Row], cols: int, lang: str) -> list[str]:
         out += _hang(f"  {mark} ", label, cols)
         out += _hang(f"      {pad(eng, w)}  ", r.engine, cols)
         out += _hang(f"      {pad(lin, w)}  ", r.linux, cols)
+        if r.note:
+            out += _hang("      ", r.note, cols)
     return out
 
 

@@ -17,20 +17,29 @@ Linux's from :mod:`tcplab.onlinux.run`) and returns :class:`Row` s, one per aspe
 * ``facts``: what the programs saw, from the notes both stories write (``connect``
   results, bytes read, ``bind`` results).
 
-Everything is read from the traces alone; nothing here runs anything.
+:func:`differences` reads the traces alone. :func:`run_both` runs a lesson in both
+(the engine with the ``linux`` profile unless told otherwise, Linux through
+:func:`tcplab.onlinux.run.run_lesson`) with the same sysctls and faults.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from tcplab.i18n import text
 from tcplab.scenarios import findings
+from tcplab.scenarios.base import Switches
 from tcplab.trace import Event
 
-__all__ = ["Row", "differences", "tolerance"]
+if TYPE_CHECKING:
+    from tcplab.faults import FaultSpec
+    from tcplab.onlinux.run import Lesson, LinuxResult
+
+__all__ = ["CompareError", "Comparison", "Row", "comparable", "differences", "run_both",
+           "tolerance"]
 
 MOST = 10  #: rows of one kind shown one by one; the rest are counted
 
@@ -44,6 +53,7 @@ class Row:
     engine: str
     linux: str
     same: bool
+    note: str = ""   #: why they differ, where it is known and not TCP itself
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,8 +117,14 @@ def _segment_rows(eng: list[Event], lin: list[Event], lang: str) -> list[Row]:
             diffs.append(Row("exchange", f"#{i + 1}", text(
                 "compare.v.at", lang, what=a[i], t=_when(float(es[i]["t"]) - e0)), "-", False))
         for j in range(j1, j2):
+            note = ""
+            if 0 < j < len(b) - 1 and b[j].endswith(" A") and b[j + 1].endswith("+data") \
+                    and "SA" in b[j - 1] and a[i1 - 1:i1] == [b[j - 1]] and i1 < len(a) \
+                    and a[i1] == b[j + 1]:
+                note = text("compare.note.syn-sent-data", lang)
             diffs.append(Row("exchange", f"#{j + 1}", "-", text(
-                "compare.v.at", lang, what=b[j], t=_when(float(ls[j]["t"]) - l0)), False))
+                "compare.v.at", lang, what=b[j], t=_when(float(ls[j]["t"]) - l0)), False,
+                note))
     if not diffs:
         rows.append(Row("exchange", "", text("compare.v.order", lang, n=len(a)),
                         text("compare.v.order", lang, n=len(b)), True))
@@ -197,7 +213,10 @@ def _state_rows(eng: list[Event], lin: list[Event], lang: str) -> list[Row]:
                 and a[:len(b)] == b and a[len(b):] == ["CLOSED"]:
             same = True  # Linux's 60 s of TIME-WAIT were not waited out
             shown_b = text("compare.v.tw", lang, path=shown_b)
-        rows.append(Row("states", host, " → ".join(a) or "-", shown_b or "-", same))
+        note = ""
+        if not same and a.count("SYN-RECEIVED") > b.count("SYN-RECEIVED"):
+            note = text("compare.note.request-socks", lang)
+        rows.append(Row("states", host, " → ".join(a) or "-", shown_b or "-", same, note))
     return rows
 
 
@@ -261,3 +280,93 @@ def differences(engine: list[Event], linux: list[Event], lang: str = "en") -> li
     return [*_segment_rows(engine, linux, lang), *_retransmissions(engine, linux, lang),
             *_state_rows(engine, linux, lang), *_failed_rows(engine, linux, lang),
             *_fact_rows(engine, linux)]
+
+
+# --------------------------------------------------------------------------- running both
+
+
+class CompareError(ValueError):
+    """A name or a switch that cannot be compared (one line says why)."""
+
+
+@dataclass
+class Comparison:
+    """One lesson run by the engine and by Linux, and the rows of :func:`differences`."""
+
+    name: str
+    engine: list[Event]           #: JSON form
+    engine_meta: dict[str, Any]
+    linux: LinuxResult
+    linux_events: list[Event]     #: JSON form
+    rows: list[Row]
+    engine_wall: float
+
+
+def comparable() -> list[str]:
+    """What can be compared: the demo, and the catalogue scenarios Linux can run."""
+    from tcplab.onlinux.lessons import LESSONS
+    from tcplab.scenarios import CATALOGUE
+
+    return ["demo", *(n for n in CATALOGUE if n in LESSONS)]
+
+
+def run_both(name: str, *, switches: Switches | None = None, sysctls: tuple[str, ...] = (),
+             faults: tuple[FaultSpec, ...] = (), profile: str = "linux", seed: int = 1,
+             delay: float = 0.05, lang: str = "en",
+             notice: Callable[[str], None] | None = None,
+             on_linux: Callable[[Lesson, tuple[str, ...]], LinuxResult] | None = None
+             ) -> Comparison:
+    """Run ``name`` (``demo`` or a catalogue scenario) in the engine with ``profile`` and on
+    Linux, with the same sysctls and faults; compare them. The engine runs first (it
+    takes milliseconds, and a bad option shows before anything is built). ``on_linux``
+    runs the Linux lesson with its sysctls (default :func:`tcplab.onlinux.run.run_lesson`)."""
+    import time
+
+    from tcplab.engine.profiles import configured
+    from tcplab.onlinux.lessons import (
+        NOT_ON_LINUX,
+        LessonError,
+        demo_lesson,
+        lesson_for,
+        linux_sysctls,
+    )
+    from tcplab.onlinux.run import run_lesson
+    from tcplab.scenarios import CATALOGUE
+    from tcplab.scenarios.base import execute
+    from tcplab.scenarios.demo import run_demo
+    from tcplab.trace import to_json_event
+
+    if name not in comparable():
+        why = NOT_ON_LINUX.get(name)
+        if why:
+            raise CompareError(f"scenario {name} cannot run on Linux: {why}")
+        raise CompareError(f"{name!r} cannot be compared; these can: "
+                           f"{', '.join(comparable())}")
+    sw = replace(switches or Switches(), profile=profile, sysctls=tuple(sysctls),
+                 faults=tuple(faults))
+    t0 = time.perf_counter()
+    if name == "demo":
+        net = run_demo(seed=seed, delay=delay, config=configured(profile, sysctls),
+                       faults=tuple(faults))
+        engine = net.trace.to_json_list()
+        engine_meta: dict[str, Any] = {"command": "demo", "profile": profile, "seed": seed,
+                                       "virtual_seconds": round(net.now, 6)}
+        linux_sysctl = tuple(sysctls)
+        lesson = demo_lesson(delay, linux_sysctl)
+    else:
+        result = execute(CATALOGUE[name], seed, sw)
+        engine, engine_meta = result.events, dict(result.meta)
+        linux_sysctl = (*linux_sysctls(sw), *sysctls)
+        try:
+            lesson = lesson_for(name, sw, linux_sysctl)
+        except LessonError as exc:
+            raise CompareError(str(exc)) from None
+    engine_wall = time.perf_counter() - t0
+    if on_linux is None:
+        res = run_lesson(lesson, sysctls=linux_sysctl, faults=tuple(faults), lang=lang,
+                         notice=notice, command=f"compare {name}")
+    else:
+        res = on_linux(lesson, linux_sysctl)
+    linux = [to_json_event(e) for e in res.events]
+    return Comparison(name, engine, engine_meta, res, linux,
+                      differences(engine, linux, lang), engine_wall)

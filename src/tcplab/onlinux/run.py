@@ -602,10 +602,8 @@ def run_lesson(lesson: Lesson, *, sysctls: tuple[str, ...] = (),
             raise LinuxUnavailable(f"the lesson's program failed: {run.sides.errors[0]}")
         if run.wire is not None and run.wire.errors:
             raise LinuxUnavailable(run.wire.errors[0])
-        if run.sides is not None:
-            run.sides.stop()
-        events = run.finish(why)
-        meta = run.meta()
+        events = run.finish(why)  # before the programs are stopped: their sockets' ends
+        meta = run.meta()           # (FIN or RST) are not part of the lesson
     finally:
         run.close()
     wire = run.wire

@@ -97,8 +97,10 @@ class Sides:
         return any(th.is_alive() for name, th in self._threads
                    if names is None or name in names)
 
-    def stop(self) -> None:
-        """End the programs: every socket closed, every wait released."""
+    def stop(self, wait: float = 0.5) -> None:
+        """End the programs: every wait released, every socket shut down (which wakes a
+        thread blocked in accept(), recv() or connect()) and closed; then up to ``wait``
+        seconds for the threads (daemons: one still blocked ends with the process)."""
         self.stopping.set()
         with self._lock:
             for ev in self._marks.values():
@@ -106,12 +108,12 @@ class Sides:
             socks = list(self.sockets)
         for s in socks:
             with contextlib.suppress(OSError):
-                if s.fileno() >= 0 and s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                    s.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept()
+                s.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 s.close()
+        deadline = time.monotonic() + wait
         for _name, th in self._threads:
-            th.join(1.0)
+            th.join(max(deadline - time.monotonic(), 0.0))
 
     def marks(self) -> set[str]:
         """The marks signalled so far."""
