@@ -55,8 +55,12 @@ def _check_sysctls(sysctls: tuple[str, ...]) -> None:
 def run_linux(lesson: Lesson, *, sysctls: tuple[str, ...], faults: tuple[FaultSpec, ...],
               lang: str, command: str, quiet: bool = False) -> LinuxResult:
     """Run a lesson with Ctrl+C and SIGTERM as an orderly stop, errors as one line."""
-    from tcplab.onlinux.run import run_lesson
+    from tcplab.onlinux.run import needs_root, run_lesson
     from tcplab.onlinux.testbed import LinuxUnavailable
+
+    why_not = needs_root(command)
+    if why_not is not None:
+        raise click.ClickException(why_not)
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # the same orderly stop as Ctrl+C
@@ -128,7 +132,8 @@ def demo_on_linux(ctx: click.Context, *, delay: float, think: float | None,
     _check_sysctls(sysctls)
     lesson = demo_lesson(delay, sysctls, request=sizes[0], response=sizes[1], think=think,
                          exam=exam)
-    res = run_linux(lesson, sysctls=sysctls, faults=faults, lang=lang, command="demo")
+    res = run_linux(lesson, sysctls=sysctls, faults=faults, lang=lang,
+                    command="demo --on linux")
     events = [to_json_event(e) for e in res.events]
     fault_texts = [f.text() for f in faults]
     meta = _meta(res, "demo", delay=delay, rtt=2 * delay, think=think, bytes=list(sizes),
@@ -169,7 +174,7 @@ def scenario_on_linux(ctx: click.Context, *, name: str, switches: Switches,
     except LessonError as exc:
         raise OptionError(str(exc)) from None
     res = run_linux(lesson, sysctls=all_sysctls, faults=faults, lang=lang,
-                    command=f"scenario run {name}")
+                    command=f"scenario run {name} --on linux")
     events = [to_json_event(e) for e in res.events]
     fault_texts = [f.text() for f in faults]
     meta = _meta(res, "scenario", scenario=name, flags=switches.flags(),

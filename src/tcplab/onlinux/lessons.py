@@ -43,9 +43,10 @@ class LessonError(ValueError):
 
 
 def syn_budget(sysctls: tuple[str, ...] = ()) -> float:
-    """How long this kernel's connect() keeps sending SYNs before ETIMEDOUT (seconds):
-    ``tcp_model_timeout(tcp_syn_retries, 1 s)`` plus the linear timeouts (131 s for the
-    defaults, 7 s with tcp_syn_retries=2)."""
+    """How long this kernel's connect() may keep sending SYNs before ETIMEDOUT, at most
+    (seconds): ``tcp_model_timeout(tcp_syn_retries, 1 s)`` plus the linear timeouts. 131 s
+    for the defaults, as measured; with tcp_syn_retries=2 connect() gives up after 7 s, the
+    time budget running out before the count (the engine's linux profile has both rules)."""
     cfg = configured("linux", sysctls)
     return model_timeout(cfg.syn_retries, 1.0) + cfg.syn_linear_timeouts
 
@@ -796,7 +797,8 @@ def lesson_for(name: str, sw: Switches, sysctls: tuple[str, ...] = ()) -> Lesson
     fn = LESSONS.get(name)
     if fn is None:
         raise LessonError(f"unknown scenario {name!r}")
+    default = Switches()
     for field, why in _NO_SWITCH.items():
-        if getattr(sw, field, None) not in (None, False):
+        if getattr(sw, field) != getattr(default, field):
             raise LessonError(f"{why}: it cannot be used with --on linux")
     return fn(sw, sysctls)

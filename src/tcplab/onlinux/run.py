@@ -140,7 +140,7 @@ def needs_root(command: str) -> str | None:
     if caps & need == need and os.geteuid() == 0:
         return None
     argv = " ".join(shlex.quote(a) for a in sys.argv[1:]) or command
-    return (f"tcplab {command} --on linux needs root (namespaces, TUN devices, the kernel's "
+    return (f"tcplab {command} needs root (namespaces, TUN devices, the kernel's "
             f"tracepoints and a packet capture). Run: sudo tcplab {argv}")
 
 
