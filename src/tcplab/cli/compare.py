@@ -174,6 +174,8 @@ def _table(rows: list[Row], cols: int, lang: str) -> list[str]:
         if r.engine == r.linux:
             both = f"{label}: {r.engine}" if r.engine else label
             out += _hang(f"  {mark} ", both, cols)
+            if r.note:
+                out += _hang("      ", r.note, cols)
             continue
         out += _hang(f"  {mark} ", label, cols)
         out += _hang(f"      {pad(eng, w)}  ", r.engine, cols)

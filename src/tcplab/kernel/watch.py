@@ -522,8 +522,8 @@ class KernelWatch:
             return self.peer_name
         if self.host_of is not None:
             named = self.host_of(key[2])
-            if named is not None and named not in (self.client_name, self.server_name):
-                return named
+            if named is not None and named not in ("client", "server"):
+                return named  # "A", "attacker": the name itself
         mine = self.role(key)
         return texts("the server" if mine == self.client_name else "the client", self.lang)
 

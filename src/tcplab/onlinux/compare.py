@@ -249,12 +249,22 @@ def _failed_rows(eng: list[Event], lin: list[Event], lang: str) -> list[Row]:
 _FACTS = ("connect", "app-recv", "bind", "accepted")
 
 
-def _fact_rows(eng: list[Event], lin: list[Event]) -> list[Row]:
-    def facts(events: list[Event]) -> dict[str, list[str]]:
+def _fact_rows(eng: list[Event], lin: list[Event], lang: str) -> list[Row]:
+    # Linux's run ends when the lesson's point is shown (TIME-WAIT not waited out); what
+    # the engine's programs saw after that moment has nothing to be compared with.
+    e0, l0 = _t0(eng), _t0(lin)
+    linux_end = max((float(e["t"]) for e in lin), default=0.0) - l0
+    later: dict[str, int] = {}
+
+    def facts(events: list[Event], until: float | None = None) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for e in events:
             fact = e.get("fact") if e["kind"] == "note" else None
             if fact not in _FACTS:
+                continue
+            if until is not None and float(e["t"]) - e0 > until + tolerance(until):
+                subject = f"{fact} ({e.get('host')})" if e.get("host") else str(fact)
+                later[subject] = later.get(subject, 0) + 1
                 continue
             host = str(e.get("host") or "")
             if fact == "connect":
@@ -269,9 +279,11 @@ def _fact_rows(eng: list[Event], lin: list[Event]) -> list[Row]:
             out.setdefault(f"{fact} ({host})" if host else fact, []).append(value)
         return out
 
-    e, li = facts(eng), facts(lin)
+    e, li = facts(eng, linux_end), facts(lin)
     return [Row("facts", subject, "; ".join(e.get(subject, [])) or "-",
-                "; ".join(li.get(subject, [])) or "-", e.get(subject) == li.get(subject))
+                "; ".join(li.get(subject, [])) or "-", e.get(subject) == li.get(subject),
+                text("compare.note.later", lang, n=later[subject]) if subject in later
+                else "")
             for subject in sorted(set(e) | set(li))]
 
 
@@ -279,7 +291,7 @@ def differences(engine: list[Event], linux: list[Event], lang: str = "en") -> li
     """Every aspect of the two traces, alike or not (see the module doc), in ``lang``."""
     return [*_segment_rows(engine, linux, lang), *_retransmissions(engine, linux, lang),
             *_state_rows(engine, linux, lang), *_failed_rows(engine, linux, lang),
-            *_fact_rows(engine, linux)]
+            *_fact_rows(engine, linux, lang)]
 
 
 # --------------------------------------------------------------------------- running both
