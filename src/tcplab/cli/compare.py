@@ -20,7 +20,7 @@ import click
 from tcplab.cli.common import OptionError, parse_environment, resolve_width
 from tcplab.cli.onlinux import run_linux
 from tcplab.cli.params import SEED, FiniteFloat, reject_unless
-from tcplab.i18n import pad, truncate, wrap
+from tcplab.i18n import colon, pad, truncate, wrap
 from tcplab.i18n import text as tr
 from tcplab.i18n import width as width_of
 from tcplab.onlinux.compare import CompareError, Row, run_both
@@ -172,7 +172,7 @@ def _table(rows: list[Row], cols: int, lang: str) -> list[str]:
         mark = "=" if r.same else "≠"
         label = tr(f"compare.aspect.{r.aspect}", lang) + (f" {r.subject}" if r.subject else "")
         if r.engine == r.linux:
-            both = f"{label}: {r.engine}" if r.engine else label
+            both = f"{label}{colon(lang)}{r.engine}" if r.engine else label
             out += _hang(f"  {mark} ", both, cols)
             if r.note:
                 out += _hang("      ", r.note, cols)

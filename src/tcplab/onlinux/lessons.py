@@ -126,7 +126,9 @@ def demo_lesson(delay: float = DELAY, sysctls: tuple[str, ...] = (), *,
         side.note("server: recv() returned b'' (end of stream); close()",
                   key="demo.server-close", d=pause)
         conn.close()
-        srv.close()
+        # The listener stays open while the run lasts: the simulator closes it only once
+        # the connection's life is over, TIME-WAIT included.
+        side.wait("end")
 
     def client(side: Side) -> None:
         side.wait("listening")
