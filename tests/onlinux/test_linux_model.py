@@ -68,7 +68,14 @@ class Wire:
         self.t0 = time.monotonic()
 
     def send(self, name: str, packet: bytes) -> None:
+        """``name``'s kernel sends ``packet``; returns once the wire has read it, so that
+        the segments of a life are read in the order they were sent (as between real
+        kernels, where a segment answers one that has arrived)."""
+        seen = len(self.box.log)
         self.kernel[name].send(packet)
+        deadline = time.monotonic() + 5.0
+        while len(self.box.log) == seen and time.monotonic() < deadline:
+            time.sleep(0.0005)
 
     def arrivals(self, name: str, within: float) -> list[tuple[float, bytes]]:
         """What reaches ``name`` within ``within`` s, with the time since the start."""
@@ -105,7 +112,7 @@ def test_wire_delivers_each_segment_after_the_one_way_delay(wire_factory: list[W
     got = w.arrivals("server", 0.3)
     assert len(got) == 1
     t, packet = got[0]
-    assert 0.09 <= t <= 0.2
+    assert 0.1 <= t <= 0.35  # never early; late only by scheduling (a loaded machine)
     assert parse_ip_tcp(packet)[1].flags == SYN
     assert w.box.log[0].roles == [("syn", "client")] and w.box.log[0].action == "pass"
 
@@ -115,7 +122,6 @@ def test_wire_drops_exactly_the_last_ack_of_the_life(wire_factory: list[Wire]) -
     wire_factory.append(w)
     for src, flags, sq, ack in LIFE:
         w.send(src, seg(src, flags, sq, ack))
-        time.sleep(0.005)  # in order, as the kernels would send them
     to_server = w.arrivals("server", 0.2)
     # SYN, ACK, FIN, but not the client's last ACK (a bare ACK like the third segment)
     assert [parse_ip_tcp(p)[1].flags for _t, p in to_server] == [SYN, ACK, FIN | ACK]
@@ -134,13 +140,14 @@ def test_wire_delays_the_first_two_syns_and_duplicates_the_fin(
     wire_factory.append(w)
     for _ in range(3):  # the SYN and two copies of it
         w.send("client", seg("client", SYN, 100))
-    got = w.arrivals("server", 0.5)
+    got = w.arrivals("server", 0.8)
     times = sorted(t for t, _p in got)
     assert len(times) == 3
-    assert times[0] < 0.15 and 0.3 <= times[1] <= 0.45 and 0.3 <= times[2] <= 0.45
-    for src, flags, sq, ack in LIFE[1:4]:  # SYN-ACK, ACK, FIN, in order
+    # the third copy on time, the first two 0.3 s later (never early; late only by the
+    # scheduling of a loaded machine)
+    assert 0.02 <= times[0] < 0.25 and all(0.32 <= t < 0.6 for t in times[1:])
+    for src, flags, sq, ack in LIFE[1:4]:  # SYN-ACK, ACK, FIN
         w.send(src, seg(src, flags, sq, ack))
-        time.sleep(0.005)
     fins = [p for _t, p in w.arrivals("server", 0.2) if parse_ip_tcp(p)[1].flags & FIN]
     assert len(fins) == 2  # delivered twice
     assert [p.action for p in w.box.log][-1] == "dup"
@@ -162,7 +169,7 @@ def test_wire_injects_a_packet_the_lesson_made(wire_factory: list[Wire]) -> None
     old = seg("client", SYN, 7, data=b"old")
     w.box.inject("client", "server", old)
     got = w.arrivals("server", 0.2)
-    assert [p for _t, p in got] == [old] and 0.04 <= got[0][0] <= 0.15
+    assert [p for _t, p in got] == [old] and 0.05 <= got[0][0] <= 0.3
     assert w.box.log[-1].action == "inject"
 
 
