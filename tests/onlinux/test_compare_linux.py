@@ -168,7 +168,7 @@ def check_rst_in_time_wait(c: Comparison) -> None:
     end = next(e for e in lin if e["kind"] == "state" and e["host"] == "client"
                and e["from"] == "TIME-WAIT")
     assert end["to"] == "CLOSED" and "RST" in end["cause"]  # tcp_rfc1337 is 0 on Linux
-    assert 5.0 <= end["t"] <= 5.5
+    assert 5.0 <= end["t"] <= 6.0  # the held-up segment arrives at 5 s
     assert any("R" in e["flags"] for e in sent(lin, "server"))
     assert rows(c, "states")["client"].same  # the linux profile: assassinated too
 
