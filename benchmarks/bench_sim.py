@@ -16,6 +16,13 @@ Goals (issue 3): simulator lives/s >= kernel loopback cycles/s; bulk >= 100 MB/s
 taken with ``git archive`` into a temporary directory) and of this working
 tree in alternating child processes, in one run, and prints both medians and
 their ratio: how much faster (or slower) this tree is than REF.
+
+``--builds`` measures the installed tcplab twice per round, in alternating
+child processes: compiled with mypyc, and pure Python (the same install with
+``TCPLAB_PURE_PYTHON=1``), with the kernel's loopback rate measured in between.
+It prints both medians, their ratio and the goals of issue 13 for the compiled
+build: lives/s >= 1.2x the kernel's loopback cycles/s, bulk at MSS 1460 >= 150
+MB/s.  It needs a compiled install (``pip install .`` or ``pip install -e .``).
 """
 
 from __future__ import annotations
@@ -180,15 +187,67 @@ def sim_round(n: int, bulk: int) -> dict[str, float]:
             "sim bulk MB/s (MSS 65483)": sim_bulk(bulk, 65483)}
 
 
+def run_child(env: dict[str, str], n: int, bulk: int) -> dict[str, object]:
+    """One round of the simulator figures in a fresh interpreter with ``env``."""
+    proc = subprocess.run([sys.executable, __file__, "--child", "--n", str(n), "--bulk",
+                           str(bulk)], env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"a benchmark child failed:\n{proc.stderr.strip()}")
+    doc: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return doc
+
+
 def child_round(src: Path, n: int, bulk: int) -> dict[str, float]:
     """One round in a fresh interpreter whose ``tcplab`` comes from ``src``."""
-    env = dict(os.environ, PYTHONPATH=str(src))
-    out = subprocess.run([sys.executable, __file__, "--child", "--n", str(n), "--bulk", str(bulk)],
-                         env=env, capture_output=True, text=True, check=True).stdout
-    doc = json.loads(out.strip().splitlines()[-1])
-    if not doc.pop("source").startswith(str(src)):
+    doc = run_child(dict(os.environ, PYTHONPATH=str(src)), n, bulk)
+    if not str(doc.pop("source")).startswith(str(src)):
         raise RuntimeError(f"the child did not import tcplab from {src}")
-    return {k: float(v) for k, v in doc.items()}
+    doc.pop("build")
+    return {k: float(v) for k, v in doc.items()}  # type: ignore[arg-type]
+
+
+def build_round(pure: bool, n: int, bulk: int) -> tuple[str, dict[str, float]]:
+    """One round of the installed tcplab, compiled or (``pure``) pure Python."""
+    env = {k: v for k, v in os.environ.items() if k != "TCPLAB_PURE_PYTHON"}
+    if pure:
+        env["TCPLAB_PURE_PYTHON"] = "1"
+    doc = run_child(env, n, bulk)
+    source = str(doc.pop("source"))
+    build = str(doc.pop("build"))
+    if build.startswith("compiled") == pure:
+        raise SystemExit(f"asked for {'pure Python' if pure else 'the compiled build'}, "
+                         f"the child ran {build} (tcplab from {source})")
+    return build, {k: float(v) for k, v in doc.items()}  # type: ignore[arg-type]
+
+
+def compare_builds(rounds: int, n: int, bulk: int) -> None:
+    """The compiled and the pure-Python build of one install, side by side."""
+    rows: dict[str, dict[str, list[float]]] = {"compiled": {}, "pure": {}}
+    kernel: list[float] = []
+    build = ""
+    for r in range(rounds):
+        for label in ("compiled", "pure"):
+            what, figures = build_round(label == "pure", n, bulk)
+            if label == "compiled":
+                build = what
+            for k, v in figures.items():
+                rows[label].setdefault(k, []).append(v)
+        kernel.append(kernel_loopback_cycles(n))
+        print(f"round {r + 1}/{rounds} done", flush=True)
+    kmed = statistics.median(kernel)
+    print(f"\ncompiled: {build}")
+    print(f"\n{'figure':32} {'compiled':>12} {'pure Python':>12} {'ratio':>7}   "
+          f"(medians of {rounds}, interleaved)")
+    for k in SIM_FIGURES:
+        a = statistics.median(rows["compiled"][k])
+        b = statistics.median(rows["pure"][k])
+        print(f"{k:32} {a:12.1f} {b:12.1f} {a / b:6.2f}x")
+    print(f"{'kernel loopback cycles/s':32} {kmed:12.1f}")
+    lives = {k: statistics.median(v["sim lives/s"]) for k, v in rows.items()}
+    bulk1460 = statistics.median(rows["compiled"]["sim bulk MB/s (MSS 1460)"])
+    print(f"\nsim lives/s / kernel loopback cycles/s: compiled {lives['compiled'] / kmed:.2f}, "
+          f"pure Python {lives['pure'] / kmed:.2f}  (goal for compiled >= 1.2)")
+    print(f"compiled bulk at MSS 1460: {bulk1460:.1f} MB/s  (goal >= 150 MB/s)")
 
 
 def compare(ref: str, rounds: int, n: int, bulk: int) -> None:
@@ -224,13 +283,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer iterations")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--compare", metavar="REF", help="an older commit to measure beside this tree")
+    ap.add_argument("--builds", action="store_true",
+                    help="the installed tcplab compiled and pure Python, side by side")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--bulk", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         import tcplab
-        doc: dict[str, object] = {"source": tcplab.__file__, **sim_round(args.n, args.bulk)}
+        try:
+            from tcplab import buildinfo
+            build = buildinfo.describe()
+        except ImportError:  # an older tree (--compare): always pure Python
+            build = "pure Python"
+        doc: dict[str, object] = {"source": tcplab.__file__, "build": build,
+                                  **sim_round(args.n, args.bulk)}
         print(json.dumps(doc))
         return
     n = 300 if args.quick else 2000
@@ -238,6 +305,9 @@ def main() -> None:
     rounds = 3 if args.quick else args.rounds
     if args.compare:
         compare(args.compare, rounds, n, bulk)
+        return
+    if args.builds:
+        compare_builds(rounds, n, bulk)
         return
     rows: dict[str, list[float]] = {
             "sim lives/s": [], "sim lives/s (100 in flight)": [], "kernel loopback cycles/s": [], "sim bulk MB/s (MSS 1460)": [],

@@ -64,6 +64,23 @@ def test_every_segment_of_a_life_gets_its_role() -> None:
         assert [r for r, _side in life.roles(src, dst, s)] == want, s.summary()
 
 
+def test_a_new_syn_on_the_same_4_tuple_starts_the_next_life() -> None:
+    """The 4-tuple is used again (the server closed first, or the client rebooted): a SYN
+    with another ISN is the first SYN of a new life, not a copy of the old one."""
+    life = LifeRoles()
+    first = [(seg(SYN, 100), ["syn"]), (seg(SYN | ACK, 500, 101, src=S), ["syn-ack"]),
+             (seg(ACK, 101, 501), ["ack"]), (seg(ACK | PSH, 101, 501, b"GET"), ["data"])]
+    for (src, dst, s), want in first:
+        assert [r for r, _side in life.roles(src, dst, s)] == want, s.summary()
+        assert life.life(src, dst) == 0
+    again = [(seg(SYN, 250_100), ["syn"]), (seg(SYN, 250_100), ["syn"]),
+             (seg(SYN | ACK, 900, 250_101, src=S), ["syn-ack"]),
+             (seg(ACK, 250_101, 901), ["ack"]), (seg(ACK | PSH, 250_101, 901, b"GET"), ["data"])]
+    for (src, dst, s), want in again:
+        assert [r for r, _side in life.roles(src, dst, s)] == want, s.summary()
+        assert life.life(src, dst) == 1
+
+
 def test_a_side_prefix_picks_that_side_s_fin() -> None:
     assert matches(FaultSpec("drop", "fin", "server"), [("fin2", "server")])
     assert not matches(FaultSpec("drop", "fin", "client"), [("fin2", "server")])

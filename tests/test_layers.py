@@ -26,7 +26,8 @@ LAYERS: dict[str, int] = {
     "faults": 4,          # --drop/--delay/--dup: segments named by their role in a life
     "onlinux": 4,         # lessons on two Linux kernels in namespaces (--on linux, compare)
     "cli": 5, "__main__": 5,
-    "__init__": 0,        # tcplab/__init__.py: the version only
+    "__init__": 0,        # tcplab/__init__.py: the version, and the build choice
+    "buildinfo": 0,       # which build runs (compiled or pure Python): standard library only
     "signals": 0,         # holding SIGINT for a few lines of set-up: a leaf utility
 }
 LAYER_NAMES = {0: "wire", 1: "trace", 2: "engine", 3: "backends", 4: "applications", 5: "CLI"}

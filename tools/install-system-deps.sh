@@ -4,6 +4,8 @@
 #   curl, iproute2             the kernel-side client and `ip netns` (tests/tun, tcplab tun)
 #   fonts-wqy-microhei         a CJK font, so Chromium draws the Chinese pictures (--lang zh)
 #                              with real glyphs when the browser test measures them
+#   gcc, python3-dev           the compiled build (mypyc's C extensions, setup.py); without
+#                              them tcplab installs and runs as pure Python
 # Quiet and idempotent (one apt-get run for everything missing), never downloads a
 # browser build of its own.  Without root or apt-get it says so and exits 0; the
 # tests that need a package then skip (or fail, with TCPLAB_REQUIRE_BROWSER=1 /
@@ -14,6 +16,13 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import os, sysconfig, sys
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    2>/dev/null; then
+  missing+=(python3-dev)
+fi
 if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh family 2>/dev/null)" ]; then
   missing+=(fonts-wqy-microhei)
 fi

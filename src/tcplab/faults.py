@@ -121,6 +121,8 @@ class _Life:
     """What has happened so far on one connection (both directions)."""
 
     client: Endpoint | None = None       #: the sender of the first SYN
+    syn_seq: int | None = None           #: that SYN's sequence number (the client's ISN)
+    number: int = 0                      #: how many lives this 4-tuple had before
     server_isn: int | None = None        #: from the SYN-ACK
     third: tuple[int, int] | None = None  #: (seq, ack) of the handshake's third segment
     first_data: tuple[Endpoint, int] | None = None  #: (sender, seq)
@@ -135,17 +137,29 @@ class LifeRoles:
         self._lives: dict[frozenset[Endpoint], _Life] = {}
         self.seen: dict[str, int] = dict.fromkeys(ROLES, 0)  #: segments seen per role
 
+    def life(self, src: Endpoint, dst: Endpoint) -> int:
+        """Which life of the 4-tuple ``src``-``dst`` the last segment belonged to (0 for the
+        first connection, 1 for the next one that reused the 4-tuple, ...)."""
+        life = self._lives.get(frozenset((src, dst)))
+        return life.number if life is not None else 0
+
     def roles(self, src: Endpoint, dst: Endpoint, seg: TcpSegment) -> list[tuple[str, str]]:
         """The roles of a segment from ``src`` to ``dst``, each with its sender's side
         (``client``/``server``); updates what is known of the connection."""
-        life = self._lives.setdefault(frozenset((src, dst)), _Life())
+        pair = frozenset((src, dst))
+        life = self._lives.setdefault(pair, _Life())
         flags = seg.flags
         out: list[tuple[str, str]] = []
         if flags & RST:
             return out
         if flags & SYN and not flags & ACK:
+            if life.client == src and life.syn_seq is not None and seg.seq != life.syn_seq:
+                # A SYN with another ISN from the same client: a new connection reusing
+                # the 4-tuple (after CLOSED, through TIME-WAIT, or after a reboot).
+                life = self._lives[pair] = _Life(number=life.number + 1)
             if life.client is None or life.client == src:
                 life.client = src
+                life.syn_seq = seg.seq
                 out.append(("syn", "client"))
             return self._count(out)
         side = "client" if src == life.client else "server"

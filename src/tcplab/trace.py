@@ -64,46 +64,52 @@ TimerName = Literal["retransmit", "persist", "delayed-ack", "time-wait", "fin-wa
 TimerAction = Literal["armed", "fired", "cancelled"]
 
 
-class Tcb(TypedDict):
-    """A snapshot of a connection's variables (RFC 9293 3.3.1 names, lower case)."""
+# The shapes are written in TypedDict's functional form: the class form loses
+# its field types when mypyc compiles this module (they become ``type``), and
+# validate_event reads them at run time.  (StateEvent needs the functional form
+# anyway, for its "from" key.)
 
-    state: str
-    snd_una: int
-    snd_nxt: int
-    snd_wnd: int
-    rcv_nxt: int
-    rcv_wnd: int
-    iss: int
-    irs: int
-    cwnd: int
-    rto: float
+#: A snapshot of a connection's variables (RFC 9293 3.3.1 names, lower case).
+Tcb = TypedDict("Tcb", {
+    "state": str,
+    "snd_una": int,
+    "snd_nxt": int,
+    "snd_wnd": int,
+    "rcv_nxt": int,
+    "rcv_wnd": int,
+    "iss": int,
+    "irs": int,
+    "cwnd": int,
+    "rto": float,
+})
 
+SegmentEvent = TypedDict("SegmentEvent", {
+    "t": float,
+    "kind": Literal["segment"],
+    "event": SegmentKind,
+    "id": int | None,
+    "host": str,
+    "src": NotRequired[str],
+    "dst": NotRequired[str],
+    "flags": NotRequired[str],
+    "seq": NotRequired[int],
+    "ack": NotRequired[int],
+    "len": int,
+    "win": NotRequired[int],
+    "opts": NotRequired[list[str]],
+    "fate": Fate,
+    "reason": NotRequired[str],
+    "t_arrive": NotRequired[float],
+    "copy_of": NotRequired[int],
+    "conn": NotRequired[str],
+    "tcb": NotRequired[Tcb],
+    "raw": NotRequired[bytes],
+    "injected": NotRequired[bool],
+    "delayed": NotRequired[float],
+    "tso": NotRequired[int],
+    "t_ns": NotRequired[int],         # the kernel's own timestamp (nanoseconds), for kernel events
+})
 
-class SegmentEvent(TypedDict):
-    t: float
-    kind: Literal["segment"]
-    event: SegmentKind
-    id: int | None
-    host: str
-    src: NotRequired[str]
-    dst: NotRequired[str]
-    flags: NotRequired[str]
-    seq: NotRequired[int]
-    ack: NotRequired[int]
-    len: int
-    win: NotRequired[int]
-    opts: NotRequired[list[str]]
-    fate: Fate
-    reason: NotRequired[str]
-    t_arrive: NotRequired[float]
-    copy_of: NotRequired[int]
-    conn: NotRequired[str]
-    tcb: NotRequired[Tcb]
-    raw: NotRequired[bytes]
-    injected: NotRequired[bool]
-    delayed: NotRequired[float]
-    tso: NotRequired[int]
-    t_ns: NotRequired[int]  #: the kernel's own timestamp (nanoseconds), for kernel events
 
 
 StateEvent = TypedDict("StateEvent", {
@@ -120,50 +126,54 @@ StateEvent = TypedDict("StateEvent", {
 })
 
 
-class TimerEvent(TypedDict):
-    t: float
-    kind: Literal["timer"]
-    host: str
-    conn: str
-    timer: TimerName
-    action: TimerAction
-    deadline: float | None
-    t_ns: NotRequired[int]
+TimerEvent = TypedDict("TimerEvent", {
+    "t": float,
+    "kind": Literal["timer"],
+    "host": str,
+    "conn": str,
+    "timer": TimerName,
+    "action": TimerAction,
+    "deadline": float | None,
+    "t_ns": NotRequired[int],
+})
 
 
-class AppEvent(TypedDict):
-    t: float
-    kind: Literal["app"]
-    host: str
-    conn: str | None
-    call: str
-    result: str
+
+AppEvent = TypedDict("AppEvent", {
+    "t": float,
+    "kind": Literal["app"],
+    "host": str,
+    "conn": str | None,
+    "call": str,
+    "result": str,
+})
 
 
-class NoteEvent(TypedDict):
-    """Narration.  A scenario's note may carry a structured fact its outcome reads:
-    ``fact`` names it (``app-recv``, ``connect``, ``bind``, ``old-syn``, ``stale``, ...)
-    and the fields below hold its values."""
+#: Narration.  A scenario's note may carry a structured fact its outcome reads:
+#: ``fact`` names it (``app-recv``, ``connect``, ``bind``, ``old-syn``, ``stale``, ...)
+#: and the fields below hold its values.
+NoteEvent = TypedDict("NoteEvent", {
+    "t": float,
+    "kind": Literal["note"],
+    "text": str,
+    "key": NotRequired[str],          # its text in the catalogues: note.<key>
+    "args": NotRequired[dict[str, Any]],  # the values that text is filled with
+    "fact": NotRequired[str],         # which fact this note records
+    "host": NotRequired[str],         # the host it is about
+    "conn": NotRequired[str],         # the connection it is about
+    "label": NotRequired[str],        # a short name for the case (a row of a table)
+    "data": NotRequired[str],         # bytes an application read or sent (latin-1 text)
+    "result": NotRequired[str],       # what a call returned: "ok", "timeout", an errno name
+    "reuse": NotRequired[bool],       # SO_REUSEADDR of the socket the fact is about
+    "why": NotRequired[str],          # the error text of a failed call
+    "who": NotRequired[str],          # which socket of the story the fact is about
+    "isn": NotRequired[int],          # a sequence number the fact is about
+    "seq": NotRequired[int],
+    "frame": NotRequired[int],        # pcap: the frame a note is about
+    "epoch": NotRequired[float],      # pcap: the capture's start, seconds since 1970
+    "t_ns": NotRequired[int],         # kernel: the kernel's own timestamp (nanoseconds)
+})
 
-    t: float
-    kind: Literal["note"]
-    text: str
-    key: NotRequired[str]        #: its text in the catalogues: note.<key>
-    args: NotRequired[dict[str, Any]]  #: the values that text is filled with
-    fact: NotRequired[str]       #: which fact this note records
-    host: NotRequired[str]       #: the host it is about
-    conn: NotRequired[str]       #: the connection it is about
-    label: NotRequired[str]      #: a short name for the case (a row of a table)
-    data: NotRequired[str]       #: bytes an application read or sent (latin-1 text)
-    result: NotRequired[str]     #: what a call returned: "ok", "timeout", an errno name
-    reuse: NotRequired[bool]     #: SO_REUSEADDR of the socket the fact is about
-    why: NotRequired[str]        #: the error text of a failed call
-    who: NotRequired[str]        #: which socket of the story the fact is about
-    isn: NotRequired[int]        #: a sequence number the fact is about
-    seq: NotRequired[int]
-    frame: NotRequired[int]      #: pcap: the frame a note is about
-    epoch: NotRequired[float]    #: pcap: the capture's start, seconds since 1970
-    t_ns: NotRequired[int]       #: kernel: the kernel's own timestamp (nanoseconds)
 
 
 VOCABULARY: dict[str, type] = {

@@ -98,3 +98,23 @@ def test_an_entry_costs_well_under_200_bytes() -> None:
               entry(L))
     k, v = next(iter(t._tab.items()))
     assert sys.getsizeof(k) + sys.getsizeof(v) + 8 < 120
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7), st.floats(0, 5), st.booleans(),
+                          st.sampled_from(["192.0.2.2", "2001:db8::2"])), max_size=40),
+       st.floats(0, 200))
+def test_dropping_expired_entries_unread_leaves_what_popping_them_leaves(
+        adds: list[tuple[int, float, bool, str]], at: float) -> None:
+    """The untraced fast path (drop_expired) and pop_expired end in the same table."""
+    tables = TimeWaitTable(), TimeWaitTable()
+    now = 0.0
+    for i, dt, reuse, laddr in adds:
+        now += dt
+        for t in tables:
+            t.add((laddr, 80 + i % 2, f"198.51.100.{i + 1}", 1024 + i), entry(now + L, reuse))
+    popped = len(tables[0].pop_expired(at))
+    assert tables[1].drop_expired(at) == popped
+    a, b = tables
+    assert (len(a), a.port_count, a.port_noreuse, a.next_deadline()) == \
+        (len(b), b.port_count, b.port_noreuse, b.next_deadline())

@@ -27,10 +27,21 @@ def test_same_seed_same_json_trace_under_one_second(name, switches, trace_json):
     assert trace_json(name, switches, seed=7) == first
 
 
-def test_fifteen_scenarios_in_the_issue_order():
+def test_the_scenarios_in_the_issue_order_and_none_shadowed():
     assert names()[:5] == ["handshake", "old-duplicate-syn", "isn-sync", "syn-retransmit",
                            "syn-flood"]
-    assert len(names()) == 15
+    # the fifteen of the first issue, then issue 16's handshake and queue scenarios
+    first = ["handshake", "old-duplicate-syn", "isn-sync", "syn-retransmit", "syn-flood",
+             "simultaneous-open", "close", "half-close", "close-combined",
+             "simultaneous-close", "lost-final-ack", "stale-segment", "rst-in-time-wait",
+             "port-reuse", "server-close-storm"]
+    issue16 = ["isn-clock", "mss", "no-listen", "calls-return", "syn-in-established",
+               "refused-vs-timeout", "backlog", "accept-overflow", "no-accept"]
+    assert names()[:15] == first and set(issue16) <= set(names())
+    # no two modules define a scenario of the same name (the later would hide the first)
+    from tcplab.scenarios import closing, connecting, opening, queues, timewait
+    modules = (opening, closing, timewait, connecting, queues)
+    assert sum(len(m.SCENARIOS) for m in modules) == len(names())
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -60,8 +60,20 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the version, and which build runs (compiled or pure Python) and why."""
+    if not value or ctx.resilient_parsing:
+        return
+    from tcplab import buildinfo
+
+    click.echo(f"tcplab {__version__}, {buildinfo.describe()}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tcplab")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version,
+              help="Show the version and which build runs (compiled or pure Python), and exit.")
 def cli() -> None:
     """tcplab: see, run and break the TCP connection lifecycle.
 

@@ -173,6 +173,8 @@ def demo(seed: int, rtt: float | None, msl: float, isn: tuple[int | None, int | 
         for line in wrap(tr("demo.virtual", lang, virtual=seconds(net.now, lang),
                             wall=f"{wall * 1000:.0f}"), resolve_width(cols, lang)):
             click.echo(line)
+        for line in wrap(tr("demo.next", lang), resolve_width(cols, lang)):
+            click.echo(line)
     tw = seconds(2 * msl, lang)
     source = tr("demo.source", lang, title=tr("source.title", lang),
                 credit=tr("source.credit", lang))

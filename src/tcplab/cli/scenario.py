@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -26,7 +27,7 @@ from tcplab.cli.common import (
 )
 from tcplab.cli.onlinux import on_option
 from tcplab.cli.params import SEED, FiniteFloat, OutputFile, reject_unless
-from tcplab.i18n import colon, pad, wrap
+from tcplab.i18n import colon, maybe, pad, wrap
 from tcplab.i18n import text as tr
 from tcplab.i18n import width as width_of
 from tcplab.render.html import run_facts
@@ -72,8 +73,11 @@ def list_cmd(lang: str, number: int | None, width: str | None) -> None:
                          cols):
             click.echo(line)
         for label, key in (("q.answer", "answer"), ("q.linux", "linux")):
+            said = maybe(f"q.{number}.{key}", lang)
+            if said is None:  # no Linux-specific fact for this question
+                continue
             click.echo(tr(label, lang) + colon(lang).rstrip())
-            echo_wrapped(tr(f"q.{number}.{key}", lang), cols)
+            echo_wrapped(said, cols)
         click.echo(tr("q.commands", lang) + colon(lang).rstrip())
         for cmd in q.commands:
             echo_line(f"  {cmd}", cols)
@@ -91,7 +95,8 @@ def list_cmd(lang: str, number: int | None, width: str | None) -> None:
             click.echo(line)
         for name, sc in members:
             flags = " ".join(sc.counterfactual.flags()) if sc.counterfactual else ""
-            variants = " ".join(f"--variant {v}" for v in sc.variants)
+            variants = " ".join(f"--variant {v}" for v in sc.variants
+                                if f"--variant {v}" not in flags)
             extra = " ".join(x for x in (flags, variants) if x)
             body = (scenario_text(name, "summary", lang) or "") + (f"  [{extra}]" if extra else "")
             # the summary hangs beside the names when there is room, else below its name
@@ -199,9 +204,8 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
     else:
         print_result(result, lang=lang, relative=not absolute, width=cols)
     info = run_info(result)
-    cf = result.switches.counterfactual
-    sections = [(ui("watch.cf" if cf else "watch", lang),
-                 scenario_text(name, "counterfactual" if cf else "watch", lang) or "")]
+    cf = without_mechanism(result)
+    sections = [(ui("watch.cf" if cf else "watch", lang), watch_text(result, lang))]
     if cf:
         sections.append((ui("watch", lang), scenario_text(name, "watch", lang) or ""))
     sections.append((ui("demonstrates.cf" if cf else "demonstrates", lang),
@@ -227,11 +231,44 @@ def run_info(result: Result) -> RunInfo:
                    counterfactual=result.switches.counterfactual)
 
 
+def case_of(result: Result) -> str | None:
+    """The variant a run shows when it is a case of its own (``--variant late-accept``),
+    not the scenario's counterfactual and with no other switch: such a run has its
+    own "what to watch" text (``scenario.NAME.variant.CASE``), not "without ..."."""
+    sw = result.switches
+    case = sw.variant
+    cf = result.scenario.counterfactual
+    if case is None or (cf is not None and cf.variant == case) \
+            or replace(sw, variant=None).counterfactual:
+        return None
+    return case
+
+
+def without_mechanism(result: Result) -> bool:
+    """Does this run remove the scenario's mechanism (its texts say "without ...")?"""
+    return result.switches.counterfactual and case_of(result) is None
+
+
+def watch_text(result: Result, lang: str) -> str:
+    """What to watch in this run: the case's text, the counterfactual's, or the scenario's."""
+    name = result.scenario.name
+    case = case_of(result)
+    if case is not None:
+        found = scenario_text(name, f"variant.{case}", lang)
+        if found:
+            return found
+    return scenario_text(name, "counterfactual" if without_mechanism(result) else "watch",
+                         lang) or ""
+
+
 def scenario_title(result: Result, lang: str) -> str:
     """"tcplab scenario NAME: summary", or for a run with a switch, "... without the mechanism"."""
     name = result.scenario.name
-    if result.switches.counterfactual:
+    if without_mechanism(result):
         return ui("title.cf", lang, name=name, flags=" ".join(result.switches.flags()))
+    if case_of(result) is not None:
+        return ui("title.case", lang, name=name, flags=" ".join(result.switches.flags()),
+                  summary=scenario_text(name, "summary", lang) or "")
     return ui("title", lang, name=name, summary=scenario_text(name, "summary", lang) or "")
 
 
@@ -268,15 +305,15 @@ def print_result(result: Result, *, lang: str, relative: bool, width: int | None
     cols = resolve_width(width, lang)
     sc = result.scenario
     name = sc.name
-    cf = result.switches.counterfactual
+    cf = without_mechanism(result)
     for line in wrap(scenario_title(result, lang), cols):
         click.echo(line)
     if cf:
-        click.echo(scenario_text(name, "summary", lang) or "")
+        for line in wrap(scenario_text(name, "summary", lang) or "", cols):
+            click.echo(line)
     click.echo("")
     click.echo(ui("watch.cf" if cf else "watch", lang) + colon(lang).rstrip())
-    for line in _para(scenario_text(name, "counterfactual" if cf else "watch", lang) or "",
-                      cols):
+    for line in _para(watch_text(result, lang), cols):
         click.echo(line)
     click.echo("")
     if sc.diagram:

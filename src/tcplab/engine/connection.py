@@ -36,9 +36,8 @@ are plain integers compared with :mod:`tcplab.wire.seq`.
 from __future__ import annotations
 
 import errno as _errno
-from collections import deque
 from collections.abc import Container
-from typing import Protocol
+from typing import Final, Protocol
 
 from tcplab.engine.acks import AckState
 from tcplab.engine.config import TcpConfig
@@ -72,14 +71,13 @@ from tcplab.wire.tcp import Timestamps as TsOption
 
 Key = tuple[str, int, str, int]
 
-# Application events, read with Connection.next_event().
-EV_CONNECTED = "connected"
-EV_DATA = "data"
-EV_EOF = "eof"
-EV_WRITABLE = "writable"
-EV_CLOSED = "closed"
-
-_ST = State  # short alias for the state comparisons below
+# Application events, read with Connection.next_event().  Final: mypyc compiles
+# these as constants, not as lookups in the module's globals.
+EV_CONNECTED: Final = "connected"
+EV_DATA: Final = "data"
+EV_EOF: Final = "eof"
+EV_WRITABLE: Final = "writable"
+EV_CLOSED: Final = "closed"
 _NOP = Nop()
 
 
@@ -265,7 +263,8 @@ class Connection:
         self.last_oow_ack: float | None = None
         # Application events (queued only when someone reads them).
         self.want_events = False
-        self.events: deque[str] = deque()
+        # at most one of each kind: a short list (a deque costs 600 bytes per connection)
+        self.events: list[str] = []
         self.queued_ready = False
         # Set by the host when the connection becomes a compact TIME-WAIT entry.
         self.time_wait_entries: Container[Key] | None = None
@@ -372,7 +371,7 @@ class Connection:
         """The oldest queued application event (``"connected"``, ``"data"``, ``"eof"``,
         ``"writable"``, ``"closed"``), or None.  Events of one kind are coalesced."""
         if self.events:
-            return self.events.popleft()
+            return self.events.pop(0)
         return None
 
     # ------------------------------------------------------------ timers
@@ -589,18 +588,18 @@ class Connection:
         st = self.state
         if self.error is not None:
             raise TcpError(_errno.EPIPE, f"connection {self.error}")
-        if self.wr_shut or self.fin_queued or st in (_ST.FIN_WAIT_1, _ST.FIN_WAIT_2,
-                                                     _ST.CLOSING, _ST.LAST_ACK,
-                                                     _ST.TIME_WAIT):
+        if self.wr_shut or self.fin_queued or st in (State.FIN_WAIT_1, State.FIN_WAIT_2,
+                                                     State.CLOSING, State.LAST_ACK,
+                                                     State.TIME_WAIT):
             raise TcpError(_errno.EPIPE, "connection closing")
-        if st is _ST.CLOSED or st is _ST.LISTEN:
+        if st is State.CLOSED or st is State.LISTEN:
             raise TcpError(_errno.ENOTCONN, "connection does not exist")
         room = self.config.snd_buf - len(self.sndbuf)
         if room <= 0:
             return 0
         chunk = data[:room] if len(data) > room else data
         self.sndbuf += chunk
-        if st is _ST.ESTABLISHED or st is _ST.CLOSE_WAIT:
+        if st is State.ESTABLISHED or st is State.CLOSE_WAIT:
             self.output(now)
         # SYN-SENT / SYN-RECEIVED: queued, sent after entering ESTABLISHED.
         return len(chunk)
@@ -617,7 +616,7 @@ class Connection:
         # announces it at once when it opens by two segments or half the
         # buffer (BSD's tcp_output rule), so a reader of small pieces does not
         # send an ACK per read.
-        if self.state.synchronized and self.state is not _ST.TIME_WAIT:
+        if self.state.synchronized and self.state is not State.TIME_WAIT:
             adv_now = seq_sub(self.rcv_adv, self.rcv_nxt) if old_wnd else 0
             grow = self.rcv_wnd - max(adv_now, 0)
             if grow >= min(self.rcv_buf // 2, self.rcv_mss) and (
@@ -658,40 +657,40 @@ class Connection:
         self.app_closed = True
         self.rd_shut = True
         st = self.state
-        if st is _ST.CLOSED:
+        if st is State.CLOSED:
             return
-        if st is _ST.SYN_SENT:
+        if st is State.SYN_SENT:
             self._terminate(now, None, "close in SYN-SENT")
             return
         if self.rcvbuf and st.synchronized:
             self.abort(now, cause="close with unread data (RFC 2525)")
             return
         self._close_write(now, "application close")
-        if self.state is _ST.FIN_WAIT_2 and self.config.fin_wait_2_timeout > 0:
+        if self.state is State.FIN_WAIT_2 and self.config.fin_wait_2_timeout > 0:
             self._arm_fw2(now)
 
     def _close_write(self, now: float, cause: str) -> None:
         st = self.state
         if self.fin_queued:
             return
-        if st is _ST.SYN_RECEIVED or st is _ST.ESTABLISHED:
+        if st is State.SYN_RECEIVED or st is State.ESTABLISHED:
             self.fin_queued = True
-            if st is _ST.ESTABLISHED:
-                self.set_state(_ST.FIN_WAIT_1, cause, now)
+            if st is State.ESTABLISHED:
+                self.set_state(State.FIN_WAIT_1, cause, now)
                 self.output(now)
             # SYN-RECEIVED: the FIN goes after ESTABLISHED (RFC 9293 3.10.4).
-        elif st is _ST.CLOSE_WAIT:
+        elif st is State.CLOSE_WAIT:
             self.fin_queued = True
-            self.set_state(_ST.LAST_ACK, cause, now)
+            self.set_state(State.LAST_ACK, cause, now)
             self.output(now)
-        elif st is _ST.SYN_SENT:
+        elif st is State.SYN_SENT:
             self.fin_queued = True
 
     def abort(self, now: float, cause: str = "application abort") -> None:
         """ABORT (RFC 9293 3.10.5): send RST in synchronized states, then CLOSED."""
         st = self.state
-        if st in (_ST.SYN_RECEIVED, _ST.ESTABLISHED, _ST.FIN_WAIT_1, _ST.FIN_WAIT_2,
-                  _ST.CLOSE_WAIT):
+        if st in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2,
+                  State.CLOSE_WAIT):
             self._send_rst(self.snd_nxt, now)
         self._terminate(now, None, cause)
 
@@ -707,7 +706,7 @@ class Connection:
         (RFC 9293 3.8.6.2.1 (4)): send what the window allows, however small.
         """
         st = self.state
-        if st in (_ST.CLOSED, _ST.LISTEN, _ST.SYN_SENT, _ST.SYN_RECEIVED, _ST.TIME_WAIT):
+        if st in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED, State.TIME_WAIT):
             return
         mss = self.snd_mss
         sndbuf = self.sndbuf
@@ -807,7 +806,7 @@ class Connection:
         if self.fw2_at is not None and self.fw2_at <= now:
             self.fw2_at = None
             self._timer_trace(now, "fin-wait-2", "fired", None)
-            if self.state is _ST.FIN_WAIT_2:
+            if self.state is State.FIN_WAIT_2:
                 self._terminate(now, None, "FIN-WAIT-2 timeout (orphaned connection)")
         if self.keepalive_at is not None and self.keepalive_at <= now:
             self.keepalive_at = None
@@ -840,7 +839,7 @@ class Connection:
         stamp = self.retrans_stamp
         elapsed = now - stamp if stamp is not None else 0.0
         ut = self.user_timeout
-        if st is _ST.SYN_SENT or (st is _ST.SYN_RECEIVED and not self.passive):
+        if st is State.SYN_SENT or (st is State.SYN_RECEIVED and not self.passive):
             limit = config.syn_retries + config.syn_linear_timeouts
             if self.rtx_count >= limit:
                 return f"{self.rtx_count} SYN retransmissions (tcp_syn_retries)"
@@ -852,7 +851,7 @@ class Connection:
                 return (f"{elapsed:g} s of SYN retransmissions (tcp_syn_retries "
                         f"{config.syn_retries} as time)")
             return None
-        if st is _ST.SYN_RECEIVED:
+        if st is State.SYN_RECEIVED:
             if self.rtx_count >= config.synack_retries:
                 return f"{self.rtx_count} SYN-ACK retransmissions (tcp_synack_retries)"
             return None
@@ -886,23 +885,23 @@ class Connection:
             self.retrans_stamp = now - self.rtt.rto
         why = self._retries_expired(st, now)
         if why is not None:
-            if st is _ST.SYN_RECEIVED and self.passive:
+            if st is State.SYN_RECEIVED and self.passive:
                 self._back_to_listen(now, f"SYN-ACK retransmissions exhausted: {why}")
                 return
             counters.inc("TcpExtTCPAbortOnTimeout")
             self._terminate(now, "timed out", why)
             return
         self.rtx_count += 1
-        if st is _ST.SYN_SENT and self.rtx_count <= self.config.syn_linear_timeouts:
+        if st is State.SYN_SENT and self.rtx_count <= self.config.syn_linear_timeouts:
             pass  # Linux 6.x: the first tcp_syn_linear_timeouts SYN timeouts do not back off
         else:
             self.rtt.back_off()  # back off the timer (5.5)
         self.rtt.forget()  # Karn's rule: no RTT sample from a retransmission
-        if st is _ST.SYN_SENT:
+        if st is State.SYN_SENT:
             counters.inc("TcpExtTCPSynRetrans")
             counters.inc("TcpRetransSegs")
             self._send_syn(now, with_ack=False)
-        elif st is _ST.SYN_RECEIVED or (self.passive and self.snd_una == self.iss):
+        elif st is State.SYN_RECEIVED or (self.passive and self.snd_una == self.iss):
             # (The second case: the two-way-handshake switch made us ESTABLISHED
             # before our SYN was acknowledged.)
             counters.inc("TcpExtTCPSynRetrans")
@@ -940,7 +939,7 @@ class Connection:
                 self.keepalive_at = None
                 self._timer_trace(now, "keepalive", "cancelled", None)
             return
-        if self.state.synchronized or self.state is _ST.SYN_RECEIVED:
+        if self.state.synchronized or self.state is State.SYN_RECEIVED:
             self._arm_keepalive(self.last_rcv + self.keepidle if self.last_rcv else
                                 now + self.keepidle, now)
 
@@ -960,8 +959,8 @@ class Connection:
         unanswered probes (or TCP_USER_TIMEOUT) with ETIMEDOUT and a RST."""
         self._timer_trace(now, "keepalive", "fired", None)
         st = self.state
-        if not self.keepalive or st is _ST.CLOSED or st is _ST.LISTEN or st is _ST.SYN_SENT \
-                or st is _ST.TIME_WAIT:
+        if not self.keepalive or st is State.CLOSED or st is State.LISTEN or st is State.SYN_SENT \
+                or st is State.TIME_WAIT:
             return
         if self.snd_una != self.snd_max or len(self.sndbuf) > seq_sub(self.snd_nxt,
                                                                       self.sndbuf_seq):
@@ -1002,7 +1001,7 @@ class Connection:
         if error is not None and self.error is None:
             self.error = error
         self._cancel_timers(now)
-        self.set_state(_ST.CLOSED, cause, now)
+        self.set_state(State.CLOSED, cause, now)
         self.cx.request(REQ_CLOSED, self, cause, now)
         self._event(EV_CLOSED)
 
@@ -1010,7 +1009,7 @@ class Connection:
         """A half-open passive connection goes back to LISTEN (RFC 9293 3.10.7.4):
         its listener forgets it, and the listener itself stays in LISTEN."""
         self._cancel_timers(now)
-        self.set_state(_ST.LISTEN, cause, now)
+        self.set_state(State.LISTEN, cause, now)
         self.cx.request(REQ_LISTEN, self, cause, now)
         self._event(EV_CLOSED)
 
@@ -1018,16 +1017,16 @@ class Connection:
         """TIME-WAIT: the host replaces this connection by a compact entry that waits
         2MSL (or, with the experiment switch ``time_wait=0``, closes at once)."""
         self._cancel_timers(now)
-        self.set_state(_ST.TIME_WAIT, cause, now)
+        self.set_state(State.TIME_WAIT, cause, now)
         if self.config.time_wait_length <= 0:
-            self.set_state(_ST.CLOSED, "TIME-WAIT disabled (experiment)", now)
+            self.set_state(State.CLOSED, "TIME-WAIT disabled (experiment)", now)
             self.cx.request(REQ_CLOSED, self, cause, now)
         else:
             self.cx.request(REQ_TIME_WAIT, self, cause, now)
         self._event(EV_CLOSED)
 
     def _establish(self, now: float, cause: str) -> None:
-        self.set_state(_ST.ESTABLISHED, cause, now)
+        self.set_state(State.ESTABLISHED, cause, now)
         self._start_keepalive(now)
         self.rtt.handshake_fallback(self.rtx_count > 0, self.config.rto_initial)
         self.rtx_count = 0
@@ -1048,17 +1047,17 @@ class Connection:
     def on_segment(self, seg: TcpSegment, now: float) -> None:
         """Process one arriving segment (RFC 9293 3.10.7)."""
         st = self.state
-        if st is _ST.SYN_SENT:
+        if st is State.SYN_SENT:
             self._syn_sent(seg, now)
             return
-        if st is _ST.CLOSED or st is _ST.LISTEN or st is _ST.TIME_WAIT:
+        if st is State.CLOSED or st is State.LISTEN or st is State.TIME_WAIT:
             self._drop(seg, now, f"no processing in {st.value}")
             return
         flags = seg.flags
         seq = seg.seq
         # A duplicate of the SYN that opened this half-open connection: Linux
         # answers it with the SYN-ACK again (RFC 9293 would send a bare ACK).
-        if st is _ST.SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) \
+        if st is State.SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) \
                 and seq == self.irs:
             self._send_syn(now, with_ack=True)
             self._drop(seg, now, "duplicate SYN: SYN-ACK sent again")
@@ -1068,7 +1067,7 @@ class Connection:
         # would call it a duplicate and the open would hang on challenge ACKs.
         # Like Linux (tcp_validate_incoming), take it when it acknowledges
         # exactly our SYN.
-        if st is _ST.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK \
+        if st is State.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK \
                 and not flags & RST and seq == self.irs and seg.ack == self.snd_max:
             self._drop(seg, now, "SYN-ACK in SYN-RECEIVED (simultaneous open)", accepted=True)
             self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 2.2)
@@ -1077,7 +1076,7 @@ class Connection:
             self._ack_advance(seg.ack, now)
             self._establish(now, "SYN-ACK received in SYN-RECEIVED (simultaneous open)")
             if self.fin_queued:
-                self.set_state(_ST.FIN_WAIT_1, "queued close", now)
+                self.set_state(State.FIN_WAIT_1, "queued close", now)
             self.output(now)
             return
         self.last_rcv = now
@@ -1116,7 +1115,7 @@ class Connection:
             return
         # ---- sixth (URG) is not implemented; seventh: the segment text
         st = self.state
-        if (st is _ST.FIN_WAIT_1 or st is _ST.FIN_WAIT_2) and self.rd_shut \
+        if (st is State.FIN_WAIT_1 or st is State.FIN_WAIT_2) and self.rd_shut \
                 and (seg.payload or flags & FIN) \
                 and seq_gt(seq_add(seq, len(seg.payload)), self.rcv_nxt):
             # RFC 9293 3.10.7.4 (from RFC 1122 4.2.2.13): new data after close()
@@ -1127,8 +1126,8 @@ class Connection:
             self._drop(seg, now, "data after close(): connection reset (RFC 9293 3.10.7.4)")
             self._terminate(now, "reset", "data arrived after close()")
             return
-        if seg.payload and (st is _ST.ESTABLISHED or st is _ST.FIN_WAIT_1
-                            or st is _ST.FIN_WAIT_2):
+        if seg.payload and (st is State.ESTABLISHED or st is State.FIN_WAIT_1
+                            or st is State.FIN_WAIT_2):
             self._seventh_text(seg, seq, now)
         # (CLOSE-WAIT, CLOSING, LAST-ACK: the peer already sent its FIN; data
         # beyond it is ignored.)
@@ -1197,21 +1196,21 @@ class Connection:
             self._challenge_ack(seg, now, "RST in window, not at RCV.NXT (RFC 5961 3.2)")
             return
         self._drop(seg, now, "RST accepted", accepted=True)
-        if st is _ST.SYN_RECEIVED and self.passive:
+        if st is State.SYN_RECEIVED and self.passive:
             # RFC 9293: return to LISTEN (the listener forgets the half-open entry).
             self.cx.counters.inc("TcpAttemptFails")
             self._back_to_listen(now, "RST in SYN-RECEIVED: back to LISTEN")
-        elif st is _ST.SYN_RECEIVED:
+        elif st is State.SYN_RECEIVED:
             self.cx.counters.inc("TcpAttemptFails")
             self._terminate(now, "refused", "RST in SYN-RECEIVED (active open)")
         else:
-            if st is _ST.ESTABLISHED or st is _ST.CLOSE_WAIT:
+            if st is State.ESTABLISHED or st is State.CLOSE_WAIT:
                 self.cx.counters.inc("TcpEstabResets")
             self._terminate(now, "reset", f"RST in {st.value}")
 
     def _fourth_syn(self, seg: TcpSegment, now: float) -> None:
         st = self.state
-        if st is _ST.SYN_RECEIVED and self.passive:
+        if st is State.SYN_RECEIVED and self.passive:
             # RFC 9293 3.10.7.4 fourth: back to LISTEN.
             self._back_to_listen(now, "SYN in window in SYN-RECEIVED: back to LISTEN")
             return
@@ -1227,7 +1226,7 @@ class Connection:
         """RFC 9293 3.10.7.4 fifth step, with RFC 5961 5.2.  False: stop processing."""
         ack = seg.ack
         st = self.state
-        if st is _ST.SYN_RECEIVED:
+        if st is State.SYN_RECEIVED:
             lst = self.listener
             if self.passive and lst is not None and not lst.closed and lst.accept_queue_full():
                 self.cx.counters.inc("TcpExtListenOverflows")
@@ -1251,7 +1250,7 @@ class Connection:
                 self._ack_advance(ack, now, _tsecr(seg) if self.ts.ok else 0)
                 self._establish(now, "ACK of SYN-ACK")
                 if self.fin_queued:
-                    self.set_state(_ST.FIN_WAIT_1, "queued close", now)
+                    self.set_state(State.FIN_WAIT_1, "queued close", now)
             else:
                 self._send_rst(ack, now)
                 self._drop(seg, now, "unacceptable ACK in SYN-RECEIVED")
@@ -1290,14 +1289,14 @@ class Connection:
             self.snd_wl2 = ack
         st = self.state
         fin_acked = self.fin_seq is not None and seq_gt(self.snd_una, self.fin_seq)
-        if st is _ST.FIN_WAIT_1 and fin_acked:
-            self.set_state(_ST.FIN_WAIT_2, "our FIN acknowledged", now)
+        if st is State.FIN_WAIT_1 and fin_acked:
+            self.set_state(State.FIN_WAIT_2, "our FIN acknowledged", now)
             if self.app_closed and self.config.fin_wait_2_timeout > 0:
                 self._arm_fw2(now)
-        elif st is _ST.CLOSING and fin_acked:
+        elif st is State.CLOSING and fin_acked:
             self._enter_time_wait(now, "our FIN acknowledged in CLOSING")
             return False
-        elif st is _ST.LAST_ACK and fin_acked:
+        elif st is State.LAST_ACK and fin_acked:
             self._terminate(now, None, "our FIN acknowledged in LAST-ACK")
             return False
         return True
@@ -1401,8 +1400,8 @@ class Connection:
         self.ooo.clear()
         st = self.state
         self._event(EV_EOF)
-        if st is _ST.SYN_RECEIVED or st is _ST.ESTABLISHED:
-            self.set_state(_ST.CLOSE_WAIT, "FIN received", now)
+        if st is State.SYN_RECEIVED or st is State.ESTABLISHED:
+            self.set_state(State.CLOSE_WAIT, "FIN received", now)
             with_data = self.ack_pending > 0
             self.acks.on_fin()
             # Like Linux, the ACK of a lone FIN is delayed: if the application
@@ -1413,13 +1412,13 @@ class Connection:
             else:
                 self.ack_pending += 1
                 self._arm_delack(now)
-        elif st is _ST.FIN_WAIT_1:
+        elif st is State.FIN_WAIT_1:
             self.send_ack(now)
             if self.fin_seq is not None and seq_gt(self.snd_una, self.fin_seq):
                 self._enter_time_wait(now, "FIN received in FIN-WAIT-1, FIN acked")
             else:
-                self.set_state(_ST.CLOSING, "FIN received (simultaneous close)", now)
-        elif st is _ST.FIN_WAIT_2:
+                self.set_state(State.CLOSING, "FIN received (simultaneous close)", now)
+        elif st is State.FIN_WAIT_2:
             self.send_ack(now)
             self._enter_time_wait(now, "FIN received in FIN-WAIT-2")
         else:
@@ -1472,14 +1471,14 @@ class Connection:
             self._cancel_rtx(now)
             self.rtt.handshake_fallback(self.rtx_count > 0, self.config.rto_initial)
             self.rtx_count = 0
-            self.set_state(_ST.ESTABLISHED, "SYN-ACK received", now)
+            self.set_state(State.ESTABLISHED, "SYN-ACK received", now)
             self._start_keepalive(now)
             if seg.payload:
                 # Text on the SYN-ACK goes through the seventh step: trimmed to the window.
                 self._accept_in_order(seg.payload[:self.rcv_wnd])
             self._event(EV_CONNECTED)
             if self.fin_queued:
-                self.set_state(_ST.FIN_WAIT_1, "queued close", now)
+                self.set_state(State.FIN_WAIT_1, "queued close", now)
             # The third segment: it carries queued data if the application
             # already sent some (RFC 9293 3.10.7.3 allows this).
             before = self.snd_nxt
@@ -1497,6 +1496,6 @@ class Connection:
             self.snd_wl1 = self.irs
             if seg.payload:
                 self.syn_data = seg.payload[:self.rcv_wnd]
-            self.set_state(_ST.SYN_RECEIVED, "SYN received in SYN-SENT (simultaneous open)",
+            self.set_state(State.SYN_RECEIVED, "SYN received in SYN-SENT (simultaneous open)",
                            now)
             self._send_syn(now, with_ack=True)

@@ -28,7 +28,9 @@ The context also records what the host observes: drops with their reasons
 from __future__ import annotations
 
 import heapq
-from typing import Any
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.counters import Counters
@@ -40,13 +42,16 @@ from tcplab.wire.tcp import RST, TcpSegment
 # both (they import it), so it names them only in comments: ``Any`` below is
 # "a Connection" (timers) or "a Connection or a Listener" (requests, ready).
 
-REQ_TIME_WAIT = 1
-REQ_ESTABLISHED = 2
-REQ_LISTEN = 3
-REQ_CLOSED = 4
-REQ_LISTENER_CLOSED = 5
+REQ_TIME_WAIT: Final = 1
+REQ_ESTABLISHED: Final = 2
+REQ_LISTEN: Final = 3
+REQ_CLOSED: Final = 4
+REQ_LISTENER_CLOSED: Final = 5
 
 
+# Compiled: not tracked by the cycle collector (nothing it refers to refers back),
+# and one freed instance is kept for the next one.
+@mypyc_attr(acyclic=True, free_list_len=1)
 class Outgoing:
     """A segment to send, with its trace event (``None`` when not tracing).
 

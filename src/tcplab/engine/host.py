@@ -40,6 +40,8 @@ import heapq
 import random
 from collections.abc import Callable
 
+from mypy_extensions import mypyc_attr
+
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.connection import Connection, Key
 from tcplab.engine.context import (
@@ -73,6 +75,8 @@ from tcplab.wire.tcp import ACK, FIN, RST, SYN, Mss, TcpSegment
 __all__ = ["WILDCARDS", "Binding", "Host", "Listener", "Outgoing"]
 
 
+# Scripted peers subclass Host in interpreted code (scenarios.opening.ScriptedServer).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Host:
     """One TCP host: owns its connections, listeners, ports and TIME-WAIT entries."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from typing import Final
 
 from tcplab.engine.connection import Connection
 from tcplab.engine.context import REQ_LISTENER_CLOSED, EngineContext
@@ -26,13 +27,13 @@ from tcplab.wire.tcp import TcpSegment
 Key = tuple[str, int, str, int]
 
 # What admit() says about a SYN.
-ADMIT_NEW = "new"                   #: a new connection in the SYN queue
-ADMIT_COOKIE = "cookie"             #: answer with a SYN cookie, keep nothing
-DROP_ACCEPT_FULL = "accept queue full: SYN dropped"
-DROP_SYN_FULL = "SYN queue full: SYN dropped"
-DROP_SYN_BACKLOG = "SYN dropped: tcp_max_syn_backlog nearly used, no SYN cookies"
+ADMIT_NEW: Final = "new"                   #: a new connection in the SYN queue
+ADMIT_COOKIE: Final = "cookie"             #: answer with a SYN cookie, keep nothing
+DROP_ACCEPT_FULL: Final = "accept queue full: SYN dropped"
+DROP_SYN_FULL: Final = "SYN queue full: SYN dropped"
+DROP_SYN_BACKLOG: Final = "SYN dropped: tcp_max_syn_backlog nearly used, no SYN cookies"
 
-COOKIE_MSS = (536, 1220, 1440, 1460, 4312, 8960, 16384, 65495)  #: the MSS classes a cookie encodes
+COOKIE_MSS: Final = (536, 1220, 1440, 1460, 4312, 8960, 16384, 65495)  #: the MSS classes a cookie encodes
 
 
 class Listener:

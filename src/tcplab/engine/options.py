@@ -8,11 +8,13 @@ scale today; SACK-permitted and timestamps go here too.
 
 from __future__ import annotations
 
+from typing import Final
+
 from tcplab.engine.config import TcpConfig
 from tcplab.wire.tcp import Mss, Nop, TcpOption, TcpSegment, Timestamps, WindowScale
 
-MAX_WINDOW = 0xFFFF
-MIN_MSS = 64  #: the smallest MSS accepted from a peer (Linux: TCP_MIN_SND_MSS is 48)
+MAX_WINDOW: Final = 0xFFFF
+MIN_MSS: Final = 64  #: the smallest MSS accepted from a peer (Linux: TCP_MIN_SND_MSS is 48)
 
 
 def our_wscale(config: TcpConfig) -> int | None:

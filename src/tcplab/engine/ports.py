@@ -23,11 +23,11 @@ from __future__ import annotations
 import errno as _errno
 import random
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from tcplab.engine.errors import TcpError, addr_in_use
 
-WILDCARDS = ("0.0.0.0", "::")
+WILDCARDS: Final = ("0.0.0.0", "::")
 
 
 class TimeWaitPorts(Protocol):

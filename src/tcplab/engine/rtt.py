@@ -16,9 +16,11 @@ Linux (``linux=True``) computes RTO = SRTT + max(4 * RTTVAR, rto_min)
 
 from __future__ import annotations
 
+from typing import Final
+
 from tcplab.wire.seq import seq_gt
 
-_GRANULARITY = 0.001
+_GRANULARITY: Final = 0.001
 
 
 class RttEstimator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Final
 
 
 class State(Enum):
@@ -27,7 +28,7 @@ class State(Enum):
         return self in _SYNCHRONIZED
 
 
-_SYNCHRONIZED = frozenset({
+_SYNCHRONIZED: Final = frozenset({
     State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSING,
     State.LAST_ACK, State.TIME_WAIT,
 })

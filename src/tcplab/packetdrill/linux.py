@@ -302,6 +302,8 @@ class LinuxSettings:
         except ValueError as exc:
             raise Skip(f"sysctl {name}: {exc}") from None
         if row.field in _CONFIG_FIELDS:
+            if isinstance(getattr(self.config, row.field), bool):
+                converted = bool(converted)  # a flag given as 0/1 (compiled classes check)
             setattr(self.config, row.field, converted)
             return
         assert row.kind == "feature" and row.feature is not None

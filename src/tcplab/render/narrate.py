@@ -314,11 +314,13 @@ def describe_outcome_value(value: Any, lang: str) -> str:
                                                     for x in value) or "—"
     if isinstance(value, dict):
         return ("；" if lang == "zh" else "; ").join(
-            f"{k}{colon(lang)}{describe_outcome_value(v, lang)}" for k, v in value.items())
+            f"{maybe(f'value.{k}', lang) or k}{colon(lang)}{describe_outcome_value(v, lang)}"
+            for k, v in value.items())
     if isinstance(value, str):
         if "\r" in value or "\n" in value or any(ord(c) < 32 for c in value):
             return repr(value)[1:-1]
-        found = maybe(f"value.{value}", lang) or maybe(f"reason.{value}", lang)
+        found = maybe(f"value.{value}", lang) or maybe(f"reason.{value}", lang) \
+            or phrase("error", value, lang)
         return found or cause_text(value, lang)
     return str(value)
 

@@ -194,12 +194,34 @@ def _segment_row(e: Event, lanes: list[_Lane], lines_: Lifelines, nar: Narrator,
     full = body + f" win={e.get('win', 0)}"
     lo, hi = min(a.x, b.x), max(a.x, b.x)
     room = hi - lo - 5
-    label = f" {full} " if _cells(full) + 2 <= room else f" {body} "
-    if _cells(label) > room:
-        label = " " + truncate(body, max(room - 2, 1)) + " "
+    marks: list[str] = []
+    fate = e.get("fate", "delivered")
+    if fate not in ("delivered", None):
+        marks.append(tr(f"term.fate.{fate}", nar.lang))
+    if info is not None and info.retransmission:
+        marks.append(tr("svg.mark.retransmission", nar.lang))
+    if info is not None and info.old_duplicate:
+        marks.append(tr("term.mark.old", nar.lang))
+    if info is not None and info.stale:
+        marks.append(tr("term.mark.stale", nar.lang))
+    tag = "(" + ", ".join(marks) + ")" if marks else ""
+    w_tag = _cells(tag)
+    # The tag goes beside the arrow: right of it, else left of it, else inside it after
+    # a shortened label; never clipped (the step's explanation below says it in words).
+    tag_at: int | None = None
+    if tag and hi + 2 + w_tag <= cols:
+        tag_at = hi + 2
+    elif tag and lo - w_tag - 1 >= _TCOL + 1:
+        tag_at = lo - w_tag - 1
+    inside = bool(tag) and tag_at is None and room - w_tag - 3 >= 8
+    room_label = room - w_tag - 1 if inside else room
+    label = f" {full} " if _cells(full) + 2 <= room_label else f" {body} "
+    if _cells(label) > room_label:
+        label = " " + truncate(body, max(room_label - 2, 1)) + " "
+    if inside:
+        label += tag + " "
     for x in range(lo + 1, hi):
         row.cells[x] = "-"
-    fate = e.get("fate", "delivered")
     if fate == "dropped":
         mid = (lo + hi) // 2
         rng = range(mid + 1, hi) if a.x < b.x else range(lo + 1, mid)
@@ -212,21 +234,8 @@ def _segment_row(e: Event, lanes: list[_Lane], lines_: Lifelines, nar: Narrator,
         row.cells[lo + 1] = "<"
     start = lo + 2 if a.x < b.x else lo + 3
     row.put(start, label)
-    marks: list[str] = []
-    if fate not in ("delivered", None):
-        marks.append(tr(f"term.fate.{fate}", nar.lang))
-    if info is not None and info.retransmission:
-        marks.append(tr("svg.mark.retransmission", nar.lang))
-    if info is not None and info.old_duplicate:
-        marks.append(tr("term.mark.old", nar.lang))
-    if info is not None and info.stale:
-        marks.append(tr("term.mark.stale", nar.lang))
-    if marks:
-        tag = "(" + ", ".join(marks) + ")"
-        if hi + 2 + _cells(tag) <= cols:
-            row.put(hi + 2, tag)
-        else:
-            row.put(max(lo - _cells(tag) - 1, _TCOL), truncate(tag, max(lo - _TCOL - 1, 4)))
+    if tag_at is not None:
+        row.put(tag_at, tag)
     return row
 
 

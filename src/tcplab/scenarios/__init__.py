@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from tcplab.scenarios.base import DEFAULT, Result, Scenario, Switches, execute
 from tcplab.scenarios.closing import SCENARIOS as _CLOSING
+from tcplab.scenarios.connecting import SCENARIOS as _CONNECTING
 from tcplab.scenarios.opening import SCENARIOS as _OPENING
+from tcplab.scenarios.queues import SCENARIOS as _QUEUES
 from tcplab.scenarios.timewait import SCENARIOS as _TIMEWAIT
 
-CATALOGUE: dict[str, Scenario] = {s.name: s for s in [*_OPENING, *_CLOSING, *_TIMEWAIT]}
+CATALOGUE: dict[str, Scenario] = {s.name: s for s in [*_OPENING, *_CLOSING, *_TIMEWAIT,
+                                                        *_CONNECTING, *_QUEUES]}
 
 
 class UnknownScenario(KeyError):

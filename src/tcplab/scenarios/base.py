@@ -184,7 +184,8 @@ def execute(scenario: Scenario, seed: int = 1, switches: Switches = DEFAULT) -> 
             "switches": switches.to_json(), "flags": switches.flags(), "msl": MSL,
             "profile": switches.profile,
             "virtual_seconds": round(net.now, 6),
-            "outcome": outcome}
+            "outcome": outcome,
+            "counters": {name: h.counters.as_dict() for name, h in net.hosts.items()}}
     return Result(scenario, seed, switches, net, events, outcome, wall, meta)
 
 

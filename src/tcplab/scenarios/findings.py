@@ -38,29 +38,36 @@ def _sends(events: list[Event]) -> list[Event]:
 
 def roles_of(events: list[Event]) -> list[tuple[Event, list[str]]]:
     """Each segment put on the wire, with its roles in the life, in order."""
+    return [(e, roles) for e, roles, _life in lives_of(events)]
+
+
+def lives_of(events: list[Event]) -> list[tuple[Event, list[str], int]]:
+    """Each segment put on the wire, with its roles and which life of its 4-tuple it
+    belongs to (a new SYN on a 4-tuple used before starts the next life)."""
     from tcplab.wire.tcp import TcpSegment, parse_flags
 
     life = LifeRoles()
     out = []
     for e in _sends(events):
-        seg = TcpSegment(_endpoint(e["src"])[1], _endpoint(e["dst"])[1], e["seq"], e["ack"],
+        src, dst = _endpoint(e["src"]), _endpoint(e["dst"])
+        seg = TcpSegment(src[1], dst[1], e["seq"], e["ack"],
                          parse_flags(e["flags"]), e.get("win", 0), payload=bytes(e["len"]))
-        roles = life.roles(_endpoint(e["src"]), _endpoint(e["dst"]), seg)
-        out.append((e, [r for r, _side in roles]))
+        roles = life.roles(src, dst, seg)
+        out.append((e, [r for r, _side in roles], life.life(src, dst)))
     return out
 
 
 def timeline(events: list[Event]) -> list[dict[str, Any]]:
     """Every copy of a segment after the first: time, host, role, which copy, and the
     retransmission timeout that had run (the timer armed before it)."""
-    copies: dict[tuple[str, str, str, str], int] = {}
+    copies: dict[tuple[str, str, str, str, int], int] = {}
     out: list[dict[str, Any]] = []
     # per (host, connection): when its retransmission timer was last armed, when it
     # last fired, and how long it had run then
     armed: dict[tuple[str, str], float] = {}
     fired: dict[tuple[str, str], float] = {}
     ran: dict[tuple[str, str], float] = {}
-    sends = {id(e): roles for e, roles in roles_of(events)}
+    sends = {id(e): (roles, n) for e, roles, n in lives_of(events)}
     for e in events:
         if e["kind"] == "timer" and e["timer"] == "retransmit":
             at = (e["host"], str(e.get("conn")))
@@ -69,11 +76,11 @@ def timeline(events: list[Event]) -> list[dict[str, Any]]:
             elif e["action"] == "fired" and at in armed:
                 fired[at] = e["t"]
                 ran[at] = e["t"] - armed[at]
-        roles = sends.get(id(e))
-        if not roles:
+        found = sends.get(id(e))
+        if not found or not found[0]:
             continue
-        role = roles[0]
-        key = (e["host"], e["src"], e["dst"], role)   # copies of one connection's segment
+        role = found[0][0]
+        key = (e["host"], e["src"], e["dst"], role, found[1])  # copies of one life's segment
         copies[key] = copies.get(key, 0) + 1
         if copies[key] > 1:
             # Sent by the retransmission timer only if that timer fired just then; an
@@ -103,12 +110,15 @@ def outcome(events: list[Event]) -> dict[str, Any]:
     failed = [{"host": e.get("host"), "call": e.get("label"), "error": e.get("result"),
                "t": e["t"], "after": (e.get("args") or {}).get("after")}
               for e in events if e["kind"] == "note" and e.get("fact") == "call-failed"]
+    waited = [{"host": e.get("host"), "call": e.get("label"), "t": e["t"],
+               "after": (e.get("args") or {}).get("after")}
+              for e in events if e["kind"] == "note" and e.get("fact") == "call-waited"]
     last: dict[str, Event] = {}
     for e in events:
         if e["kind"] == "state" and not str(e["conn"]).endswith("-*:*"):
             last[e["host"]] = e
     ends = {h: {"state": e["to"], "cause": e["cause"], "t": e["t"]} for h, e in last.items()}
-    return {"failed": failed, "ends": ends}
+    return {"failed": failed, "waited": waited, "ends": ends}
 
 
 def answers(events: list[Event], delay: float) -> dict[str, Any]:
@@ -178,23 +188,30 @@ def lines(events: list[Event], lang: str, delay: float, fault_texts: list[str],
             else:
                 rows.append((r, 1))
         shown = rows if len(rows) <= most else rows[:most - 1]
+        w_t = max(len(f"{r['t']:.3f}") for r, _n in shown)
         for r, n in shown:
             rto = tr("find.rto", lang, rto=seconds(r["rto"], lang)) if r["rto"] else ""
             many = tr("find.conns", lang, n=n) if n > 1 else ""
-            out.append("  " + tr("find.retrans.row", lang, t=f"{r['t']:.3f}", host=r["host"],
+            out.append("  " + tr("find.retrans.row", lang, t=f"{r['t']:>{w_t}.3f}", host=r["host"],
                                  role=tr(f"role.{r['role']}", lang), copy=r["copy"],
                                  rto=rto) + many)
         if len(shown) < len(rows):
             out.append("  " + tr("find.retrans.more", lang,
                                  n=sum(n for _r, n in rows[len(shown):])))
     end = outcome(events)
+    for f in end["waited"]:
+        out.append(tr("find.waited", lang, host=f["host"], call=f["call"],
+                      after=seconds(float(f["after"] or 0.0), lang)))
     for f in end["failed"]:
         out.append(tr("find.failed", lang, host=f["host"], call=f["call"], error=f["error"],
                       after=seconds(float(f["after"] or 0.0), lang)))
-        why = end["ends"].get(f["host"], {}).get("cause")
-        if why and end["ends"][f["host"]]["state"] == "CLOSED":
-            said = why if lang == "en" else (phrase("causename", why, lang) or why)
-            out.append("  " + tr("find.why", lang, why=said))
+    if end["failed"] or end["waited"] or fault_texts:
+        # how each side's connection ended, and the cause the engine gave
+        for host, e in end["ends"].items():
+            why = e["cause"] if lang == "en" else (phrase("causename", e["cause"], lang)
+                                                   or e["cause"])
+            out.append("  " + tr("find.end", lang, host=host, state=e["state"],
+                                 t=f"{e['t']:.3f}", why=why))
     return out
 
 

@@ -2,10 +2,13 @@
 
 Theory of operation
 -------------------
-The network owns a virtual clock and a heap of in-flight packets ordered by
-arrival time.  :meth:`Network.step` jumps the clock to the next thing that
-happens, a packet arrival or a host timer, and lets it happen; so a 60 s
-TIME-WAIT costs as much wall time as any other event.
+The network owns a virtual clock and the in-flight packets, ordered by
+arrival time: a heap of the distinct arrival times and, for each, a list of
+the packets due then in the order they were sent (a burst of segments sent at
+once over one link arrives at one time: one heap entry, not one per packet).
+:meth:`Network.step` jumps the clock to the next thing that happens, a packet
+arrival or a host timer, and lets it happen; so a 60 s TIME-WAIT costs as much
+wall time as any other event.
 
 Each directed link has its own ``random.Random`` seeded from the network seed
 and the two host names, so adding a link or a host never changes what
@@ -29,6 +32,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from mypy_extensions import mypyc_attr
 
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.context import Outgoing
@@ -84,10 +89,14 @@ class Fault:
     count: int = 1
     delay: float = 0.0
     name: str = ""
-    seen: int = field(default=0, init=False)
-    applied: int = field(default=0, init=False)
+    # Counters, not constructor arguments.  Set in __post_init__: mypyc's
+    # dataclasses leave an init=False field with a default unset.
+    seen: int = field(init=False)
+    applied: int = field(init=False)
 
     def __post_init__(self) -> None:
+        self.seen = 0
+        self.applied = 0
         if self.action not in ("drop", "delay", "duplicate", "corrupt"):
             raise ValueError(f"unknown fault action {self.action!r}")
         if not self.name:
@@ -103,6 +112,22 @@ class Fault:
         return False
 
 
+# Compiled: not tracked by the cycle collector (nothing it refers to refers back to
+# it), and one freed instance is kept for the next packet.
+@mypyc_attr(acyclic=True, free_list_len=1)
+class InFlight:
+    """A packet on its way: to ``dst``, sent at ``sent``, with its trace event."""
+
+    __slots__ = ("data", "dst", "ev", "sent")
+
+    def __init__(self, dst: Host, data: bytes | Outgoing, ev: Event | None, sent: float) -> None:
+        self.dst = dst
+        self.data = data  #: the checked segment (with its packet), or corrupted bytes
+        self.ev = ev
+        self.sent = sent
+
+
+@mypyc_attr(native_class=False)  # mypyc's native classes cannot subclass TimeoutError
 class SimulationStuck(TimeoutError):
     """Nothing more can happen, but the awaited condition is still false."""
 
@@ -119,9 +144,15 @@ class Network:
         self.hosts: dict[str, Host] = {}
         self._by_addr: dict[str, Host] = {}
         self.links: dict[tuple[str, str], tuple[LinkSpec, random.Random]] = {}
+        # The same links by sender, then receiver: found per packet without a tuple key.
+        self._links_from: dict[str, dict[str, tuple[LinkSpec, random.Random]]] = {}
         self.faults: list[Fault] = []
-        self._heap: list[tuple[float, int, Host, bytes | Outgoing, Event | None, float]] = []
-        self._seq = 0
+        # In flight: arrival time -> packets due then, in sending order, and a heap of
+        # those arrival times.
+        self._due: dict[float, list[InFlight]] = {}
+        self._times: list[float] = []
+        self._last_at = 0.0  # the arrival time last pushed, and its list (a burst's)
+        self._last_due: list[InFlight] | None = None
         self._sent_count: dict[str, int] = {}
         self.events_processed = 0
         self.on_step: list[Callable[[], None]] = []
@@ -161,6 +192,8 @@ class Network:
         rev = back or (LinkSpec(**kw) if spec is None else spec)
         self.links[(an, bn)] = (fwd, random.Random(f"{self.seed}:link:{an}>{bn}"))
         self.links[(bn, an)] = (rev, random.Random(f"{self.seed}:link:{bn}>{an}"))
+        self._links_from.setdefault(an, {})[bn] = self.links[(an, bn)]
+        self._links_from.setdefault(bn, {})[an] = self.links[(bn, an)]
 
     def add_fault(self, fault: Fault) -> Fault:
         self.faults.append(fault)
@@ -194,8 +227,16 @@ class Network:
 
     def _push(self, at: float, dst: Host, data: bytes | Outgoing, ev: Event | None,
               sent: float) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, dst, data, ev, sent))
+        packet = InFlight(dst, data, ev, sent)
+        due = self._last_due
+        if due is None or at != self._last_at:
+            due = self._due.get(at)
+            if due is None:
+                due = self._due[at] = []
+                heapq.heappush(self._times, at)
+            self._last_at = at
+            self._last_due = due
+        due.append(packet)
 
     def _send(self, src: Host, out: Outgoing) -> None:
         dst = self._by_addr.get(out.dst)
@@ -205,7 +246,8 @@ class Network:
                 ev["fate"] = "dropped"
                 ev["reason"] = "no route to host"
             return
-        link = self.links.get((src.name, dst.name))
+        links = self._links_from.get(src.name)
+        link = links.get(dst.name) if links is not None else None
         if link is None:
             if ev is not None:
                 ev["fate"] = "dropped"
@@ -291,7 +333,7 @@ class Network:
     # ------------------------------------------------------------ the clock
 
     def next_time(self) -> float | None:
-        best = self._heap[0][0] if self._heap else None
+        best = self._times[0] if self._times else None
         for host in self.hosts.values():
             d = host.next_deadline()
             if d is not None and (best is None or d < best):
@@ -306,10 +348,10 @@ class Network:
         once), then every host timer due then fires.
         """
         self.flush()
-        heap = self._heap
+        times = self._times
         hosts = list(self.hosts.values())
         deadlines = [host.next_deadline() for host in hosts]
-        t = heap[0][0] if heap else None
+        t = times[0] if times else None
         for d in deadlines:
             if d is not None and (t is None or d < t):
                 t = d
@@ -322,30 +364,46 @@ class Network:
         now = self.now
         touched: set[Host] | None = None
         msl = self.msl
-        while heap and heap[0][0] <= now:
-            _at, _n, dst, data, ev, sent = heapq.heappop(heap)
-            self.events_processed += 1
-            if msl is not None and now - sent > msl:
-                if ev is not None:
-                    ev["fate"] = "dropped"
-                    ev["reason"] = "exceeded MSL in the network"
-                continue
-            pid = ev["id"] if ev is not None else None
-            if type(data) is bytes:
-                dst.receive(data, now, pid)
-            else:
-                assert isinstance(data, Outgoing)
-                dst.cx.packet_id = pid
-                dst.receive_segment(data.src, data.dst, data.seg, now)
-            if touched is None:
-                touched = {dst}
-            else:
-                touched.add(dst)
-            cx = dst.cx
-            if cx.outbox or cx.requests:
-                for out in dst.transmit():
-                    self._send(dst, out)
-        for host, d in zip(hosts, deadlines, strict=True):
+        while times and times[0] <= now:
+            at = times[0]
+            due = self._due[at]
+            # In sending order; a packet sent meanwhile with no delay arrives at
+            # ``at`` too and is appended here, so it is delivered in this pass.
+            i = 0
+            while i < len(due):
+                packet = due[i]
+                i += 1
+                dst = packet.dst
+                data = packet.data
+                ev = packet.ev
+                self.events_processed += 1
+                if msl is not None and now - packet.sent > msl:
+                    if ev is not None:
+                        ev["fate"] = "dropped"
+                        ev["reason"] = "exceeded MSL in the network"
+                    continue
+                pid = ev["id"] if ev is not None else None
+                if type(data) is bytes:
+                    dst.receive(data, now, pid)
+                else:
+                    assert isinstance(data, Outgoing)
+                    dst.cx.packet_id = pid
+                    dst.receive_segment(data.src, data.dst, data.seg, now)
+                if touched is None:
+                    touched = {dst}
+                else:
+                    touched.add(dst)
+                cx = dst.cx
+                if cx.outbox or cx.requests:
+                    for out in dst.transmit():
+                        self._send(dst, out)
+            del self._due[at]
+            if due is self._last_due:
+                self._last_due = None
+            heapq.heappop(times)
+        for i in range(len(hosts)):
+            host = hosts[i]
+            d = deadlines[i]
             if touched is not None and host in touched:
                 d = host.next_deadline()  # what it received may have moved its timers
             if d is not None and d <= now:

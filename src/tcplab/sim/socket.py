@@ -27,7 +27,8 @@ class SimDriver:
             self.net.run_until(cond, 3600.0 * 24 if timeout is None else timeout, what)
         except SimulationStuck as exc:
             if timeout is not None and self.net.now >= 0:
-                raise TimeoutError(errno.ETIMEDOUT, f"timed out ({what})") from None
+                # as Python's socket.timeout: no errno (a connection's ETIMEDOUT has one)
+                raise TimeoutError(f"timed out ({what})") from None
             raise TimeoutError(errno.ETIMEDOUT, str(exc)) from None
 
     def kick(self) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import socket
 import struct
 from functools import lru_cache
+from typing import Final
 
-_TCP = 6
+_TCP: Final = 6
 
 
 def ones_sum(data: bytes) -> int:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from tcplab.wire.checksum import addr_bytes, addr_str, internet_checksum
 from tcplab.wire.errors import WireError
 from tcplab.wire.tcp import TcpSegment, emit_tcp, parse_tcp
 
-PROTO_TCP = 6
-_V4 = struct.Struct("!BBHHHBBH4s4s")
-_V6 = struct.Struct("!IHBB16s16s")
+PROTO_TCP: Final = 6
+_V4: Final = struct.Struct("!BBHHHBBH4s4s")
+_V6: Final = struct.Struct("!IHBB16s16s")
 
 
 @dataclass(frozen=True, slots=True)

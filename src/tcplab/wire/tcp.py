@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from tcplab.wire.checksum import ones_sum, pseudo_header
 from tcplab.wire.errors import WireError
 
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
-URG = 0x20
-ECE = 0x40
-CWR = 0x80
+# Final: mypyc compiles these as constants, not as lookups in the module's globals.
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+URG: Final = 0x20
+ECE: Final = 0x40
+CWR: Final = 0x80
 
 # Letters as the trace schema writes them: "SA", "FA", "R", "PA".  That is
 # S F R P U E C with A last, the way tcpdump and most textbooks print them.
@@ -34,8 +37,8 @@ _FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (EC
                  (CWR, "C"), (ACK, "A"))
 _LETTER_FLAGS = {letter: bit for bit, letter in _FLAG_LETTERS}
 
-_HDR = struct.Struct("!HHIIBBHHH")
-HEADER_LEN = 20
+_HDR: Final = struct.Struct("!HHIIBBHHH")
+HEADER_LEN: Final = 20
 
 
 def _make_flag_table() -> tuple[str, ...]:
@@ -45,7 +48,7 @@ def _make_flag_table() -> tuple[str, ...]:
     return tuple(table)
 
 
-_FLAG_STR = _make_flag_table()
+_FLAG_STR: Final = _make_flag_table()
 
 
 def flags_str(flags: int) -> str:
@@ -68,25 +71,28 @@ def parse_flags(text: str) -> int:
 
 # ---------------------------------------------------------------- options
 
-OPT_EOL = 0
-OPT_NOP = 1
-OPT_MSS = 2
-OPT_WSCALE = 3
-OPT_SACK_PERMITTED = 4
-OPT_SACK = 5
-OPT_TIMESTAMPS = 8
+OPT_EOL: Final = 0
+OPT_NOP: Final = 1
+OPT_MSS: Final = 2
+OPT_WSCALE: Final = 3
+OPT_SACK_PERMITTED: Final = 4
+OPT_SACK: Final = 5
+OPT_TIMESTAMPS: Final = 8
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Eol:
     """End of option list (kind 0)."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Nop:
     """No-operation, used for alignment (kind 1)."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Mss:
     """Maximum segment size (kind 2), only in SYN segments."""
@@ -94,6 +100,7 @@ class Mss:
     value: int
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class WindowScale:
     """Window scale shift count (kind 3, RFC 7323)."""
@@ -101,11 +108,13 @@ class WindowScale:
     shift: int
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class SackPermitted:
     """SACK permitted (kind 4, RFC 2018)."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Sack:
     """Selective acknowledgment blocks (kind 5, RFC 2018): (left, right) edges."""
@@ -113,6 +122,7 @@ class Sack:
     blocks: tuple[tuple[int, int], ...]
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Timestamps:
     """Timestamps (kind 8, RFC 7323)."""
@@ -121,6 +131,7 @@ class Timestamps:
     tsecr: int
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class UnknownOption:
     """An option tcplab does not interpret, kept verbatim."""
@@ -225,6 +236,9 @@ def emit_options(options: tuple[TcpOption, ...]) -> bytes:
 # ---------------------------------------------------------------- segment
 
 
+# Compiled, a segment is not tracked by the cycle collector (it refers to no object
+# that could refer back to it) and one freed segment is kept for the next one.
+@mypyc_attr(acyclic=True, free_list_len=1)
 class TcpSegment:
     """The checked, high-level form of a TCP header plus payload.
 

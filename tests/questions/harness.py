@@ -1,4 +1,5 @@
-"""Running a drilled question's documented command and reading its answer from JSON.
+"""Running a drilled question's documented command and reading its answer from JSON (the tests of
+this folder import it as ``from .harness import answer, run``).
 
 ``answer(n)`` runs the first command of question ``n`` (as docs/questions.md
 prints it) with ``--json`` through the CLI itself and returns the parsed
