@@ -779,6 +779,7 @@ _NO_SWITCH = {
                          "cannot be changed",
     "four_segment": "--four-segment needs a server that is a script, not a kernel",
     "time_wait": "Linux's TIME-WAIT is a fixed 60 s (TCP_TIMEWAIT_LEN), not a setting",
+    "variant": "--variant: a Linux lesson tells the scenario's main case",
 }
 
 
@@ -798,7 +799,8 @@ def lesson_for(name: str, sw: Switches, sysctls: tuple[str, ...] = ()) -> Lesson
         raise LessonError(f"scenario {name} cannot run on Linux: {NOT_ON_LINUX[name]}")
     fn = LESSONS.get(name)
     if fn is None:
-        raise LessonError(f"unknown scenario {name!r}")
+        raise LessonError(f"scenario {name} has no Linux lesson (yet); these do: "
+                          f"{', '.join(LESSONS)}")
     default = Switches()
     for field, why in _NO_SWITCH.items():
         if getattr(sw, field) != getattr(default, field):
