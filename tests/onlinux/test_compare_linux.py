@@ -139,8 +139,15 @@ def check_half_close(c: Comparison) -> None:
 
 
 def check_close_combined(c: Comparison) -> None:
-    assert _close_flags(c.linux_events) == ["client:FA", "server:FA", "client:A"]
-    assert rows(c, "exchange")[""].same
+    lin = c.linux_events
+    fin = next(e for e in sent(lin, "client") if "F" in e["flags"])
+    close = next(e for e in lin if e.get("key") == "cc.server")
+    if close["t"] - fin["t_arrive"] < 0.030:
+        # close() within the delayed-ACK time: the ACK of the FIN rides on the server's FIN
+        assert _close_flags(lin) == ["client:FA", "server:FA", "client:A"]
+        assert rows(c, "exchange")[""].same
+    else:  # the server's program was late (a busy machine): the ACK went alone first
+        assert _close_flags(lin) == ["client:FA", "server:A", "server:FA", "client:A"]
 
 
 def check_simultaneous_close(c: Comparison) -> None:

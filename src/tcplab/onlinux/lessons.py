@@ -443,31 +443,46 @@ def _syn_flood(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
 
 
 def _simultaneous_open(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
-    def end(mine: int, peer: tuple[str, int]) -> Callable[[Side], None]:
-        def program(side: Side) -> None:
-            sock = side.socket()
-            sock.bind(("0.0.0.0", mine))
-            sock.setblocking(False)
-            side.signal(f"bound-{side.name}")
-            side.wait("bound-A")
-            side.wait("bound-B")
-            if side.name == "A":
-                side.note("A (port 5000) and B (port 6000) both call connect() to each "
-                          "other, no listener", key="simopen.both", pa=5000, pb=6000)
-            sock.connect_ex(peer)
-            err = _wait_connected(side, sock, 5.0)
-            if err:
-                raise OSError(err, "connect")
-            side.sleep(0.2)
-            side.signal(f"open-{side.name}")
-            side.wait("end")
-        return program
+    # Both SYNs must leave before either arrives (the one-way delay is 50 ms), or the
+    # later end's port has no socket yet and answers RST. Two threads woken together can
+    # be further apart than that on a busy machine, so A's thread makes both connect()
+    # calls, microseconds apart (non-blocking); B's socket is a kernel socket of B's
+    # namespace whichever thread calls it.
+    b_sock: list[socket.socket] = []
+
+    def program_a(side: Side) -> None:
+        sock = side.socket()
+        sock.bind(("0.0.0.0", 5000))
+        sock.setblocking(False)
+        side.wait("bound-B")
+        side.note("A (port 5000) and B (port 6000) both call connect() to each other, no "
+                  "listener", key="simopen.both", pa=5000, pb=6000)
+        sock.connect_ex((SERVER_ADDR, 6000))
+        b_sock[0].connect_ex((CLIENT_ADDR, 5000))
+        side.signal("connecting")
+        _established(side, sock)
+
+    def program_b(side: Side) -> None:
+        sock = side.socket()
+        sock.bind(("0.0.0.0", 6000))
+        sock.setblocking(False)
+        b_sock.append(sock)
+        side.signal("bound-B")
+        side.wait("connecting")
+        _established(side, sock)
+
+    def _established(side: Side, sock: socket.socket) -> None:
+        err = _wait_connected(side, sock, 5.0)
+        if err:
+            raise OSError(err, "connect")
+        side.sleep(0.2)
+        side.signal(f"open-{side.name}")
+        side.wait("end")
 
     def both_established(p: Progress) -> bool:
         return {"open-A", "open-B"} <= p.marks
 
-    return Lesson("simultaneous-open",
-                  {"A": end(5000, (SERVER_ADDR, 6000)), "B": end(6000, (CLIENT_ADDR, 5000))},
+    return Lesson("simultaneous-open", {"B": program_b, "A": program_a},
                   ends=(("A", CLIENT_ADDR), ("B", SERVER_ADDR)), main=(),
                   settled=both_established)
 
@@ -574,18 +589,24 @@ def _close_combined(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
 
 
 def _simultaneous_close(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
-    go = threading.Event()
+    # "At the same moment": both FINs must leave before either arrives (within the 50 ms
+    # one-way delay). Two threads woken together can be further apart than that on a
+    # busy machine, so one thread makes both calls, microseconds apart: the server's
+    # socket is a kernel socket of the server's namespace whichever thread closes it.
+    server_conn: list[socket.socket] = []
+    ready = threading.Event()
 
     def client(side: Side, cli: socket.socket) -> None:
         side.sleep(0.5)
+        if not ready.wait(side.sides.limit):
+            return
         side.note("client and server call close() at the same moment", key="simclose.both")
-        go.set()
         cli.close()
+        server_conn[0].close()
 
     def server(side: Side, conn: socket.socket) -> None:
-        if not go.wait(side.sides.limit):
-            return
-        conn.close()
+        server_conn.append(conn)
+        ready.set()
 
     return _connected_pair(client, server, "simultaneous-close")
 
