@@ -126,16 +126,20 @@ def test_the_terminal_tells_it_in_chinese_with_the_end_of_the_run() -> None:
     assert max(width(line) for line in out.splitlines()) <= 80  # display cells
 
 
-def test_without_root_one_line_says_so_and_how_to_run_it() -> None:
+@pytest.mark.parametrize("command", [["demo", "--on", "linux"],
+                                     ["scenario", "run", "close", "--on", "linux"],
+                                     ["compare", "close"]])
+def test_without_root_one_line_says_so_and_how_to_run_it(command: list[str]) -> None:
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
+    # Root without its network and admin capabilities: what `sudo` would give back.
     res = subprocess.run(["setpriv", "--bounding-set=-net_admin,-net_raw,-sys_admin", "--",
-                          *TCPLAB, "demo", "--on", "linux"], capture_output=True, text=True,
-                         timeout=30, check=False)
+                          *TCPLAB, *command], capture_output=True, text=True, timeout=30,
+                         check=False)
     assert res.returncode == 1
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
-    assert "needs root" in lines[0] and "Run: sudo tcplab demo --on linux" in lines[0]
+    assert "needs root" in lines[0] and f"Run: sudo tcplab {' '.join(command)}" in lines[0]
     assert "Traceback" not in res.stderr
 
 

@@ -577,6 +577,7 @@ def _fates(events: list[Event], log: list[Passage], arrivals: dict[bytes, list[i
             e["fate"], e["reason"] = "duplicated", f"fault: {p.rule}"
             copy: Event = {**e, "id": next_id, "copy_of": e["id"], "fate": "delivered"}
             copy.pop("raw", None)
+            copy.pop("reason", None)  # the fault hit one segment; the copy is its effect
             next_id += 1
             if len(got) > 1:
                 copy["t_arrive"] = (got[1] - t0_ns) / 1e9
