@@ -18,7 +18,9 @@ its kernel sends. One thread waits on both file descriptors. For each packet it
 
 Every packet that passes is logged as a :class:`Passage` (what it was, what was done,
 which rule), so the trace can say what happened to each segment and why. Packets a
-lesson injects (an old duplicate SYN, a spoofed SYN) go through :meth:`inject`.
+lesson injects (an old duplicate SYN, a spoofed SYN) go through :meth:`inject`; a
+packet addressed to neither end (a SYN-ACK to a flood's spoofed address, routed to the
+wire so that the server keeps its half-open connection) is logged and not delivered.
 
 Why not nftables or tc: their rules see headers, not lives. "The second FIN", "the
 ACK of the last FIN" or "every retransmission of the SYN" depend on what came
