@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "http": 4, "lab": 4, "packetdrill": 4, "scenarios": 4, "render": 4, "pcap": 4,  # applications
     "i18n": 4,            # the text catalogues the applications speak in
     "faults": 4,          # --drop/--delay/--dup: segments named by their role in a life
+    "onlinux": 4,         # lessons on two Linux kernels in namespaces (--on linux, compare)
     "cli": 5, "__main__": 5,
     "__init__": 0,        # tcplab/__init__.py: the version, and the build choice
     "buildinfo": 0,       # which build runs (compiled or pure Python): standard library only

@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lab": ("tcplab.cli.lab", "lab", "Practice labs on kernel sockets: TIME-WAIT, SO_REUSEADDR, close storms"),
     "scenario": ("tcplab.cli.scenario", "scenario",
                  "Why three segments to open, four to close, and TIME-WAIT: run it, break it"),
+    "compare": ("tcplab.cli.compare", "compare",
+                "The engine and Linux, the same lesson side by side, and where they differ "
+                "(root)"),
 }
 
 

@@ -18,6 +18,7 @@ from tcplab.cli.common import (
     resolve_width,
     trace_options,
 )
+from tcplab.cli.onlinux import on_option
 from tcplab.cli.params import SEED, FiniteFloat, reject_unless
 from tcplab.i18n import seconds, wrap
 from tcplab.i18n import text as tr
@@ -76,9 +77,10 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str | None
               help="Run the whole catalogue of scenarios (tcplab scenario list) instead.")
 @environment_options
 @trace_options
+@on_option
 def demo(seed: int, rtt: float | None, msl: float, isn: tuple[int | None, int | None],
          sizes: tuple[int | None, int | None], think: float | None, run_all: bool,
-         profile: str,
+         on: str, profile: str,
          sysctls: tuple[str, ...], drops: tuple[str, ...], delays: tuple[str, ...],
          dups: tuple[str, ...], json_out: bool, lang: str,
          absolute: bool, width: str | None, svg: str | None, html: str | None,
@@ -96,6 +98,7 @@ def demo(seed: int, rtt: float | None, msl: float, isn: tuple[int | None, int | 
       tcplab demo --drop last-ack                  # the FIN comes again; TIME-WAIT restarts
       tcplab demo --isn 1000 --bytes 4000          # 408 exam numbers, answers printed
       tcplab demo --rtt 0.05 --msl 0.8             # when does each side reach CLOSED?
+      sudo tcplab demo --on linux --drop last-ack  # the same on two Linux kernels
     """
     ctx = click.get_current_context()
     # --delay SECONDS (a plain number) is the one-way delay, as it always was; a fault
@@ -111,6 +114,13 @@ def demo(seed: int, rtt: float | None, msl: float, isn: tuple[int | None, int | 
         param = next(p for p in ctx.command.params if p.name == "delays")
         delay = FiniteFloat(0.0, 60.0).convert(link_delays[0], param, ctx)
     config, faults = parse_environment(profile, sysctls, drops, delays, dups)
+    if on == "linux":  # two Linux kernels in namespaces (tcplab.cli.onlinux)
+        importlib.import_module("tcplab.cli.onlinux").demo_on_linux(
+            ctx, delay=delay, think=think, sizes=sizes,
+            exam=sizes != (None, None) or rtt is not None, sysctls=sysctls, faults=faults,
+            json_out=json_out, lang=lang, absolute=absolute, width=width, svg=svg, html=html,
+            pcap=pcap)
+        return
     reject_unless(ctx, not run_all, ["rtt", "msl", "absolute", "svg", "html", "pcap", "isn",
                                      "think",
                                      "sizes", "profile", "sysctls", "drops", "delays", "dups"],

@@ -25,6 +25,7 @@ from tcplab.cli.common import (
     resolve_width,
     trace_options,
 )
+from tcplab.cli.onlinux import on_option
 from tcplab.cli.params import SEED, FiniteFloat, OutputFile, reject_unless
 from tcplab.i18n import colon, maybe, pad, wrap
 from tcplab.i18n import text as tr
@@ -145,9 +146,10 @@ _PLOTTED = ("server-close-storm",)  # outcomes with a time series (a "table")
               help="Another case the scenario can show (tcplab scenario list names them).")
 @environment_options
 @trace_options
+@on_option
 def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | None,
             syn_cookies: bool, no_rfc1337: bool, no_reuseaddr: bool, reuseaddr_new_only: bool,
-            four_segment: bool, plot: str | None, variant: str | None, profile: str,
+            four_segment: bool, plot: str | None, variant: str | None, on: str, profile: str,
             sysctls: tuple[str, ...],
             drops: tuple[str, ...], delays: tuple[str, ...], dups: tuple[str, ...],
             json_out: bool, lang: str, absolute: bool,
@@ -160,6 +162,7 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
       tcplab scenario run close --time-wait 0          # remove TIME-WAIT: what breaks?
       tcplab scenario run syn-flood --profile linux    # Linux: SYN cookies are on
       tcplab scenario run close --drop fin:2 --lang zh
+      sudo tcplab scenario run lost-final-ack --on linux
     """
     _cfg, faults = parse_environment(profile, sysctls, drops, delays, dups)
     sc = _get(name, lang)
@@ -182,6 +185,14 @@ def run_cmd(name: str, seed: int, two_way_handshake: bool, time_wait: float | No
                   four_segment=four_segment, variant=variant, profile=profile,
                   sysctls=tuple(sysctls),
                   faults=faults)
+    if on == "linux":  # two Linux kernels in namespaces (tcplab.cli.onlinux)
+        import importlib
+
+        importlib.import_module("tcplab.cli.onlinux").scenario_on_linux(
+            ctx, name=name, switches=sw, sysctls=tuple(sysctls), faults=faults,
+            json_out=json_out, lang=lang, absolute=absolute, width=width, svg=svg, html=html,
+            pcap=pcap)
+        return
     result = execute(sc, seed, sw)
     cols = None if json_out else resolve_width(width, lang)
     if json_out:

@@ -66,6 +66,8 @@ TW_POLL_NS = 500_000_000  # how often sock_diag is asked whether a mini-socket i
 CAUSE_WINDOW_NS = 2_000_000  # a segment this recent is taken as a state change's cause
 
 STATE_NAMES = sockdiag.STATES
+#: a RST ended a timewait mini-socket (tcp_rfc1337 = 0): the engine's words for it
+RST_IN_TIME_WAIT = "RST in TIME-WAIT (no RFC 1337 protection)"
 CLOSED = "CLOSED"
 Key = tuple[str, int, str, int]  # local addr, local port, remote addr, remote port
 
@@ -243,7 +245,8 @@ class KernelWatch:
                  host_names: tuple[str, str] = ("client", "server"),
                  emit_segments: bool = True,
                  symbols: dict[str, dict[str, dict[int, str]]] | None = None,
-                 peer_name: str | None = None) -> None:
+                 peer_name: str | None = None,
+                 host_of: Callable[[str], str | None] | None = None) -> None:
         self.filt = filt or WatchFilter()
         self.lang = lang
         self.t0_ns = t0_ns
@@ -254,6 +257,9 @@ class KernelWatch:
         self.emit_segments = emit_segments
         self.symbols = symbols or {}
         self.peer_name = peer_name  # who the other end is, when not a watched socket
+        # The host an address belongs to, where the caller knows (two namespaces, one
+        # address each): then each end is named by its address, not by its role.
+        self.host_of = host_of
         self.events: list[Event] = []
         self.dropped_events = 0
         self.raw_bytes = 0
@@ -271,9 +277,10 @@ class KernelWatch:
         self._wanted_socks: set[object] = set()  # --pid: its sockets before they have a port
         self._seen_request: set[Key] = set()
         # The last segment each end received: (ts, flags, segment id), by receiver's key.
-        self._last_in: dict[Key, tuple[int, str, int]] = {}
+        self._last_in: dict[Key, tuple[int, str, int, int]] = {}
         self._comms: dict[int, str] = {}
         self._truncated_noted = False
+        self._sent_ids: dict[bytes, int] = {}  # packet bytes -> id of its send event
 
     # ------------------------------------------------------------ inputs
 
@@ -290,10 +297,17 @@ class KernelWatch:
             return
         heapq.heappush(self._heap, (rec.ts_ns, next(self._order), "record", rec))
 
-    def feed_packet(self, ts_ns: int, data: bytes) -> None:
+    def feed_packet(self, ts_ns: int, data: bytes, part: str = "both") -> None:
         """A segment on the wire: a ``segment`` event (if ``emit_segments``), and what
-        tells which segment caused a state change and when a peer's FIN arrived."""
-        heapq.heappush(self._heap, (ts_ns, next(self._order), "packet", data))
+        tells which segment caused a state change and when a peer's FIN arrived.
+
+        ``part``: ``"both"`` where sending and arriving are one moment (loopback, a TUN
+        device); with a link between the ends, ``"sent"`` when it left its sender (the
+        ``segment`` event) and ``"arrived"`` when it reached its receiver (causes, a
+        peer's FIN), each with its own timestamp."""
+        if part not in ("both", "sent", "arrived"):
+            raise ValueError(f"part must be both, sent or arrived, not {part!r}")
+        heapq.heappush(self._heap, (ts_ns, next(self._order), "packet", (data, part)))
 
     def know_listener(self, addr: str, port: int, pid_owned: bool = False) -> None:
         """A socket already listening when the watch started (from sock_diag)."""
@@ -328,7 +342,7 @@ class KernelWatch:
             if kind == "state":
                 self._on_state(item)
             elif kind == "packet":
-                self._on_packet(ts, item)
+                self._on_packet(ts, *item)
             else:
                 self._on_record(item)
 
@@ -371,6 +385,10 @@ class KernelWatch:
 
     def role(self, key: Key) -> str:
         """The name of the end ``key`` is local to: client or server."""
+        if self.host_of is not None:
+            named = self.host_of(key[0])
+            if named is not None:
+                return named
         local, remote = (key[0], key[1]), (key[2], key[3])
         role = self._roles.get(local)
         if role is not None:
@@ -502,6 +520,10 @@ class KernelWatch:
         """Who is at the other end: "the server", "the client", or the peer's name."""
         if self.peer_name is not None:
             return self.peer_name
+        if self.host_of is not None:
+            named = self.host_of(key[2])
+            if named is not None and named not in ("client", "server"):
+                return named  # "A", "attacker": the name itself
         mine = self.role(key)
         return texts("the server" if mine == self.client_name else "the client", self.lang)
 
@@ -566,7 +588,7 @@ class KernelWatch:
 
     # ------------------------------------------------------------ segments
 
-    def _on_packet(self, ts: int, data: bytes) -> None:
+    def _on_packet(self, ts: int, data: bytes, part: str = "both") -> None:
         try:
             ip = parse_ip(data)
             if ip.proto != socket.IPPROTO_TCP:
@@ -578,6 +600,11 @@ class KernelWatch:
         src, dst = _norm(ip.src), _norm(ip.dst)
         key: Key = (src, seg.src_port, dst, seg.dst_port)
         rkey: Key = (dst, seg.dst_port, src, seg.src_port)
+        flags = flags_str(seg.flags)
+        if part == "arrived":
+            if self._wanted_key(key):
+                self._arrived(ts, rkey, flags, self._sent_ids.get(data, 0), len(seg.payload))
+            return
         if self._early and seg.syn and not seg.has_ack:
             # The SYN of a connect() whose SYN-SENT came before its port was chosen.
             for sock_id, changes in list(self._early.items()):
@@ -588,9 +615,9 @@ class KernelWatch:
         if not self._wanted_key(key):
             return
         self.segments_seen += 1
-        flags = flags_str(seg.flags)
         sender = self.role(key)
-        if "S" in flags and "A" not in flags and (src, seg.src_port) not in self._roles:
+        if "S" in flags and "A" not in flags and (src, seg.src_port) not in self._roles \
+                and (self.host_of is None or self.host_of(src) is None):
             self._set_role(key, self.client_name)  # a SYN comes from the client
             sender = self.client_name
         pid = 0
@@ -606,21 +633,43 @@ class KernelWatch:
                 ev["raw"] = bytes(data)
                 self.raw_bytes += len(data)
             self._emit(ev, ts)
+        if part == "sent":
+            if len(self._sent_ids) > 50_000:
+                self._sent_ids.clear()  # bound; an arrival follows its sending closely
+            self._sent_ids[bytes(data)] = pid
+            return
+        self._arrived(ts, rkey, flags, pid, len(seg.payload))
+
+    def _arrived(self, ts: int, rkey: Key, flags: str, pid: int, length: int) -> None:
+        """A segment reached its receiver: remember it as a cause; a peer's FIN; a SYN
+        that makes a request socket."""
+        dst, dport = rkey[0], rkey[1]
         if len(self._last_in) > 50_000:
             self._last_in.clear()  # bound; only the last few milliseconds matter
-        self._last_in[rkey] = (ts, flags, pid)
+        self._last_in[rkey] = (ts, flags, pid, length)
         receiver = self._conns.get(rkey)
         if receiver is not None:
+            if "R" in flags and receiver.tw and receiver.state == "TIME-WAIT" \
+                    and self.lookup(receiver.key) is None:
+                # The kernel has handled the RST by now (inputs wait HOLDBACK_NS).
+                role = self.role(receiver.key)
+                receiver.state, receiver.tw = CLOSED, ""
+                self._emit({"kind": "state", "host": role, "conn": conn_text(receiver.key),
+                            "from": "TIME-WAIT", "to": CLOSED,
+                            # the engine's cause, which the pictures explain in each language
+                            "cause": RST_IN_TIME_WAIT}, ts)
+                return
             if "F" in flags:
                 receiver.peer_fin_ns = receiver.peer_fin_ns or ts
                 if receiver.tw == "FIN-WAIT-2" and receiver.state == "FIN-WAIT-2":
                     self._timewait_fin(receiver, ts)
-        elif "S" in flags and "A" not in flags and self._listens(dst, seg.dst_port):
+        elif "S" in flags and "A" not in flags and self._listens(dst, dport):
             if rkey not in self._seen_request and len(self._seen_request) < 10_000:
                 self._seen_request.add(rkey)
                 ctext = conn_text(rkey)
-                self._note(ts, texts("request_sock", self.lang, role=self.server_name,
-                                     conn=ctext), self.server_name, ctext)
+                role = self.role(rkey) if self.host_of is not None else self.server_name
+                self._note(ts, texts("request_sock", self.lang, role=role, conn=ctext),
+                           role, ctext)
 
     def _timewait_fin(self, conn: _Conn, ts: int) -> None:
         """The peer's FIN reached a mini-socket in FIN-WAIT-2: confirm TIME-WAIT."""
@@ -656,6 +705,8 @@ class KernelWatch:
         state_num = v.get("state")
         state = STATE_NAMES.get(state_num, str(state_num)) if isinstance(state_num, int) \
             else self._conns[key].state if key in self._conns else "?"
+        if state_num == 0:
+            state = CLOSED  # no socket: a RST for a connection that does not exist
         if rec.event == "tcp_retransmit_skb":
             text = texts("retransmit", self.lang, role=role, conn=ctext, state=state)
         elif rec.event == "tcp_retransmit_synack":
@@ -679,10 +730,17 @@ class KernelWatch:
         reason = self.symbol(rec, "reason", rec.values.get("reason"))
         role = self.role(key)
         last = self._last_in.get(key)
+        if reason == "NOT_SPECIFIED" and last is not None and not last[3] \
+                and 0 <= rec.ts_ns - last[0] <= CAUSE_WINDOW_NS:
+            # tcp_rcv_state_process() frees a segment it has handled and not queued (an
+            # ACK, a RST, a FIN without data) through kfree_skb with no reason: consumed,
+            # not dropped.
+            return
         if conn is not None and last is not None and last[2] \
                 and 0 <= rec.ts_ns - last[0] <= CAUSE_WINDOW_NS:
             self._emit({"kind": "segment", "event": "drop", "id": last[2],
-                        "host": role, "conn": conn_text(key),
+                        "host": role, "conn": conn_text(key), "flags": last[1],
+                        "len": last[3], "fate": "dropped",
                         "reason": texts("drop", self.lang, reason=reason)}, rec.ts_ns)
             return
         ctext = conn_text(key)

@@ -82,6 +82,8 @@ class Lifelines:
     by_endpoint: dict[str, str] = field(default_factory=dict)
     by_ip: dict[str, set[str]] = field(default_factory=dict)
     addresses: dict[str, list[str]] = field(default_factory=dict)
+    #: port -> hosts with a listening socket on it (a SYN to that port is for them)
+    listeners: dict[int, set[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, events: Sequence[Event]) -> Lifelines:
@@ -103,7 +105,11 @@ class Lifelines:
             elif kind == "state":
                 conn = str(e.get("conn") or "")
                 if conn.endswith("-*:*"):
-                    continue  # a listening socket: its host gets a line from its connections
+                    # a listening socket: its host gets a line from its connections
+                    port = conn[:-4].rpartition(":")[2]
+                    if port.isdigit():
+                        lines.listeners.setdefault(int(port), set()).add(host)
+                    continue
                 ends = conn_endpoints(conn)
                 if ends is not None:
                     lines._own(ends[0], host)
@@ -139,6 +145,11 @@ class Lifelines:
         owners = self.by_ip.get(endpoint_ip(endpoint))
         if owners is not None and len(owners) == 1:
             return next(iter(owners))
+        # An endpoint that never sent (every SYN to it was lost): the host listening there.
+        port = endpoint.rpartition(":")[2]
+        listening = self.listeners.get(int(port)) if port.isdigit() else None
+        if listening is not None and len(listening) == 1:
+            return next(iter(listening))
         return None
 
 
