@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import cast
 
 from tcplab.wire.checksum import addr_bytes, addr_str, ones_sum, pseudo_header
 from tcplab.wire.errors import WireError
@@ -171,7 +170,7 @@ def decode(buf: bytes, *, vnet: bool) -> Decoded:
     src, dst = addr_str(bytes(s)), addr_str(bytes(d))
     # parse_tcp reads any buffer; a view spares a copy of up to 64 KB (the payload is
     # copied once, into the segment).
-    tcp = cast(bytes, view[ihl:total])
+    tcp = view[ihl:total]
     if partial or flags & F_DATA_VALID:
         seg = parse_tcp(tcp)  # nothing to verify: the kernel left the sum to the device
     else:

@@ -404,8 +404,10 @@ _SEGMENT_FIELDS = ("src_port", "dst_port", "seq", "ack", "flags", "window", "urg
                    "payload", "checksum")
 
 
-def parse_tcp(data: bytes, src: str | None = None, dst: str | None = None) -> TcpSegment:
-    """Parse a TCP segment; verify the checksum when both addresses are given."""
+def parse_tcp(data: bytes | memoryview, src: str | None = None,
+              dst: str | None = None) -> TcpSegment:
+    """Parse a TCP segment; verify the checksum when both addresses are given.  ``data``
+    may be a view into a larger buffer (a TUN read): only the payload is copied."""
     n = len(data)
     if n < HEADER_LEN:
         raise WireError("truncated header")
@@ -418,7 +420,7 @@ def parse_tcp(data: bytes, src: str | None = None, dst: str | None = None) -> Tc
     if src is not None and dst is not None:
         if ones_sum(pseudo_header(src, dst, n) + data) != 0xFFFF:
             raise WireError("bad checksum")
-    options = parse_options(data[HEADER_LEN:doff]) if doff > HEADER_LEN else ()
+    options = parse_options(bytes(data[HEADER_LEN:doff])) if doff > HEADER_LEN else ()
     return TcpSegment(sport, dport, seq, ack, flags, window, urg, options,
                       bytes(data[doff:]), csum)
 
