@@ -215,8 +215,8 @@ def wrap(s: str, cells: int) -> list[str]:
 
         for tok in _TOKEN.findall(para):
             if tok.isspace():
-                if toks:
-                    toks.append(" ")
+                if toks:   # a run of spaces aligns columns (a table's row): kept
+                    toks.append(tok if tok.strip(" ") == "" else " ")
                 continue
             while width(tok) > cells:  # a word longer than a line: cut it
                 _flush(toks, out)

@@ -22,7 +22,8 @@ The schema is documented in ``docs/trace.md``; in short, every event has
     ``tcb``.
 ``timer``
     ``host``, ``conn``, ``timer`` (retransmit, persist, delayed-ack,
-    time-wait, fin-wait-2, keepalive), ``action`` (armed | fired | cancelled),
+    time-wait, fin-wait-2, keepalive, loss-probe: the retransmission timer armed for a
+    tail loss probe, RFC 8985), ``action`` (armed | fired | cancelled),
     ``deadline``.
 ``app``
     ``host``, ``conn``, ``call`` and ``result``.
@@ -59,8 +60,8 @@ JSON_OMIT = frozenset({"raw"})
 
 SegmentKind = Literal["send", "recv", "drop", "accept"]
 Fate = Literal["delivered", "dropped", "duplicated", "corrupted"]
-TimerName = Literal["retransmit", "persist", "delayed-ack", "time-wait", "fin-wait-2",
-                    "keepalive", "syn-ack"]
+TimerName = Literal["retransmit", "loss-probe", "persist", "delayed-ack", "time-wait",
+                    "fin-wait-2", "keepalive", "syn-ack"]
 TimerAction = Literal["armed", "fired", "cancelled"]
 
 

@@ -130,6 +130,32 @@ def test_q11_syn_cookies_let_the_real_client_in_during_a_flood() -> None:
     assert flood["client_connect"] == "timeout" and flood["syns_dropped_queue_full"] > 0
 
 
+def test_q18_fast_open_cookie_then_data_in_the_syn_one_round_trip_sooner() -> None:
+    doc = answer(18)
+    syns = segments(doc, "client", "S")
+    synacks = segments(doc, "server", "SA")
+    # connection 1: an empty Fast Open option asks for a cookie; the SYN-ACK brings one
+    assert "FO" in syns[0]["opts"] and syns[0]["len"] == 0
+    cookie = next(o for o in synacks[0]["opts"] if o.startswith("FO "))
+    # connection 2: that cookie, and the request, in the SYN; the SYN-ACK acknowledges both
+    assert cookie in syns[1]["opts"] and syns[1]["len"] > 0
+    assert synacks[1]["ack"] == (syns[1]["seq"] + 1 + syns[1]["len"]) % 2**32
+    # the server's answer leaves with its SYN-ACK, before the client's third segment
+    answer2 = next(e for e in segments(doc, "server") if e["t"] >= synacks[1]["t"]
+                   and e["len"] > 0)
+    third = next(e for e in segments(doc, "client") if e["t"] > syns[1]["t"]
+                 and "S" not in e["flags"])
+    assert answer2["t"] == synacks[1]["t"] < third["t_arrive"]
+    out = _outcome(doc)
+    assert out["second_read_in"] == "SYN-RECEIVED" and out["first_read_in"] == "ESTABLISHED"
+    assert (out["first_answer_rtts"], out["second_answer_rtts"]) == (2, 1)
+    # without Fast Open on the client: no option, no data in a SYN, two round trips each
+    off = answer(18, 1)
+    assert all("FO" not in " ".join(s["opts"]) and s["len"] == 0
+               for s in segments(off, "client", "S"))
+    assert (_outcome(off)["first_answer_rtts"], _outcome(off)["second_answer_rtts"]) == (2, 2)
+
+
 # ------------------------------------------------------------------ closing
 
 
@@ -154,8 +180,13 @@ def test_q23_a_lost_fin_is_sent_again_by_the_retransmission_timer() -> None:
 
 def test_q23_every_fin_lost_on_linux_the_orphan_gives_up() -> None:
     doc = answer(23, 1)
-    fins = [r for r in _timeline(doc) if r[2] == "fin"]
-    assert len(fins) == 8  # tcp_orphan_retries 0 means 8
+    rows = doc["meta"]["findings"]["timeline"]
+    # the first copy is a tail loss probe (RFC 8985, two round trips after the FIN, no
+    # back-off); then the retransmission timer sends it 8 times: tcp_orphan_retries 0
+    # means 8
+    assert [r["copy"] for r in rows if "probe" in r] == [2]
+    fins = [r for r in _timeline(doc) if r[2] == "fin" and r[4] is not None]
+    assert len(fins) == 8
     assert "tcp_orphan_retries" in _ends(doc)["client"]["cause"]
     # the server never hears of it: still waiting, half-open
     waited = doc["meta"]["findings"]["outcome"]["waited"]

@@ -40,12 +40,13 @@ def test_the_scenarios_in_the_issue_order_and_none_shadowed():
                # and its close, TIME-WAIT and failure scenarios
                "fin-wait-2", "fin-out-of-order", "close-wait-leak", "port-exhaustion",
                "tw-reuse", "tw-buckets", "linger0", "syn-in-time-wait", "host-crash",
-               "process-crash", "peer-reboot", "cable-pull"]
+               "process-crash", "peer-reboot", "cable-pull", "fastopen"]
     assert names()[:15] == first and set(issue16) <= set(names())
     # no two modules define a scenario of the same name (the later would hide the first)
     from tcplab.scenarios import (
         closing,
         connecting,
+        fastopen,
         opening,
         outages,
         queues,
@@ -53,7 +54,7 @@ def test_the_scenarios_in_the_issue_order_and_none_shadowed():
         timewait,
         tw_remedies,
     )
-    modules = (opening, closing, timewait, connecting, queues, teardown, tw_remedies, outages)
+    modules = (opening, closing, timewait, connecting, fastopen, queues, teardown, tw_remedies, outages)
     assert sum(len(m.SCENARIOS) for m in modules) == len(names())
 
 

@@ -549,15 +549,27 @@ class Connection:
             # Linux tcp_clamp_rto_to_user_timeout(): fire when the user timeout ends.
             remaining = self.retrans_stamp + ut - now
             delay = min(delay, max(remaining, 0.001))
-        self.rtx_kind = RTX_RTO
-        self.rtx_at = now + delay
-        self._wake(self.rtx_at)
-        self._timer_trace(now, "retransmit", "armed", self.rtx_at)
+        self._set_rtx(now, RTX_RTO, now + delay)
+
+    def _rtx_name(self) -> TimerName:
+        """The trace's name for what the one retransmission timer is armed for now."""
+        return "loss-probe" if self.rtx_kind == RTX_TLP else "retransmit"
+
+    def _set_rtx(self, now: float, kind: int, at: float) -> None:
+        """Arm the retransmission timer for ``kind`` (Linux shares one timer between the
+        RTO, RACK's reordering wait and the tail loss probe); a pending timer of another
+        name is traced as cancelled, so every armed timer in a picture ends."""
+        if self.rtx_at is not None and (kind == RTX_TLP) != (self.rtx_kind == RTX_TLP):
+            self._timer_trace(now, self._rtx_name(), "cancelled", None)
+        self.rtx_kind = kind
+        self.rtx_at = at
+        self._wake(at)
+        self._timer_trace(now, self._rtx_name(), "armed", at)
 
     def _cancel_rtx(self, now: float) -> None:
         if self.rtx_at is not None:
             self.rtx_at = None
-            self._timer_trace(now, "retransmit", "cancelled", None)
+            self._timer_trace(now, self._rtx_name(), "cancelled", None)
 
     def _arm_delack(self, now: float) -> None:
         if self.delack_at is None:
@@ -574,7 +586,7 @@ class Connection:
         """Stop every timer (the connection is leaving), tracing each one that ran."""
         if self.rtx_at is not None:
             self.rtx_at = None
-            self._timer_trace(now, "retransmit", "cancelled", None)
+            self._timer_trace(now, self._rtx_name(), "cancelled", None)
         if self.persist_at is not None:
             self.persist_at = None
             self._timer_trace(now, "persist", "cancelled", None)
@@ -1391,7 +1403,7 @@ class Connection:
 
     def _rtx_fire(self, now: float) -> None:
         """Retransmission timeout (RFC 6298 5.4-5.7)."""
-        self._timer_trace(now, "retransmit", "fired", None)
+        self._timer_trace(now, self._rtx_name(), "fired", None)
         if self.rtx_kind == RTX_REO:
             self._reo_fire(now)
             return
@@ -1891,10 +1903,7 @@ class Connection:
         if self.snd_una == self.snd_max:
             self._cancel_rtx(now)
         else:
-            self.rtx_kind = RTX_RTO
-            self.rtx_at = now + self.rtt.rto
-            self._wake(self.rtx_at)
-            self._timer_trace(now, "retransmit", "armed", self.rtx_at)
+            self._set_rtx(now, RTX_RTO, now + self.rtt.rto)
         if self.send_space > 0:
             self._event(EV_WRITABLE)
         return done
@@ -1995,10 +2004,7 @@ class Connection:
             rto = self.score.segs[0].sent_at + rto - now   # tcp_rto_delta_us
         if rto > 0:
             pto = min(pto, rto)
-        self.rtx_kind = RTX_TLP
-        self.rtx_at = now + pto
-        self._wake(self.rtx_at)
-        self._timer_trace(now, "retransmit", "armed", self.rtx_at)
+        self._set_rtx(now, RTX_TLP, now + pto)
 
     def _tlp_fire(self, now: float) -> None:
         """Linux tcp_send_loss_probe (RFC 8985 7.3): send one new segment if the windows
@@ -2038,10 +2044,7 @@ class Connection:
     def _arm_reo(self, now: float, wait: float) -> None:
         """RACK's reordering timer (Linux ICSK_TIME_REO_TIMEOUT, on the retransmission
         timer): look again when the oldest suspect has waited long enough."""
-        self.rtx_kind = RTX_REO
-        self.rtx_at = now + wait + TIMEOUT_MIN
-        self._wake(self.rtx_at)
-        self._timer_trace(now, "retransmit", "armed", self.rtx_at)
+        self._set_rtx(now, RTX_REO, now + wait + TIMEOUT_MIN)
 
     def _reo_fire(self, now: float) -> None:
         """Linux tcp_rack_reo_timeout: mark what has waited too long lost and recover."""

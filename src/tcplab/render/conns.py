@@ -77,6 +77,16 @@ class SegmentInfo:
     keepalive: bool = False         #: a keep-alive probe: seq one below what was sent (RFC 9293 3.8.4)
 
 
+def _acks_syn(inc: Incarnation, end: str, ack: int) -> bool:
+    """Does ``ack`` acknowledge the SYN ``end`` sent in ``inc`` (and no more than the
+    data that SYN carried)?"""
+    isn = inc.isn.get(end)
+    if isn is None:
+        return False
+    covered = _dist(inc.sent_end.get(end, (isn + 1) % _MOD), isn)
+    return 1 <= _dist(ack, isn) <= max(1, covered)
+
+
 def _seq_space(e: Event) -> int:
     flags = str(e.get("flags", ""))
     return int(e.get("len", 0) or 0) + ("S" in flags) + ("F" in flags)
@@ -156,7 +166,9 @@ class Connections:
             inc.isn.setdefault(src, seq)
         elif "S" in flags:
             want = (ack - 1) % _MOD
-            found = next((i for i in reversed(incs) if i.isn.get(dst) == want), None)
+            # the SYN-ACK acknowledges the peer's ISN, and with Fast Open (RFC 7413) the
+            # data its SYN carried too: ack may lie anywhere up to what that SYN covered
+            found = next((i for i in reversed(incs) if _acks_syn(i, dst, ack)), None)
             if found is None:
                 found = self._new(key, t)
                 found.isn[dst] = want

@@ -191,7 +191,8 @@ class Narrator:
                     since = armed.pop(key3, None)
                     d = seconds(float(e["t"]) - since, self.lang) if since is not None else "?"
                     name = str(e.get("timer"))
-                    if name in ("retransmit", "syn-ack", "delayed-ack", "persist", "keepalive"):
+                    if name in ("retransmit", "loss-probe", "syn-ack", "delayed-ack", "persist",
+                                "keepalive"):
                         why = self.t(f"why.timer.{name}", d=d)
                 elif action == "cancelled":
                     armed.pop(key3, None)
@@ -284,8 +285,16 @@ class Narrator:
             parts.append(self.t("seg.A"))
         else:
             return None
+        cookie = _fast_open(e)
         if "S" in flags and length and not (info and info.old_duplicate):
-            parts.append(self.t("seg.syn-data", n=length))
+            parts.append(self.t("seg.syn-data.cookie" if cookie else "seg.syn-data", n=length))
+        elif "S" in flags and "A" not in flags and cookie == "":
+            parts.append(self.t("seg.fo-request"))
+        elif "S" in flags and "A" in flags and cookie:
+            parts.append(self.t("seg.fo-cookie", cookie=cookie))
+        if "S" in flags and "A" in flags and info is not None and info.ack is not None \
+                and info.ack > 1:
+            parts.append(self.t("seg.SA.data-acked", n=info.ack - 1))
         if info is not None and info.stale:
             parts.append(self.t("seg.stale"))
         fate = e.get("fate")
@@ -300,6 +309,16 @@ class Narrator:
                                 d=seconds(float(e["t_arrive"]) - float(e["t"]), self.lang)))
         sep = "；" if self.lang == "zh" else "; "
         return sep.join(parts)
+
+
+def _fast_open(e: Event) -> str | None:
+    """The Fast Open option (RFC 7413) of a segment: its cookie in hex, "" for a cookie
+    request (the option without a cookie), None when there is none."""
+    for opt in e.get("opts") or ():
+        name, _, cookie = str(opt).partition(" ")
+        if name in ("FO", "FOEXP"):   # kind 34, or the experimental 254 with magic 0xF989
+            return cookie
+    return None
 
 
 def describe_outcome_value(value: Any, lang: str) -> str:

@@ -77,7 +77,7 @@ _LH = 1.3             # line height / font size
 _NOTE_W = 270.0       # width of the notes column
 _DROP_W = 230.0       # a drop reason wraps at this width
 _TIME_W = 58.0        # the time column
-_TIMER_SLOT = {"retransmit": 0, "syn-ack": 0, "time-wait": 1, "fin-wait-2": 2, "persist": 3,
+_TIMER_SLOT = {"retransmit": 0, "loss-probe": 0, "syn-ack": 0, "time-wait": 1, "fin-wait-2": 2, "persist": 3,
                "keepalive": 3, "delayed-ack": 4}
 _ALWAYS_TIMERS = frozenset({"time-wait", "fin-wait-2", "persist", "keepalive"})
 #: a timer that stops mattering when its connection leaves this state
@@ -927,7 +927,8 @@ def _timers(evs: Sequence[Event], all_timers: bool) -> list[_Timer]:
     for tm in done:
         if tm.name == "delayed-ack" and not all_timers:
             continue
-        if tm.name in ("retransmit", "syn-ack") and not all_timers and tm.end != "fired":
+        if tm.name in ("retransmit", "loss-probe", "syn-ack") and not all_timers \
+                and tm.end != "fired":
             continue
         if tm.name in _ALWAYS_TIMERS or all_timers or tm.end == "fired":
             keep.append(tm)

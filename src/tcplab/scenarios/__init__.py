@@ -11,6 +11,7 @@ from __future__ import annotations
 from tcplab.scenarios.base import DEFAULT, Result, Scenario, Switches, execute
 from tcplab.scenarios.closing import SCENARIOS as _CLOSING
 from tcplab.scenarios.connecting import SCENARIOS as _CONNECTING
+from tcplab.scenarios.fastopen import SCENARIOS as _FASTOPEN
 from tcplab.scenarios.opening import SCENARIOS as _OPENING
 from tcplab.scenarios.outages import SCENARIOS as _OUTAGES
 from tcplab.scenarios.queues import SCENARIOS as _QUEUES
@@ -19,7 +20,7 @@ from tcplab.scenarios.timewait import SCENARIOS as _TIMEWAIT
 from tcplab.scenarios.tw_remedies import SCENARIOS as _TW_REMEDIES
 
 CATALOGUE: dict[str, Scenario] = {s.name: s for s in [*_OPENING, *_CLOSING, *_TIMEWAIT,
-                                                      *_CONNECTING, *_QUEUES, *_TEARDOWN,
+                                                      *_CONNECTING, *_FASTOPEN, *_QUEUES, *_TEARDOWN,
                                                       *_TW_REMEDIES, *_OUTAGES]}
 
 

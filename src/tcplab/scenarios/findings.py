@@ -68,11 +68,15 @@ def timeline(events: list[Event]) -> list[dict[str, Any]]:
     fired: dict[tuple[str, str], float] = {}
     ran: dict[tuple[str, str], float] = {}
     sends = {id(e): (roles, n) for e, roles, n in lives_of(events)}
+    probed: dict[tuple[str, str], float] = {}   # when a tail loss probe last fired
     for e in events:
-        if e["kind"] == "timer" and e["timer"] == "retransmit":
+        if e["kind"] == "timer" and e["timer"] in ("retransmit", "loss-probe"):
             at = (e["host"], str(e.get("conn")))
             if e["action"] == "armed":
                 armed[at] = e["t"]
+            elif e["action"] == "fired" and e["timer"] == "loss-probe":
+                probed[at] = e["t"]
+                ran[at] = e["t"] - armed.get(at, e["t"])
             elif e["action"] == "fired" and at in armed:
                 fired[at] = e["t"]
                 ran[at] = e["t"] - armed[at]
@@ -87,9 +91,13 @@ def timeline(events: list[Event]) -> list[dict[str, Any]]:
             # ACK sent again answers a segment that came again.
             at = (e["host"], f"{e['src']}-{e['dst']}")
             by_timer = fired.get(at) == e["t"]
-            out.append({"t": e["t"], "host": e["host"], "role": role, "copy": copies[key],
-                        "rto": round(ran[at], 6) if by_timer else None,
-                        "fate": e.get("fate", "delivered")})
+            probe = probed.get(at) == e["t"]
+            row = {"t": e["t"], "host": e["host"], "role": role, "copy": copies[key],
+                   "rto": round(ran[at], 6) if by_timer else None,
+                   "fate": e.get("fate", "delivered")}
+            if probe:
+                row["probe"] = round(ran[at], 6)   # sent by a tail loss probe (RFC 8985)
+            out.append(row)
     return out
 
 
@@ -182,15 +190,17 @@ def lines(events: list[Event], lang: str, delay: float, fault_texts: list[str],
         # the same copy sent by many connections at once (a SYN flood) is one row
         rows: list[tuple[dict[str, Any], int]] = []
         for r in retrans:
-            same = ("t", "host", "role", "copy", "rto")
-            if rows and all(rows[-1][0][k] == r[k] for k in same):
+            same = ("t", "host", "role", "copy", "rto", "probe")
+            if rows and all(rows[-1][0].get(k) == r.get(k) for k in same):
                 rows[-1] = (rows[-1][0], rows[-1][1] + 1)
             else:
                 rows.append((r, 1))
         shown = rows if len(rows) <= most else rows[:most - 1]
         w_t = max(len(f"{r['t']:.3f}") for r, _n in shown)
         for r, n in shown:
-            rto = tr("find.rto", lang, rto=seconds(r["rto"], lang)) if r["rto"] else ""
+            rto = (tr("find.rto", lang, rto=seconds(r["rto"], lang)) if r["rto"] else
+                   tr("find.probe", lang, pto=seconds(r["probe"], lang)) if "probe" in r
+                   else "")
             many = tr("find.conns", lang, n=n) if n > 1 else ""
             out.append("  " + tr("find.retrans.row", lang, t=f"{r['t']:>{w_t}.3f}", host=r["host"],
                                  role=tr(f"role.{r['role']}", lang), copy=r["copy"],
