@@ -128,8 +128,6 @@ def test_mss_outcome_compares_the_cost(outcome):
     assert with_mss["client_received"] == without["client_received"] == 7300
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a segment carries snd_mss data bytes even with "
-                   "the 12-byte timestamp option (Linux: 1448); 1512-byte packets exceed the MTU")
 def test_mss_linux_segments_fit_the_mtu_with_timestamps():
     events = trace("mss", LINUX)
     assert not notes(events, "fragments")

@@ -113,6 +113,8 @@ class Sides:
                 s.close()
         deadline = time.monotonic() + wait
         for _name, th in self._threads:
+            if th.ident is None:   # interrupted between its creation and start(): never ran
+                continue
             th.join(max(deadline - time.monotonic(), 0.0))
 
     def marks(self) -> set[str]:

@@ -287,6 +287,13 @@ def facts(events: list[Event], fact: str, host: str | None = None) -> list[Event
             and (host is None or e.get("host") == host)]
 
 
+def loss_probe_times(events: list[Event], host: str) -> set[float]:
+    """When ``host``'s tail loss probes (RFC 8985; Linux with SACK) fired: a segment sent
+    then is a probe, not a retransmission timeout (no back-off, no retry counted)."""
+    return {e["t"] for e in events if e["kind"] == "timer" and e["host"] == host
+            and e["timer"] == "loss-probe" and e["action"] == "fired"}
+
+
 def app_calls(events: list[Event], call: str, host: str | None = None) -> list[Event]:
     return [e for e in events if e["kind"] == "app" and e["call"] == call
             and (host is None or e["host"] == host)]

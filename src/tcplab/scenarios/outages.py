@@ -42,6 +42,7 @@ from tcplab.scenarios.base import (
     drops,
     facts,
     listen,
+    loss_probe_times,
     note,
     recv_exactly,
     sent,
@@ -174,7 +175,9 @@ def outcome_host_crash(events: list[Event]) -> dict[str, Any]:
     end = [e for e in events if e["kind"] == "state" and e["host"] == "server"
            and e["to"] == "CLOSED" and not e["conn"].endswith("-*:*")]
     half = facts(events, "half-open", "server")
-    data = [e for e in sent(events, "server") if e["len"] and e["t"] > off["t"]]
+    probed = loss_probe_times(events, "server")
+    sent_data = [e for e in sent(events, "server") if e["len"] and e["t"] > off["t"]]
+    data = [e for e in sent_data if e["t"] not in probed]
     return {
         "keepalive": bool(arg(ka, "probes")),
         "keepalive_idle": arg(ka, "idle"),
@@ -185,6 +188,7 @@ def outcome_host_crash(events: list[Event]) -> dict[str, Any]:
         "probe_gaps": [round(b["t"] - a["t"], 6) for a, b in itertools.pairwise(probes)],
         "still_established_after_a_day": None if not half else arg(half[0], "state"),
         "data_transmissions": len(data),
+        "loss_probes": len(sent_data) - len(data),
         "server_error": recv[0]["result"] if recv else None,
         "detected_after": None if not end else round(end[0]["t"] - last_rcv, 6),
         "server_closed_cause": None if not end else end[0]["cause"],
@@ -205,6 +209,8 @@ def report_host_crash(events: list[Event], o: dict[str, Any], lang: str) -> list
         out.append("  " + tr("ui.crash.half-open", lang,
                              state=o["still_established_after_a_day"]))
         out.append("  " + tr("ui.crash.writes", lang, n=o["data_transmissions"]))
+        if o["loss_probes"]:
+            out.append("  " + tr("ui.loss-probes", lang, n=o["loss_probes"]))
     if o["detected_after"] is not None:
         out.append("  " + tr("ui.crash.detected", lang, t=duration(o["detected_after"], lang),
                              err=o["server_error"] or "-"))
@@ -413,7 +419,9 @@ def outcome_cable_pull(events: list[Event]) -> dict[str, Any]:
     unplugged = facts(events, "unplug")[0]["t"]
     data = [e for e in sent(events, "client") if e["len"] and e["t"] >= unplugged]
     first = data[0] if data else None
-    copies = [e for e in data if first is not None and e["seq"] == first["seq"]]
+    probed = loss_probe_times(events, "client")
+    sent_copies = [e for e in data if first is not None and e["seq"] == first["seq"]]
+    copies = [e for e in sent_copies if e["t"] not in probed]
     gaps = [round(b["t"] - a["t"], 6) for a, b in itertools.pairwise(copies)]
     end = next((e for e in events if e["kind"] == "state" and e["host"] == "client"
                 and e["to"] == "CLOSED" and e["t"] >= unplugged), None)
@@ -424,6 +432,7 @@ def outcome_cable_pull(events: list[Event]) -> dict[str, Any]:
     return {
         "transmissions": len(copies),
         "retransmissions": max(len(copies) - 1, 0),
+        "loss_probes": len(sent_copies) - len(copies),
         "gaps": gaps,
         "gave_up_after": None if end is None or first is None
         else round(end["t"] - first["t"], 6),
@@ -444,6 +453,8 @@ def report_cable_pull(events: list[Event], o: dict[str, Any], lang: str) -> list
                           b=o["server_while_unplugged"])]
     out = ["  " + tr("ui.cable.copies", lang, n=o["transmissions"],
                      gaps=", ".join(seconds(g, lang) for g in o["gaps"]) or "-")]
+    if o["loss_probes"]:
+        out.append("  " + tr("ui.loss-probes", lang, n=o["loss_probes"]))
     if o["gave_up_after"] is not None:
         out.append("  " + tr("ui.cable.gave-up", lang, t=seconds(o["gave_up_after"], lang),
                              err=o["client_result"] or "-"))
