@@ -49,7 +49,7 @@ MEASURED = """
 | every SYN lost | 11 SYNs, ETIMEDOUT after 131 s | 11 SYNs, ETIMEDOUT at 131 s | tcp_syn_retries 6 + tcp_syn_linear_timeouts 4: five timeouts of 1 s, then 2, 4, ... 32 s |
 | every SYN lost, `tcp_syn_retries=2` | 6 SYNs, ETIMEDOUT after 7 s | 6 SYNs, ETIMEDOUT at 7 s | each linear timeout adds a retry (since 6.5) |
 | every SYN lost, `tcp_syn_retries=2`, `tcp_syn_linear_timeouts=0` | 3 SYNs, ETIMEDOUT after 7 s | 3 SYNs, ETIMEDOUT at 7 s | the behaviour before 6.5: 1 + 2 + 4 s |
-| a SYN on the 4-tuple of a CLOSE-WAIT socket | challenge ACK; the client's RST ends the CLOSE-WAIT; SYN again 8 ms later; connected | see below | tcp_rcv_synsent_state_process() re-arms the SYN timer at TCP_TIMEOUT_MIN |
+| a SYN on the 4-tuple of a CLOSE-WAIT socket | challenge ACK; the client's RST ends the CLOSE-WAIT; SYN again 8 ms later; connected | the same, the SYN again 2 ms later (TCP_TIMEOUT_MIN at HZ=1000; this kernel runs HZ=250) | tcp_rcv_synsent_state_process() re-arms the SYN timer at TCP_TIMEOUT_MIN when no SYN was resent yet |
 
 Many notes say a lost SYN is retried 5 times (7 SYNs before 6.5 with tcp_syn_retries 6):
 since Linux 6.5 `tcp_syn_linear_timeouts` (4) makes the first four timeouts 1 s each and
@@ -115,10 +115,6 @@ DIFFER = """
 
 Modelled differently:
 
-- **The SYN sent again after a challenge ACK.** When a SYN-SENT socket answers an
-  unacceptable ACK with a RST, Linux re-arms its SYN timer at TCP_TIMEOUT_MIN (2 jiffies,
-  8 ms measured) so the next SYN follows at once; the engine waits for its retransmission
-  timeout (1 s).
 - **The ISN clock.** Linux adds `ktime_get_real_ns() >> 6` (a 64 ns tick) to the keyed hash
   (secure_tcp_seq); the engine uses RFC 9293's 4 µs tick in both profiles.
 - **Congestion control.** Linux uses CUBIC with HyStart, pacing and TSO autosizing. The

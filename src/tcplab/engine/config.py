@@ -41,6 +41,9 @@ class TcpConfig:
     user_timeout: float = 0.0        #: default TCP_USER_TIMEOUT (s); 0 = none (RFC 9293 3.8.3)
     active_rst_ack: bool = False     #: RSTs we send on abort carry ACK (Linux tcp_send_active_reset)
     syn_data_queued: bool = True     #: keep data of a SYN until ESTABLISHED (RFC 9293); Linux drops it
+    #: after an unacceptable ACK in SYN-SENT (answered with RST), resend the SYN this soon if
+    #: none was resent yet (Linux tcp_rcv_synsent_state_process: TCP_TIMEOUT_MIN); None: the RTO
+    synsent_rst_rearm: float | None = None
     # ---- acknowledgments
     delayed_ack: float = 0.04        #: delayed-ACK timeout, 0 disables (RFC 9293 3.8.6.3: < 0.5 s)
     quickack: bool = False           #: Linux's quick-ACK and ping-pong modes (tcp_in_quickack_mode)

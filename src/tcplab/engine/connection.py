@@ -2276,6 +2276,11 @@ class Connection:
                 if not flags & RST:
                     # An old duplicate SYN-ACK (RFC 9293 Figure 8): reset it.
                     self._send_rst(ack, now)
+                rearm = self.config.synsent_rst_rearm
+                if rearm is not None and self.rtx_count == 0:
+                    # Linux: "Previous FIN/ACK or RST/ACK might be ignored": the SYN goes
+                    # again almost at once (a peer's stale connection is likely gone now)
+                    self._set_rtx(now, RTX_RTO, now + rearm)
                 self._drop(seg, now, "unacceptable ACK in SYN-SENT")
                 return
             ack_ok = seq_le(self.snd_una, ack) and seq_le(ack, self.snd_max)
