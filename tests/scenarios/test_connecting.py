@@ -215,10 +215,9 @@ def test_syn_in_established_linux_same_exchange(outcome):
     assert o["old_connection_ended_by"] == "RST in ESTABLISHED"
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a SYN that fails PAWS in ESTABLISHED gets a "
-                   "rate-limited duplicate ACK, not a challenge ACK (Linux tcp_validate_incoming "
-                   "goes to syn_challenge)")
 def test_syn_in_established_linux_counts_a_challenge_ack(outcome):
+    # the rebooted client's SYN fails PAWS (its timestamp clock restarted): Linux's
+    # tcp_validate_incoming sends it to syn_challenge, a challenge ACK (RFC 5961 4.2)
     assert outcome("syn-in-established", LINUX)["challenge_acks"] == 1
 
 

@@ -44,6 +44,9 @@ class TcpConfig:
     #: after an unacceptable ACK in SYN-SENT (answered with RST), resend the SYN this soon if
     #: none was resent yet (Linux tcp_rcv_synsent_state_process: TCP_TIMEOUT_MIN); None: the RTO
     synsent_rst_rearm: float | None = None
+    #: a SYN failing PAWS in a synchronized state gets a challenge ACK (Linux
+    #: tcp_validate_incoming: syn_challenge), not a rate-limited duplicate ACK (RFC 7323 5.3)
+    paws_syn_challenge: bool = False
     # ---- acknowledgments
     delayed_ack: float = 0.04        #: delayed-ACK timeout, 0 disables (RFC 9293 3.8.6.3: < 0.5 s)
     quickack: bool = False           #: Linux's quick-ACK and ping-pong modes (tcp_in_quickack_mode)

@@ -1633,6 +1633,10 @@ class Connection:
         # ---- RFC 7323 5.3: PAWS, before the sequence number check.
         tso = seg.timestamps if self.ts.ok else None
         if tso is not None and not flags & RST and self.ts.rejects(tso.tsval, now):
+            if flags & SYN and self.config.paws_syn_challenge and self.config.rfc5961:
+                self.cx.counters.inc("TcpExtTCPSYNChallenge")
+                self._challenge_ack(seg, now, "SYN failing PAWS (RFC 7323 5.3)")
+                return
             self.cx.counters.inc("TcpExtPAWSEstab")
             self._oow_ack(seg, now, "PAWS: timestamp older than TS.Recent (RFC 7323 5)")
             return
@@ -1642,6 +1646,7 @@ class Connection:
                 self._drop(seg, now, "RST outside window")
                 return
             if flags & SYN and self.config.rfc5961:
+                self.cx.counters.inc("TcpExtTCPSYNChallenge")
                 self._challenge_ack(seg, now, "SYN outside window (RFC 5961 4.2)")
                 return
             self._oow_ack(seg, now, "outside window")
@@ -1772,6 +1777,7 @@ class Connection:
             self._back_to_listen(now, "SYN in window in SYN-RECEIVED: back to LISTEN")
             return
         if self.config.rfc5961:
+            self.cx.counters.inc("TcpExtTCPSYNChallenge")
             self._challenge_ack(seg, now, f"SYN in {st.value} (RFC 5961 4.2)")
             return
         # RFC 793: a SYN in the window is an error: reset the connection.

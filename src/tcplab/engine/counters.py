@@ -28,6 +28,7 @@ KNOWN: dict[str, str] = {
     "TcpExtListenOverflows": "times the accept queue was full",
     "TcpExtListenDrops": "SYNs and ACKs dropped by a listener",
     "TcpExtTCPChallengeACK": "challenge ACKs sent (RFC 5961)",
+    "TcpExtTCPSYNChallenge": "SYNs answered with a challenge ACK",
     "TcpExtTCPTimeWaitOverflow": "TIME-WAIT entries not kept: tcp_max_tw_buckets reached",
     "TcpExtTW": "connections that finished TIME-WAIT",
     "TcpExtTWRecycled": "TIME-WAIT entries reused by connect() (tcp_tw_reuse)",
