@@ -115,8 +115,6 @@ DIFFER = """
 
 Modelled differently:
 
-- **The ISN clock.** Linux adds `ktime_get_real_ns() >> 6` (a 64 ns tick) to the keyed hash
-  (secure_tcp_seq); the engine uses RFC 9293's 4 µs tick in both profiles.
 - **Congestion control.** Linux uses CUBIC with HyStart, pacing and TSO autosizing. The
   linux profile's sender counts its window in packets as Linux does, grows it as Linux's
   Reno (tcp_reno_cong_avoid) and shrinks it with PRR (RFC 6937) in recovery; the rfc

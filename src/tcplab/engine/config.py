@@ -44,6 +44,8 @@ class TcpConfig:
     #: after an unacceptable ACK in SYN-SENT (answered with RST), resend the SYN this soon if
     #: none was resent yet (Linux tcp_rcv_synsent_state_process: TCP_TIMEOUT_MIN); None: the RTO
     synsent_rst_rearm: float | None = None
+    #: the ISN clock's tick (RFC 9293 3.4.1: 4 µs; Linux secure_tcp_seq: ns >> 6, 64 ns)
+    isn_tick_ns: int = 4000
     #: a SYN failing PAWS in a synchronized state gets a challenge ACK (Linux
     #: tcp_validate_incoming: syn_challenge), not a rate-limited duplicate ACK (RFC 7323 5.3)
     paws_syn_challenge: bool = False

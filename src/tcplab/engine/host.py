@@ -101,7 +101,7 @@ class Host:
         self.trace = self.cx.trace
         # The key is drawn even when an ISN source is given, so everything the
         # rng draws later is the same either way.
-        self.default_isn = IsnGenerator.from_rng(self.rng)
+        self.default_isn = IsnGenerator.from_rng(self.rng, self.config.isn_tick_ns)
         self.isn: IsnSource = isn if isn is not None else self.default_isn
         cookie_key = self.rng.getrandbits(128).to_bytes(16, "big")
         self.cookies = SynCookies(cookie_key)

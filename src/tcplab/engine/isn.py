@@ -1,6 +1,7 @@
 """Initial sequence numbers as RFC 6528 describes: ISN = M + F(4-tuple, secretkey).
 
-M is a clock that ticks every 4 microseconds (RFC 9293 3.4.1); F is a keyed
+M is a clock that ticks every 4 microseconds (RFC 9293 3.4.1; Linux's
+secure_tcp_seq ticks every 64 ns: ``TcpConfig.isn_tick_ns``); F is a keyed
 hash (BLAKE2s) of the connection's 4-tuple.  Both the clock (``now``) and the
 key are passed in, so runs are reproducible and nothing here reads a real
 clock or global random state.
@@ -22,20 +23,24 @@ class IsnSource(Protocol):
 class IsnGenerator:
     """RFC 6528 ISN generator with an injected key."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_rate")
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, tick_ns: int = 4000) -> None:
         if not 1 <= len(key) <= 32:
             raise ValueError("ISN key must be 1..32 bytes")
+        if tick_ns <= 0:
+            raise ValueError("the ISN clock's tick must be positive")
         self._key = key
+        self._rate = 1e9 / tick_ns   # clock ticks per second
 
     @classmethod
-    def from_rng(cls, rng: random.Random) -> IsnGenerator:
-        """A generator whose secret key is the next 128 bits of ``rng``."""
-        return cls(rng.getrandbits(128).to_bytes(16, "big"))
+    def from_rng(cls, rng: random.Random, tick_ns: int = 4000) -> IsnGenerator:
+        """A generator whose secret key is the next 128 bits of ``rng``; its clock ticks
+        every ``tick_ns`` nanoseconds (RFC 9293: 4 µs; Linux: 64 ns)."""
+        return cls(rng.getrandbits(128).to_bytes(16, "big"), tick_ns)
 
     def isn(self, now: float, laddr: str, lport: int, raddr: str, rport: int) -> int:
-        m = int(now * 250_000)  # 4 microsecond ticks
+        m = int(now * self._rate)
         h = hashlib.blake2s(f"{laddr}|{lport}|{raddr}|{rport}".encode(), key=self._key,
                             digest_size=4).digest()
         return (m + int.from_bytes(h, "big")) & 0xFFFFFFFF

@@ -19,7 +19,6 @@ from typing import Any
 
 from tcplab.api.sockets import TcpSocket
 from tcplab.engine.host import Host
-from tcplab.engine.isn import IsnGenerator
 from tcplab.faults import ALL
 from tcplab.i18n import text
 from tcplab.scenarios.base import (
@@ -116,24 +115,6 @@ def _port(addr: str) -> int:
 # ---------------------------------------------------------------- isn-clock
 
 
-class LinuxIsn:
-    """Linux's ISN (secure_tcp_seq): a keyed hash of the 4-tuple plus a clock that
-    ticks every 64 ns (``ktime_get_real_ns() >> 6``), where RFC 9293 suggests 4 µs.
-
-    The engine's :class:`~tcplab.engine.isn.IsnGenerator` ticks every 4 µs in
-    both profiles; this scenario passes Linux's clock in for ``--profile linux``
-    through the host's ISN seam, with the same keyed hash."""
-
-    TICK_NS = 64
-
-    def __init__(self, hashed: IsnGenerator) -> None:
-        self._hashed = hashed
-
-    def isn(self, now: float, laddr: str, lport: int, raddr: str, rport: int) -> int:
-        h = self._hashed.isn(0.0, laddr, lport, raddr, rport)  # the clock part is 0 at 0
-        return (h + (round(now * 1e9) >> 6)) & MASK
-
-
 #: (time, client port, server port) of each connection: one 4-tuple again and again,
 #: another in between, and a third to another server port
 ISN_PLAN = ((0.0, 40000, 80), (0.5, 40001, 80), (1.0, 40000, 80), (1.5, 40001, 80),
@@ -142,12 +123,10 @@ ISN_PLAN = ((0.0, 40000, 80), (0.5, 40001, 80), (1.0, 40000, 80), (1.5, 40001, 8
 
 def run_isn_clock(seed: int, sw: Switches) -> Network:
     net = Network(seed, msl=MSL)
-    isns: dict[str, LinuxIsn] = {}
-    if sw.profile == "linux":
-        for name in ("client", "server"):
-            isns[name] = LinuxIsn(IsnGenerator.from_rng(net.host_rng(name)))
-    c = net.add_host("client", CLIENT, sw.config(), isn=isns.get("client"))
-    s = net.add_host("server", SERVER, sw.config(), isn=isns.get("server"))
+    # the hosts' own ISN generators: a keyed hash plus a clock of the profile's tick
+    # (TcpConfig.isn_tick_ns: 4 µs by RFC 9293, 64 ns on Linux)
+    c = net.add_host("client", CLIENT, sw.config())
+    s = net.add_host("server", SERVER, sw.config())
     net.link(c, s, LinkSpec(delay=DELAY))
     install_faults(net, sw)
     servers = [listen(net, s, 80), listen(net, s, 8080)]
