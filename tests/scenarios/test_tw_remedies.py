@@ -192,3 +192,9 @@ def test_syn_beyond_rcv_nxt_reopens_time_wait(outcome, sw):
     assert o["first_syn_handled_as"].startswith("SYN with a higher sequence number")
     assert o["time_wait_ended_by"] == "new SYN with a higher sequence number"
     assert o["syns_sent"] == 1 and o["connect"] == "ok"
+    # the server's new ISN: Linux's tcp_timewait_state_process takes the old SND.NXT +
+    # 65535 + 2; RFC 6191 asks only for a fresh one from the ISN clock
+    if sw.profile == "linux":
+        assert o["server_isn_after_old_snd_nxt"] == 65537
+    else:
+        assert o["server_isn_after_old_snd_nxt"] != 65537

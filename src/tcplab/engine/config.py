@@ -46,6 +46,9 @@ class TcpConfig:
     synsent_rst_rearm: float | None = None
     #: the ISN clock's tick (RFC 9293 3.4.1: 4 µs; Linux secure_tcp_seq: ns >> 6, 64 ns)
     isn_tick_ns: int = 4000
+    #: a SYN that reopens a TIME-WAIT 4-tuple starts a connection whose ISN is the old
+    #: SND.NXT + 65537 (Linux), not a fresh one from the ISN clock (RFC 6191 needs only "higher")
+    tw_reopen_isn: bool = False
     #: a SYN failing PAWS in a synchronized state gets a challenge ACK (Linux
     #: tcp_validate_incoming: syn_challenge), not a rate-limited duplicate ACK (RFC 7323 5.3)
     paws_syn_challenge: bool = False

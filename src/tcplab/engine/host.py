@@ -178,16 +178,22 @@ class Host:
             conn.on_segment(seg, now)
             self._done(now)
             return
+        reopen_isn: int | None = None
         if len(self.time_wait) and key in self.time_wait.table:
             if not self.time_wait.on_segment(key, seg, now):
                 self._done(now)
                 return
+            reopened = self.time_wait.reopened
+            if reopened is not None:
+                self.time_wait.reopened = None
+                if reopened[0] == key:
+                    reopen_isn = reopened[1]
         listener = self.listeners.get((dst, seg.dst_port))
         if listener is None:
             listener = self.listeners.get((WILDCARDS[1] if ":" in dst else WILDCARDS[0],
                                            seg.dst_port))
         if listener is not None and not listener.closed:
-            self._listen_segment(listener, key, seg, now)
+            self._listen_segment(listener, key, seg, now, reopen_isn)
         else:
             self._closed_segment(key, seg, now, "no connection or listener")
         self._done(now)
@@ -414,8 +420,10 @@ class Host:
 
     # ============================================================ LISTEN (3.10.7.2)
 
-    def _listen_segment(self, lst: Listener, key: Key, seg: TcpSegment, now: float) -> None:
-        """RFC 9293 3.10.7.2, plus SYN queue limits and SYN cookies."""
+    def _listen_segment(self, lst: Listener, key: Key, seg: TcpSegment, now: float,
+                        isn: int | None = None) -> None:
+        """RFC 9293 3.10.7.2, plus SYN queue limits and SYN cookies; ``isn``: the ISN a
+        SYN that reopened a TIME-WAIT 4-tuple takes (else the ISN generator's)."""
         cx = self.cx
         name = self._name(key)
         flags = seg.flags
@@ -444,7 +452,9 @@ class Host:
                 cx.counters.inc("TcpExtListenOverflows")
             cx.record(key[2], key[0], seg, now, verdict, name)
             return
-        conn = self._new_connection(key, self.isn.isn(now, key[0], key[1], key[2], key[3]))
+        if isn is None:
+            isn = self.isn.isn(now, key[0], key[1], key[2], key[3])
+        conn = self._new_connection(key, isn)
         conn.binding = lst.binding
         conn.reuseaddr = lst.binding.reuse
         lst.inherit(conn)

@@ -285,6 +285,7 @@ def _linux() -> TcpConfig:
     cfg.synsent_rst_rearm = 0.002   # TCP_TIMEOUT_MIN, 2 jiffies at HZ=1000 (8 ms at HZ=250)
     cfg.paws_syn_challenge = True
     cfg.isn_tick_ns = 64            # secure_tcp_seq: ktime_get_real_ns() >> 6
+    cfg.tw_reopen_isn = True        # tcp_timewait_state_process: tw_snd_nxt + 65535 + 2
     cfg.linux_sender = True
     cfg.syn_data_queued = False
     cfg.linux_window = True

@@ -328,13 +328,16 @@ class TimeWaitTable:
 class TimeWait:
     """TIME-WAIT for a host: its compact entries and what they do with segments."""
 
-    __slots__ = ("config", "cx", "table", "ts_offsets")
+    __slots__ = ("config", "cx", "reopened", "table", "ts_offsets")
 
     def __init__(self, cx: EngineContext, ts_offsets: TsOffsets | None = None) -> None:
         self.cx = cx
         self.config: TcpConfig = cx.config
         self.table = TimeWaitTable()
         self.ts_offsets = ts_offsets if ts_offsets is not None else TsOffsets(b"tcplab")
+        #: the 4-tuple a SYN just reopened, and the ISN its new connection takes (Linux
+        #: tcp_timewait_state_process: tw_snd_nxt + 65535 + 2), until the host takes it
+        self.reopened: tuple[Key, int] | None = None
 
     def __len__(self) -> int:
         return len(self.table)
@@ -491,6 +494,8 @@ class TimeWait:
                        else "higher sequence number")
                 record(f"SYN with a {why} in TIME-WAIT: entry closed, SYN reopens (RFC 6191)",
                        accepted=True)
+                if config.tw_reopen_isn:
+                    self.reopened = (key, (entry.snd_nxt + 65535 + 2) & 0xFFFFFFFF or 1)
                 self._remove(key, entry, now, f"new SYN with a {why}")
                 return True
             if not config.rfc5961 and seq_in_window(seg.seq, entry.rcv_nxt, entry.rcv_wnd):

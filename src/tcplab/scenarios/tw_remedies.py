@@ -515,6 +515,9 @@ def outcome_syn_in_time_wait(events: list[Event]) -> dict[str, Any]:
                and (span["left"] is None or e["t"] < span["left"]) and e.get("conn") == tw["conn"]]
     connect = facts(events, "connect", "client")[0]
     ts = next((e for e in syns if e.get("opts") and "TS" in str(e.get("opts"))), None)
+    old_snd_nxt = tw["tcb"]["snd_nxt"] if "tcb" in tw else None
+    synack = next((e for e in sent(events, "server") if e["flags"] == "SA"
+                   and e["t"] >= isn_note["t"]), None)
     return {
         "old_rcv_nxt": old_rcv_nxt,
         "new_isn": new_isn,
@@ -529,6 +532,9 @@ def outcome_syn_in_time_wait(events: list[Event]) -> dict[str, Any]:
         "time_wait_ended_by": span["cause"],
         "connect": connect["result"],
         "connect_seconds": arg(connect, "after"),
+        # Linux starts the reopened connection at the old SND.NXT + 65537
+        "server_isn_after_old_snd_nxt": None if synack is None or old_snd_nxt is None
+        else (synack["seq"] - old_snd_nxt) & 0xFFFFFFFF,
     }
 
 
