@@ -405,6 +405,28 @@ def test_an_answered_keepalive_probe_keeps_the_connection() -> None:
     assert p.take() == [] and p.conn.state is State.ESTABLISHED
 
 
+def test_keepalive_switched_on_late_counts_from_then_a_new_keepidle_from_the_last_segment() -> (
+        None):
+    # The last segment arrived at 0.001; SO_KEEPALIVE is set 100 s later. Linux's
+    # tcp_set_keepalive arms the timer one idle period from the call, not from the
+    # last segment: the first probe goes at 100 + 60 s.
+    p = established_linux()
+    assert p.conn is not None
+    p.advance(100.0)
+    p.conn.set_keepalive(True, p.now, idle=60, intvl=10, cnt=3)
+    p.fire_next_timer()
+    [probe] = p.take()
+    assert probe.seq == L and p.now == pytest.approx(160.0)
+    # The peer answers at 160.05; then TCP_KEEPIDLE 30 on the socket that has keep-alive
+    # on: tcp_sock_set_keepidle_locked counts from the last segment received.
+    p.inject(incoming("A", R + 1, L + 1), at=160.05)
+    p.advance(170.0)
+    p.conn.set_keepalive(True, p.now, idle=30)
+    p.fire_next_timer()
+    [probe] = p.take()
+    assert probe.seq == L and p.now == pytest.approx(190.05)
+
+
 # ---------------------------------------------------------------- ACKs
 
 

@@ -1476,6 +1476,7 @@ class Connection:
             self.keepintvl = intvl
         if cnt is not None:
             self.keepcnt = cnt
+        was_on = self.keepalive
         self.keepalive = on
         if not on:
             if self.keepalive_at is not None:
@@ -1483,8 +1484,11 @@ class Connection:
                 self._timer_trace(now, "keepalive", "cancelled", None)
             return
         if self.state.synchronized or self.state is State.SYN_RECEIVED:
-            self._arm_keepalive(self.last_rcv + self.keepidle if self.last_rcv else
-                                now + self.keepidle, now)
+            # Linux (tcp_set_keepalive): switching it on arms the timer one idle period
+            # from now, whatever came before; a new TCP_KEEPIDLE on a socket that has it
+            # counts from the last segment received (tcp_sock_set_keepidle_locked)
+            self._arm_keepalive(self.last_rcv + self.keepidle if was_on and self.last_rcv
+                                else now + self.keepidle, now)
 
     def _start_keepalive(self, now: float) -> None:
         """The connection is established: idle time counts from now."""
