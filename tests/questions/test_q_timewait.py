@@ -49,10 +49,11 @@ def test_q34_the_three_remedies() -> None:
     b = buckets["meta"]["outcome"]
     assert b["time_wait_skipped"] >= 1 and b["overflow_counted"]
     skipped = [e for e in buckets["events"] if e["kind"] == "state"
-               and e["from"] == "TIME-WAIT" and "tcp_max_tw_buckets" in e["cause"]]
-    assert skipped and skipped[0]["t"] == next(
-        e["t"] for e in buckets["events"] if e["kind"] == "state"
-        and e["to"] == "TIME-WAIT" and e["conn"] == skipped[0]["conn"])   # zero time in it
+               and e["to"] == "CLOSED" and "tcp_max_tw_buckets" in e["cause"]]
+    # never in TIME-WAIT: straight from FIN-WAIT-2 to CLOSED (tcp_time_wait: tcp_done)
+    assert skipped and skipped[0]["from"] == "FIN-WAIT-2"
+    assert not [e for e in buckets["events"] if e["kind"] == "state"
+                and e["to"] == "TIME-WAIT" and e["conn"] == skipped[0]["conn"]]
     # SO_LINGER 0: a RST instead of a FIN, no TIME-WAIT
     linger = run("tcplab scenario run linger0")
     first_conn = segments(linger, "client")[0]["src"]

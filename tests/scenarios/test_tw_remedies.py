@@ -108,6 +108,8 @@ def test_beyond_tcp_max_tw_buckets_time_wait_is_skipped_and_a_lost_ack_becomes_a
     o = outcome("tw-buckets", LINUX)
     assert o["tcp_max_tw_buckets"] == 1
     assert (o["time_wait_entered"], o["time_wait_skipped"]) == (1, 1)
+    # no TIME-WAIT at all for the second: FIN-WAIT-2 -> CLOSED (tcp_time_wait: tcp_done)
+    assert o["skipped_paths"] == [["FIN-WAIT-2", "CLOSED"]]
     assert o["overflow_counted"]
     ev = events_of(trace_json, "tw-buckets", LINUX)
     lost = next(e for e in sends(ev, "client") if e.get("fate") == "dropped")

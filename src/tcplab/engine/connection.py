@@ -1564,12 +1564,23 @@ class Connection:
         """TIME-WAIT: the host replaces this connection by a compact entry that waits
         2MSL (or, with the experiment switch ``time_wait=0``, closes at once)."""
         self._cancel_timers(now)
+        cx = self.cx
+        if self.config.time_wait_length > 0 and cx.time_wait_full():
+            # Linux tcp_time_wait(): no bucket left (tcp_max_tw_buckets): the
+            # connection is closed at once, without TIME-WAIT's protection
+            cx.counters.inc("TcpExtTCPTimeWaitOverflow")
+            self.set_state(State.CLOSED, "TIME-WAIT skipped: tcp_max_tw_buckets "
+                           f"({self.config.max_tw_buckets}) reached", now)
+            cx.request(REQ_CLOSED, self, cause, now)
+            self._event(EV_CLOSED)
+            return
         self.set_state(State.TIME_WAIT, cause, now)
         if self.config.time_wait_length <= 0:
             self.set_state(State.CLOSED, "TIME-WAIT disabled (experiment)", now)
-            self.cx.request(REQ_CLOSED, self, cause, now)
+            cx.request(REQ_CLOSED, self, cause, now)
         else:
-            self.cx.request(REQ_TIME_WAIT, self, cause, now)
+            cx.tw_pending += 1
+            cx.request(REQ_TIME_WAIT, self, cause, now)
         self._event(EV_CLOSED)
 
     def _establish(self, now: float, cause: str) -> None:

@@ -30,6 +30,7 @@ which connections update from the SYN-ACKs they receive.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
@@ -103,11 +104,16 @@ class ChallengeAckLimit:
         return True
 
 
+def _none() -> int:
+    return 0
+
+
 class EngineContext:
     """A host's name, configuration, trace, output queues and counters."""
 
     __slots__ = ("challenge", "config", "counters", "fastopen_cache", "local_drop", "name",
-                 "outbox", "packet_id", "ready", "requests", "timer_seq", "timers", "trace")
+                 "outbox", "packet_id", "ready", "requests", "timer_seq", "timers", "trace",
+                 "tw_count", "tw_pending")
 
     def __init__(self, name: str, config: TcpConfig, trace: Trace | None = None) -> None:
         self.name = name
@@ -125,6 +131,15 @@ class EngineContext:
         #: the host's own queue drops every packet (Linux ``tc qdisc ... pfifo limit 0``):
         #: a send fails before the wire, and the sender knows it (NET_XMIT_DROP)
         self.local_drop = False
+        #: how many TIME-WAIT entries the host holds (its table sets this), and how many
+        #: connections asked for one not yet made: tcp_max_tw_buckets is checked against both
+        self.tw_count: Callable[[], int] = _none
+        self.tw_pending = 0
+
+    def time_wait_full(self) -> bool:
+        """Has the host no TIME-WAIT bucket left (Linux tcp_max_tw_buckets)?"""
+        limit = self.config.max_tw_buckets
+        return limit is not None and self.tw_count() + self.tw_pending >= limit
 
     def emit(self, src: str, dst: str, seg: TcpSegment, now: float, conn: str | None = None,
              tcb: Tcb | None = None) -> bool:

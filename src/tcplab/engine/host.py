@@ -115,6 +115,7 @@ class Host:
         self.conns: dict[Key, Connection] = {}
         self.listeners: dict[tuple[str, int], Listener] = {}
         self.time_wait = TimeWait(self.cx, self.ts_offsets)
+        self.cx.tw_count = self.time_wait.__len__
         self.ports = PortTable(self.config.ephemeral_low, self.config.ephemeral_high, self.rng,
                                self.time_wait)
         self.ready_hook: Callable[[], None] | None = None
@@ -328,16 +329,10 @@ class Host:
                 if kind == REQ_ESTABLISHED:
                     self._to_accept_queue(conn, now)
                 elif kind == REQ_TIME_WAIT:
+                    # the connection checked for a bucket (EngineContext.time_wait_full)
+                    cx.tw_pending -= 1
                     self._forget(conn)
-                    limit = self.config.max_tw_buckets
-                    if limit is not None and len(self.time_wait) >= limit:
-                        # Linux tcp_time_wait(): no bucket left: the connection is
-                        # closed at once, without TIME-WAIT's protection.
-                        cx.counters.inc("TcpExtTCPTimeWaitOverflow")
-                        conn.set_state(State.CLOSED, "TIME-WAIT skipped: tcp_max_tw_buckets "
-                                       f"({limit}) reached", now)
-                    else:
-                        self.time_wait.enter(conn, now)
+                    self.time_wait.enter(conn, now)
                 elif kind in (REQ_LISTEN, REQ_CLOSED):
                     self._forget(conn)
 

@@ -363,9 +363,10 @@ def outcome_tw_buckets(events: list[Event]) -> dict[str, Any]:
     setup = facts(events, "buckets", "client")[0]
     limit = arg(setup, "limit")
     paths = conn_paths(events, "client")
-    skipped = [conn for conn, path in paths.items() if "TIME-WAIT" in path
-               and any(e["kind"] == "state" and e["host"] == "client" and e["conn"] == conn
-                       and "skipped" in e["cause"] for e in events)]
+    # Linux tcp_time_wait(): with no bucket left the connection goes straight to CLOSED
+    skipped = [conn for conn in paths
+               if any(e["kind"] == "state" and e["host"] == "client" and e["conn"] == conn
+                      and "skipped" in e["cause"] for e in events)]
     spans = time_wait_spans(events, "client")
     server_ends = {}
     for e in events:
@@ -380,7 +381,8 @@ def outcome_tw_buckets(events: list[Event]) -> dict[str, Any]:
     return {
         "tcp_max_tw_buckets": None if limit == -1 else limit,
         "connections": len(paths),
-        "time_wait_entered": len(spans) - len(skipped),
+        "time_wait_entered": len(spans),
+        "skipped_paths": [paths[conn][-2:] for conn in skipped],
         "time_wait_skipped": len(skipped),
         "overflow_counted": bool(facts(events, "overflow", "client")),
         "client_answered_rst": sum(1 for e in sent(events, "client") if "R" in e["flags"]),
