@@ -95,6 +95,14 @@ def test_fin_out_of_order_waits_for_the_hole(outcome, trace_json, sw):
     # the FIN is acknowledged only once the hole is filled, and the bytes come out in order
     assert o["fin_acked_at"] == o["missing_data_arrived_at"]
     assert o["client_read_in_order"]
+    # the FIN alone beyond the hole gets its duplicate ACK at once (RFC 5681 4.2), as the
+    # out-of-order data before it did; the hole filled, one ACK covers the data and the FIN
+    acks = [e for e in sends(ev, "client") if e["flags"] == "A"]
+    ooo = [e for e in ev if e["kind"] == "segment" and e["event"] == "send"
+           and e["host"] == "server" and e.get("t_arrive") == o["fin_arrived_at"]]
+    assert [e["flags"] for e in ooo] == ["PA", "FA"]   # the second data segment, the FIN
+    assert len([e for e in acks if e["t"] == o["fin_arrived_at"]]) == 2
+    assert len([e for e in acks if e["t"] == o["missing_data_arrived_at"]]) == 1
     assert o["client_path"][-4:] == ["FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSED"]
 
 

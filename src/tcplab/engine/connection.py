@@ -1705,6 +1705,16 @@ class Connection:
             fseq = seq_add(seq, len(seg.payload))
             if self.peer_fin_seq is None or fseq == self.peer_fin_seq:
                 self.peer_fin_seq = fseq
+            if not seg.payload and seq_gt(fseq, self.rcv_nxt) and (
+                    st is State.ESTABLISHED or st is State.FIN_WAIT_1
+                    or st is State.FIN_WAIT_2):
+                # A FIN alone beyond a hole is an out-of-order segment like any other:
+                # a duplicate ACK at once (RFC 5681 4.2; Linux queues it out of order,
+                # its SACK block covering the FIN)
+                self.cx.counters.inc("TcpExtTCPOFOQueue")
+                if self.sacks is not None:
+                    self.sacks.on_ofo(fseq, seq_add(fseq, 1))
+                self.send_ack(now)
         if self.peer_fin_seq is not None and self.rcv_nxt == self.peer_fin_seq:
             self._eighth_fin(now)
         elif self.ack_pending and self.delack_at is None and self.state.synchronized:
@@ -2163,7 +2173,8 @@ class Connection:
             self.ack_pending += len(payload)
             self._grow_window()
             self.acks.on_data(now, self.rcv_wnd, self.rcv_mss, len(payload))
-            if seg.flags & FIN and not trimmed and not self.ooo:
+            if ((seg.flags & FIN and not trimmed) or self.peer_fin_seq == self.rcv_nxt) \
+                    and not self.ooo:
                 return  # the FIN is next in order: the eighth step ACKs both at once
             if filled_gap or self.ooo or self.config.delayed_ack <= 0 \
                     or self.ack_pending >= 2 * self.rcv_mss or self.acks.now():
