@@ -115,6 +115,23 @@ def test_two_syn_retries_and_every_syn_lost_this_kernel_sends_six_and_times_out(
     assert doc["meta"]["sysctls"]["client"] == {"net.ipv4.tcp_syn_retries": "2"}
 
 
+def test_two_syn_retries_without_linear_timeouts_three_syns_as_before_6_5() -> None:
+    # The count the textbooks give (3 SYNs at 0, 1 and 3 s, ETIMEDOUT after 7 s) is what
+    # this kernel does once tcp_syn_linear_timeouts is 0: the behaviour before Linux 6.5.
+    doc = demo("--sysctl", "net.ipv4.tcp_syn_retries=2",
+               "--sysctl", "net.ipv4.tcp_syn_linear_timeouts=0", "--drop", "syn:all")
+    events = doc["events"]
+    syns = sent(events)
+    assert [e["flags"] for e in syns] == ["S"] * 3
+    assert all(e["fate"] == "dropped" for e in syns)
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(syns)]
+    assert gaps == pytest.approx([1.0, 2.0], abs=0.15)
+    failed = doc["meta"]["findings"]["outcome"]["failed"]
+    assert [(f["host"], f["call"], f["error"]) for f in failed] == [
+        ("client", "connect", "ETIMEDOUT")]
+    assert failed[0]["after"] == pytest.approx(7.0, abs=0.5)
+
+
 def test_the_terminal_tells_it_in_chinese_with_the_end_of_the_run() -> None:
     res = subprocess.run([*TCPLAB, "demo", "--on", "linux", "--lang", "zh", "--width", "80"],
                          capture_output=True, text=True, timeout=60, check=False)
