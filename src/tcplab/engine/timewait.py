@@ -364,8 +364,12 @@ class TimeWait:
         deadline = now + self.config.time_wait_length
         tracing = self.cx.trace.enabled
         ts = conn.ts
+        key = conn.key
+        # a name is kept only when it is not the one entry_name() derives from the key
+        name = conn.name if tracing and conn.name != (
+            f"{key[0]}:{key[1]}-{key[2]}:{key[3]}") else None
         entry = TimeWaitEntry(conn.snd_nxt, conn.rcv_nxt, max(conn.rcv_wnd, 1), conn.reuseaddr,
-                              deadline, conn.name if tracing else None,
+                              deadline, name,
                               ts.recent if ts.ok else None, max(ts.recent_stamp, 0.0))
         self.table.add(conn.key, entry)
         conn.time_wait_entries = self
