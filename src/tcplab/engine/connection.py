@@ -56,6 +56,7 @@ from tcplab.engine.reassembly import Reassembly
 from tcplab.engine.retries import model_timeout, orphan_retries
 from tcplab.engine.rtt import RttEstimator
 from tcplab.engine.sack import DUPTHRESH, SackBlocks, Scoreboard, Sent, max_blocks
+from tcplab.engine.sendbuffer import SendBuffer
 from tcplab.engine.state import State
 from tcplab.engine.timestamps import Timestamps, ts_between
 from tcplab.trace import Tcb, TimerAction, TimerName, state_event, timer_event
@@ -134,6 +135,15 @@ class PortHolder(Protocol):
     @property
     def reuse(self) -> bool: ...
 
+
+
+def _take(buf: bytearray, off: int, size: int) -> bytes:
+    """``size`` bytes of ``buf`` from ``off``, copied once (a bytearray slice would copy
+    them twice: into a new bytearray, then into bytes)."""
+    if size <= 0:
+        return b""
+    with memoryview(buf) as view:
+        return view[off:off + size].tobytes()
 
 class Connection:
     """The TCB of RFC 9293 3.3.1, with RFC names for its variables."""
@@ -281,7 +291,7 @@ class Connection:
         self.rcv_adv = 0  # right edge last advertised: never moved left
         self.rcv_mss = config.mss
         # Buffers: sndbuf holds bytes from sndbuf_seq (unacked, then unsent).
-        self.sndbuf = bytearray()
+        self.sndbuf = SendBuffer()
         self.sndbuf_seq = seq_add(iss, 1)
         self.rcvbuf = bytearray()
         self.ooo = Reassembly()
@@ -826,7 +836,7 @@ class Connection:
         self.fo_exp = opt is not None and opt.exp
         self.syn_data_len = n
         if n:
-            self.sndbuf += data[:n]
+            self.sndbuf.append(memoryview(data)[:n])
             self.snd_nxt = self.snd_max = seq_add(self.iss, 1 + n)
             if self.lcc is not None:
                 self.score.on_send(seq_add(self.iss, 1), self.snd_max, now)
@@ -928,9 +938,13 @@ class Connection:
         room = self.snd_buf - len(self.sndbuf)
         if room <= 0:
             return 0
-        chunk = data[:room] if len(data) > room else data
-        self.sndbuf += chunk
-        if eor and chunk:
+        if len(data) > room:
+            self.sndbuf.append(memoryview(data)[:room])   # copied once, into the buffer
+            taken = room
+        else:
+            self.sndbuf.append(data)
+            taken = len(data)
+        if eor and taken:
             if self.eor_marks is None:
                 self.eor_marks = []
             self.eor_marks.append(seq_add(self.sndbuf_seq, len(self.sndbuf)))
@@ -945,7 +959,7 @@ class Connection:
             else:
                 self.output(now)
         # SYN-SENT / SYN-RECEIVED: queued, sent after entering ESTABLISHED.
-        return len(chunk)
+        return taken
 
     def set_cork(self, on: bool, now: float) -> None:
         """TCP_CORK: hold partial segments; clearing it sends what waits (Linux)."""
@@ -962,8 +976,13 @@ class Connection:
         if not self.rcvbuf:
             return b""
         old_wnd = self.rcv_wnd
-        data = bytes(self.rcvbuf[:max_bytes])
-        del self.rcvbuf[:max_bytes]
+        rcvbuf = self.rcvbuf
+        if max_bytes >= len(rcvbuf):
+            data = bytes(rcvbuf)    # one copy, and the buffer starts again empty
+            rcvbuf.clear()
+        else:
+            data = _take(rcvbuf, 0, max_bytes)
+            del rcvbuf[:max_bytes]
         # Window update, with receiver-side SWS avoidance (RFC 9293 3.8.6.2.2):
         # the right edge moves only by at least min(RCV.BUFF/2, MSS); an ACK
         # announces it at once when it opens by two segments or half the
@@ -1162,7 +1181,7 @@ class Connection:
                         flight > 0 if lcc is None else self._minshall_holds()):
                     break
             flags = ACK
-            payload = bytes(sndbuf[off:off + size]) if size else b""
+            payload = sndbuf.take(off, size) if size else b""
             if size and off + size == len(sndbuf) and (not corked or force):
                 flags |= PSH
             if fin_now:
@@ -1267,7 +1286,7 @@ class Connection:
             return
         self.rtt.forget()  # Karn's rule
         self.cx.counters.inc("TcpRetransSegs")
-        seg = self._make(flags, self.snd_una, now, bytes(self.sndbuf[off:off + size]))
+        seg = self._make(flags, self.snd_una, now, self.sndbuf.take(off, size))
         self._send(seg, now)
 
     # ============================================================ timers
@@ -1307,7 +1326,7 @@ class Connection:
         off = seq_sub(self.snd_nxt, self.sndbuf_seq)
         if off >= len(self.sndbuf):
             return
-        seg = self._make(ACK, self.snd_nxt, now, bytes(self.sndbuf[off:off + 1]))
+        seg = self._make(ACK, self.snd_nxt, now, self.sndbuf.take(off, 1))
         probe_end = seq_add(self.snd_nxt, 1)
         if seq_gt(probe_end, self.snd_max):
             self.snd_max = probe_end
@@ -1922,7 +1941,7 @@ class Connection:
         n = seq_sub(ack, self.sndbuf_seq)
         if n > 0:
             k = min(n, len(self.sndbuf))
-            del self.sndbuf[:k]
+            self.sndbuf.consume(k)
             self.sndbuf_seq = seq_add(self.sndbuf_seq, k)
         self.rtx_count = 0
         self.backoff = 0
@@ -2122,7 +2141,7 @@ class Connection:
         size = seq_sub(data_end, s.start)
         if off < 0 or size < 0:
             return
-        payload = bytes(self.sndbuf[off:off + size])
+        payload = self.sndbuf.take(off, size)
         if payload and (off + size == len(self.sndbuf) or (self.eor_marks is not None and data_end in self.eor_marks)):
             flags |= PSH
         if not self._send(self._make(flags, s.start, now, payload), now):
@@ -2255,7 +2274,7 @@ class Connection:
         n = seq_sub(ack, self.sndbuf_seq)
         if n > 0:
             k = min(n, len(self.sndbuf))
-            del self.sndbuf[:k]
+            self.sndbuf.consume(k)
             self.sndbuf_seq = seq_add(self.sndbuf_seq, k)
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
