@@ -188,7 +188,8 @@ def test_cli_run_exit_codes(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="the corpus is not in ../shared")
 def test_freebsd_corpus_meets_the_targets() -> None:
-    """>= 95% of the scripts run pass, <= 20% skipped, all in < 60 s of wall time."""
+    """>= 99% of the scripts run pass and at least 865 of them, <= 6% skipped, all in
+    < 60 s of wall time (the conformance issue's figures)."""
     started = time.perf_counter()
     report = run_paths([CORPUS], os.environ.get("TCPLAB_PACKETDRILL_PROFILE", "portable"))
     wall = time.perf_counter() - started
@@ -196,5 +197,5 @@ def test_freebsd_corpus_meets_the_targets() -> None:
     summary = report.text()
     assert t.total > 800, summary
     assert wall < 60, f"{wall:.1f} s"
-    assert t.skip_rate <= 0.20, summary
-    assert t.pass_rate >= 0.95, summary
+    assert t.skip_rate <= 0.06, summary
+    assert t.pass_rate >= 0.99 and t.passed >= 865, summary
