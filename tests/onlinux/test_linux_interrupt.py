@@ -12,80 +12,24 @@ clean up; the next run must find the dead run's namespaces and instance and remo
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tcplab.tun.netns import NETNS_DIR, list_tcplab_namespaces
+from leftovers import (
+    EXIT_WITHIN,
+    TCPLAB,
+    clean_up_after,
+    interrupt,
+    left_behind,
+)
+from tcplab.tun.netns import NETNS_DIR
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("linux")]
 
-_SCRIPT = os.path.join(os.path.dirname(sys.executable), "tcplab")
-TCPLAB = [_SCRIPT] if os.path.exists(_SCRIPT) else [sys.executable, "-m", "tcplab"]
-TRACEFS_INSTANCES = "/sys/kernel/tracing/instances"
-EXIT_WITHIN = 2.0  # seconds from SIGINT to exit
 ARGV = [*TCPLAB, "demo", "--on", "linux", "--json"]
-
-
-def _group(pgid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(entry))
-    return out
-
-
-def _left_behind(pid: int) -> dict[str, list[str]]:
-    mine = f"tcplab-{pid}-"
-    try:
-        instances = [n for n in os.listdir(TRACEFS_INSTANCES) if n.startswith(mine)]
-    except OSError:
-        instances = []
-    return {"namespaces": [n for n in list_tcplab_namespaces() if n.startswith(mine)],
-            "tracefs instances": instances, "processes": [str(p) for p in _group(pid)]}
-
-
-def _clean_up_after(pid: int) -> None:
-    for p in _group(pid):
-        os.kill(p, signal.SIGKILL)
-    for name in _left_behind(pid)["namespaces"]:
-        subprocess.run(["ip", "netns", "delete", name], check=False, timeout=10)
-    for name in _left_behind(pid)["tracefs instances"]:
-        os.rmdir(os.path.join(TRACEFS_INSTANCES, name))
-
-
-def _interrupt(delay: float, whole_group: bool) -> tuple[float, str, int]:
-    proc = subprocess.Popen(ARGV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        time.sleep(delay)
-        sent = time.monotonic()
-        if whole_group:
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate(timeout=10)
-            return float("inf"), err, proc.pid
-        return time.monotonic() - sent, err, proc.pid
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def test_ctrl_c_at_12_moments_of_demo_on_linux() -> None:
@@ -96,8 +40,8 @@ def test_ctrl_c_at_12_moments_of_demo_on_linux() -> None:
 
     def one(i: int) -> tuple[float, float, str, int, dict[str, list[str]]]:
         delay = span * i / 12
-        took, err, pid = _interrupt(delay, whole_group=bool(i % 2))
-        return delay, took, err, pid, _left_behind(pid)
+        took, err, pid = interrupt(ARGV, delay, whole_group=bool(i % 2))
+        return delay, took, err, pid, left_behind(pid)
 
     problems = []
     with ThreadPoolExecutor(2) as pool:  # two at a time: 2 cores
@@ -108,7 +52,7 @@ def test_ctrl_c_at_12_moments_of_demo_on_linux() -> None:
             if took > EXIT_WITHIN or ours or any(left.values()):
                 problems.append(f"SIGINT at {delay:.2f} s: exit after {took:.2f} s, "
                                 f"left {left}, stderr {err.strip()[-300:]!r}")
-                _clean_up_after(pid)
+                clean_up_after(pid)
     assert not problems, "\n".join(problems)
 
 
@@ -120,22 +64,22 @@ def test_sigkill_then_a_new_run_removes_what_the_dead_run_left() -> None:
         assert proc.stderr is not None
         assert "Running on Linux" in proc.stderr.readline()
         deadline = time.monotonic() + 20
-        while len(_left_behind(proc.pid)["namespaces"]) < 2 or not _left_behind(
+        while len(left_behind(proc.pid)["namespaces"]) < 2 or not left_behind(
                 proc.pid)["tracefs instances"]:
-            assert time.monotonic() < deadline, _left_behind(proc.pid)
+            assert time.monotonic() < deadline, left_behind(proc.pid)
             time.sleep(0.05)
         time.sleep(0.3)  # the lesson under way
         proc.kill()  # SIGKILL: no finally, no atexit
         proc.wait(10)
-        left = _left_behind(proc.pid)
+        left = left_behind(proc.pid)
         assert len(left["namespaces"]) == 2 and left["tracefs instances"]  # as expected
         res = subprocess.run([*TCPLAB, "demo", "--on", "linux", "--json"],
                              capture_output=True, text=True, timeout=60, check=False)
         assert res.returncode == 0, res.stderr
-        assert _left_behind(proc.pid) == {"namespaces": [], "tracefs instances": [],
+        assert left_behind(proc.pid) == {"namespaces": [], "tracefs instances": [],
                                           "processes": []}
         assert not any(os.path.exists(os.path.join(NETNS_DIR, n)) for n in left["namespaces"])
     finally:
         if proc.poll() is None:
             proc.kill()
-        _clean_up_after(proc.pid)
+        clean_up_after(proc.pid)

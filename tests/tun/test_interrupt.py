@@ -16,92 +16,27 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tcplab.tun.netns import NETNS_DIR, list_tcplab_namespaces
+from leftovers import (
+    EXIT_WITHIN,
+    TCPLAB,
+    clean_up_after,
+    interrupt,
+    left_behind,
+)
+from tcplab.tun.netns import NETNS_DIR
 
 pytestmark = pytest.mark.timeout(240)
-
-# The console script a user runs (with `python -m tcplab`, runpy's own imports come first,
-# where a Ctrl+C can only end in Python's traceback).
-_SCRIPT = os.path.join(os.path.dirname(sys.executable), "tcplab")
-TCPLAB = [_SCRIPT] if os.path.exists(_SCRIPT) else [sys.executable, "-m", "tcplab"]
-TRACEFS_INSTANCES = "/sys/kernel/tracing/instances"
-EXIT_WITHIN = 2.0  # seconds from SIGINT to exit
-
-
-def _group(pgid: int) -> list[int]:
-    """Live processes (not zombies) in process group ``pgid``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(entry))
-    return out
-
-
-def _left_behind(pid: int) -> dict[str, list[str]]:
-    mine = f"tcplab-{pid}-"
-    try:
-        instances = [n for n in os.listdir(TRACEFS_INSTANCES) if n.startswith(mine)]
-    except OSError:
-        instances = []
-    return {
-        "namespaces": [n for n in list_tcplab_namespaces() if n.startswith(mine)],
-        "tracefs instances": instances,
-        "processes": [str(p) for p in _group(pid)],
-    }
-
-
-def _interrupt(argv: list[str], delay: float, whole_group: bool) -> tuple[float, str, int]:
-    """Start ``argv``, SIGINT it after ``delay``; (seconds to exit, stderr, pid)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        time.sleep(delay)
-        sent = time.monotonic()
-        if whole_group:
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate(timeout=10)
-            return float("inf"), err, proc.pid
-        return time.monotonic() - sent, err, proc.pid
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
-def _clean_up_after(pid: int) -> None:
-    """Remove what a failed test found, so that one failure does not spread."""
-    for p in _group(pid):
-        os.kill(p, signal.SIGKILL)
-    for name in _left_behind(pid)["namespaces"]:
-        subprocess.run(["ip", "netns", "delete", name], check=False, timeout=10)
-    for name in _left_behind(pid)["tracefs instances"]:
-        os.rmdir(os.path.join(TRACEFS_INSTANCES, name))
-
 
 def _check_runs(argv: list[str], delays: list[float]) -> None:
     def one(i_delay: tuple[int, float]) -> tuple[float, float, str, int, dict[str, list[str]]]:
         i, delay = i_delay
-        took, err, pid = _interrupt(argv, delay, whole_group=bool(i % 2))
-        return delay, took, err, pid, _left_behind(pid)
+        took, err, pid = interrupt(argv, delay, whole_group=bool(i % 2))
+        return delay, took, err, pid, left_behind(pid)
 
     problems = []
     with ThreadPoolExecutor(2) as pool:  # two at a time: 2 cores
@@ -113,7 +48,7 @@ def _check_runs(argv: list[str], delays: list[float]) -> None:
             if took > EXIT_WITHIN or ours or any(left.values()):
                 problems.append(f"SIGINT at {delay:.2f} s: exit after {took:.2f} s, "
                                 f"left {left}, stderr {err.strip()[-300:]!r}")
-                _clean_up_after(pid)
+                clean_up_after(pid)
     assert not problems, "\n".join(problems)
 
 
@@ -173,12 +108,12 @@ def test_sigkill_then_a_new_run_removes_what_the_dead_run_left() -> None:
         assert res.returncode == 0, res.stderr
         assert not os.path.exists(os.path.join(NETNS_DIR, name))
         assert sleeper.wait(10) != 0  # stopped by the new run
-        assert _left_behind(proc.pid) == {"namespaces": [], "tracefs instances": [],
+        assert left_behind(proc.pid) == {"namespaces": [], "tracefs instances": [],
                                           "processes": []}
     finally:
         if proc.poll() is None:
             proc.kill()
-        _clean_up_after(proc.pid)
+        clean_up_after(proc.pid)
 
 
 @pytest.mark.parametrize("command", [["tun", "connect"], ["tun", "serve", "--http"],
@@ -206,15 +141,15 @@ def test_sigkilled_watch_leaves_an_instance_that_the_next_run_removes() -> None:
         assert "watching" in proc.stderr.readline()
         proc.kill()
         proc.wait(10)
-        assert _left_behind(proc.pid)["tracefs instances"]  # nothing could remove it
+        assert left_behind(proc.pid)["tracefs instances"]  # nothing could remove it
         res = subprocess.run([*TCPLAB, "watch", "--port", "9", "--duration", "0.2"],
                              capture_output=True, text=True, timeout=30, check=False)
         assert res.returncode == 0, res.stderr
-        assert _left_behind(proc.pid) == {"namespaces": [], "tracefs instances": [],
+        assert left_behind(proc.pid) == {"namespaces": [], "tracefs instances": [],
                                           "processes": []}
         # If the killed run had mounted tracefs, the new run unmounted it.
         assert not os.path.exists("/run/tcplab-tracefs-mount.pid")
     finally:
         if proc.poll() is None:
             proc.kill()
-        _clean_up_after(proc.pid)
+        clean_up_after(proc.pid)
