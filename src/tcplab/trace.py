@@ -327,14 +327,19 @@ class Trace:
     ``enabled=False`` makes every ``add`` a no-op (the hot path checks
     :attr:`enabled` before building an event at all).  ``limit`` bounds the
     trace: past it, the oldest events are discarded (a ring buffer) and
-    counted in :attr:`discarded`.
+    counted in :attr:`discarded`.  ``keep_raw=False`` lets each segment's packet bytes
+    go once the listeners have seen them (a long-running server whose trace feeds a
+    diagram and no pcap).
     """
 
-    __slots__ = ("_next_id", "discarded", "enabled", "events", "limit", "listeners")
+    __slots__ = ("_next_id", "discarded", "enabled", "events", "keep_raw", "limit",
+                 "listeners")
 
-    def __init__(self, enabled: bool = True, limit: int | None = None) -> None:
+    def __init__(self, enabled: bool = True, limit: int | None = None,
+                 keep_raw: bool = True) -> None:
         self.enabled = enabled
         self.limit = limit
+        self.keep_raw = keep_raw
         self.events: list[Event] = []
         self._next_id = 0
         self.discarded = 0
@@ -357,6 +362,8 @@ class Trace:
                 self.discarded += drop
             for listener in self.listeners:
                 listener(event)
+            if not self.keep_raw and "raw" in event:
+                del event["raw"]
 
     def note(self, t: float, text: str, **facts: Any) -> None:
         if self.enabled:

@@ -12,7 +12,13 @@ import struct
 
 from tcplab.kernel.capture import tcp_filter
 from tcplab.kernel.tracefs import endpoints, parse_format, parse_page
-from tcplab.kernel.watch import KernelWatch, StateChange, WatchFilter
+from tcplab.kernel.watch import (
+    CLOSED_KEEP,
+    RECENT_KEEP,
+    KernelWatch,
+    StateChange,
+    WatchFilter,
+)
 from tcplab.wire.ip import emit_ip_tcp
 from tcplab.wire.tcp import ACK, FIN, SYN, TcpSegment
 
@@ -244,3 +250,59 @@ def test_chinese_texts_come_from_the_run() -> None:
     tl.run(1000)
     notes = [e["text"] for e in tl.watch.events if e["kind"] == "note"]
     assert notes and "请求套接字" in notes[0] and "127.0.0.1:8080-127.0.0.1:40000" in notes[0]
+
+
+def test_a_server_that_runs_for_days_keeps_only_what_is_alive() -> None:
+    """5,000 lives from ever new client ports, each: handshake, server closes first,
+    client's full socket and then its mini-socket go.  The model forgets the closed ones
+    beyond its bound, and still tells the last life exactly as a fresh model would."""
+    tl = Timeline()
+    tl.state(100, "l", L, "CLOSED", "LISTEN", irq=False)
+    lives = 5000
+
+    def life(tl: Timeline, i: int, t: int) -> None:
+        c = ("127.0.0.1", 20000 + i, "127.0.0.1", 8080)
+        s = ("127.0.0.1", 8080, "127.0.0.1", 20000 + i)
+        tl.seq[c], tl.seq[s] = 1000, 5000
+        tl.state(t, f"c{i}", c, "CLOSED", "SYN-SENT", irq=False)
+        tl.segment(t + 10, c, SYN)
+        tl.segment(t + 20, s, SYN | ACK)
+        tl.state(t + 30, f"c{i}", c, "SYN-SENT", "ESTABLISHED")
+        tl.segment(t + 40, c, ACK)
+        tl.state(t + 50, f"s{i}", s, "LISTEN", "SYN-RECEIVED")
+        tl.state(t + 60, f"s{i}", s, "SYN-RECEIVED", "ESTABLISHED")
+        tl.state(t + 70, f"s{i}", s, "ESTABLISHED", "FIN-WAIT-1", irq=False)
+        tl.segment(t + 80, s, FIN | ACK)
+        tl.state(t + 90, f"c{i}", c, "ESTABLISHED", "CLOSE-WAIT")
+        tl.state(t + 100, f"c{i}", c, "CLOSE-WAIT", "LAST-ACK", irq=False)
+        tl.segment(t + 110, c, FIN | ACK)
+        tl.segment(t + 120, s, ACK)
+        tl.state(t + 130, f"c{i}", c, "LAST-ACK", "CLOSED")
+        tl.state(t + 140, f"s{i}", s, "FIN-WAIT-1", "CLOSED")  # a mini-socket takes over
+
+    for i in range(lives):
+        life(tl, i, 1000 + i * 1000)
+        if i % 500 == 0:  # the mini-sockets of earlier lives have expired
+            tl.now = 1000 + i * 1000 + 1_000_000_000
+            tl.watch.advance()
+    tl.now = 10**12
+    tl.watch.finish()
+    sizes = tl.watch.remembered()
+    assert sizes["connections"] <= CLOSED_KEEP + 2, sizes
+    assert sizes["roles"] <= CLOSED_KEEP * 2 + 2, sizes
+    assert sizes["sockets"] <= 1, sizes  # the listener's
+    assert sizes["last segments"] <= RECENT_KEEP and sizes["requests told"] <= RECENT_KEEP
+    # The last life, told as a model that saw only it would tell it.
+    fresh = Timeline()
+    fresh.state(100, "l", L, "CLOSED", "LISTEN", irq=False)
+    life(fresh, lives - 1, 1000 + (lives - 1) * 1000)
+    fresh.run(10**12)
+    conn = f"127.0.0.1:{20000 + lives - 1}-127.0.0.1:8080"
+    rconn = f"127.0.0.1:8080-127.0.0.1:{20000 + lives - 1}"
+
+    def told(w: KernelWatch) -> list[tuple[object, object, object]]:
+        return [(e["kind"], e.get("host", ""), e.get("to", e.get("flags", e.get("text", ""))))
+                for e in w.events if e.get("conn") in (conn, rconn)]
+
+    assert told(tl.watch) == told(fresh.watch)
+    assert ("state", "server", "CLOSED") in told(tl.watch)

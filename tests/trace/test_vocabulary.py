@@ -59,3 +59,16 @@ def test_a_bounded_trace_keeps_the_newest_events() -> None:
         tr.note(float(i), f"event {i}")
     assert len(tr) <= 100 and tr.events[-1]["text"] == "event 999"
     assert tr.discarded == 1000 - len(tr)
+
+
+def test_a_trace_without_packet_bytes_lets_them_go_after_its_listeners() -> None:
+    seen: list[bytes] = []
+    tr = Trace(keep_raw=False)
+    tr.listeners.append(lambda ev: seen.append(ev["raw"]))
+    syn = TcpSegment(40000, 80, 1000, 0, SYN, 65535)
+    tr.add(segment_event(0.0, "send", "client", "192.0.2.1", "192.0.2.2", syn, 1, raw=b"ip+tcp"))
+    assert seen == [b"ip+tcp"]  # the kernel lane's model saw the headers
+    assert "raw" not in tr.events[0] and tr.events[0]["flags"] == "S"
+    kept = Trace()
+    kept.add(segment_event(0.0, "send", "client", "192.0.2.1", "192.0.2.2", syn, 1, raw=b"x"))
+    assert kept.events[0]["raw"] == b"x"  # for --pcap

@@ -24,7 +24,9 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import dpkt
 import pytest
 from tun_helpers import check_output, run
 
@@ -231,6 +233,36 @@ def test_serve_with_a_trace_limit_keeps_only_the_last_events() -> None:
         import json
         doc = json.loads(out)
         assert len(doc["events"]) <= 60 and doc["meta"]["trace_discarded"] > 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_serve_keeps_packet_bytes_for_pcap_only(tmp_path: Path) -> None:
+    """Without --pcap the ring holds no packet bytes (memory); with it, the capture has
+    every segment of the fetch, whole, as dpkt reads it."""
+    path = tmp_path / "serve.pcap"
+    proc = subprocess.Popen([*TCPLAB, "tun", "serve", "--http", "--port", "8080",
+                             "--pcap", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        name = proc.stdout.readline().strip()
+        assert name.startswith("tcplab-"), proc.stderr.read() if proc.stderr else ""
+        res = subprocess.run(["ip", "netns", "exec", name, _curl(), "-sS", "--max-time",
+                              "10", "-o", "/dev/null", "http://192.0.2.2:8080/"],
+                             capture_output=True, text=True, timeout=20, check=False)
+        assert res.returncode == 0, res.stderr
+        proc.send_signal(2)
+        _out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        with path.open("rb") as fh:
+            tcp = [dpkt.ip.IP(buf).data for _ts, buf in dpkt.pcap.Reader(fh)]
+        flags = [t.flags for t in tcp if isinstance(t, dpkt.tcp.TCP)]
+        assert flags[0] == dpkt.tcp.TH_SYN and flags[1] == dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK
+        assert any(t.data.startswith(b"GET / HTTP/1.1") for t in tcp)
+        assert any(t.data.startswith(b"HTTP/1.1 200") for t in tcp)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -212,7 +212,8 @@ def serve(use_http: bool, port: int | None, root: Path | None, mtu: int, no_offl
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         _install_signals(loop, stop)
-        trace = Trace(enabled=limit > 0, limit=limit or None)
+        # packet bytes are kept for --pcap only (the diagram and JSON do not show them)
+        trace = Trace(enabled=limit > 0, limit=limit or None, keep_raw=bool(pcap))
         backend = TunBackend(mtu=mtu, trace=trace, offload=not no_offload)
         t0 = loop.time()
         async with backend:

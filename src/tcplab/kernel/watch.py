@@ -64,6 +64,13 @@ MAX_EVENTS = 200_000  # the trace's bound; segments beyond it are counted, not k
 MAX_RAW_BYTES = 64 << 20  # packet bytes kept for --pcap; beyond, segments keep no bytes
 TW_POLL_NS = 500_000_000  # how often sock_diag is asked whether a mini-socket is gone
 CAUSE_WINDOW_NS = 2_000_000  # a segment this recent is taken as a state change's cause
+#: recent-packet memories (the last segment each end received, the ids of segments sent
+#: and not yet arrived, SYNs already told): only the last milliseconds matter, so each
+#: keeps its most recently used entries up to this many
+RECENT_KEEP = 4096
+#: connections in CLOSED whose record is kept (a late segment, drop or RST can still
+#: name their state); older ones are forgotten with their ends' roles
+CLOSED_KEEP = 1024
 
 STATE_NAMES = sockdiag.STATES
 #: a RST ended a timewait mini-socket (tcp_rfc1337 = 0): the engine's words for it
@@ -275,12 +282,13 @@ class KernelWatch:
         self._wanted: set[Key] = set()  # --pid: connections of that process
         self._wanted_ports: set[int] = set()  # --pid: its listening ports
         self._wanted_socks: set[object] = set()  # --pid: its sockets before they have a port
-        self._seen_request: set[Key] = set()
+        self._seen_request: dict[Key, None] = {}  # SYNs told as request sockets (recent)
         # The last segment each end received: (ts, flags, segment id), by receiver's key.
         self._last_in: dict[Key, tuple[int, str, int, int]] = {}
         self._comms: dict[int, str] = {}
         self._truncated_noted = False
         self._sent_ids: dict[bytes, int] = {}  # packet bytes -> id of its send event
+        self._closed: dict[Key, None] = {}  # connections in CLOSED, oldest first
 
     # ------------------------------------------------------------ inputs
 
@@ -420,11 +428,33 @@ class KernelWatch:
     def _conn(self, key: Key, family: int) -> _Conn:
         conn = self._conns.get(key)
         if conn is None:
-            if len(self._conns) > 100_000:  # bound: forget finished connections first
-                for k in [k for k, c in self._conns.items() if c.state == CLOSED][:50_000]:
-                    del self._conns[k]
             conn = self._conns[key] = _Conn(key, family)
         return conn
+
+    def remembered(self) -> dict[str, int]:
+        """How many items each of the model's memories holds (each is bounded)."""
+        return {"connections": len(self._conns), "roles": len(self._roles),
+                "sockets": len(self._by_sock), "last segments": len(self._last_in),
+                "sent ids": len(self._sent_ids), "requests told": len(self._seen_request)}
+
+    def _retire(self, conn: _Conn) -> None:
+        """``conn`` is in CLOSED: keep it among the last :data:`CLOSED_KEEP` closed ones,
+        and forget the oldest beyond them, with the roles of their ends (a listener's
+        end keeps its role): a server that runs for days keeps what is alive."""
+        closed = self._closed
+        closed.pop(conn.key, None)
+        closed[conn.key] = None
+        while len(closed) > CLOSED_KEEP:
+            key = next(iter(closed))
+            del closed[key]
+            old = self._conns.get(key)
+            if old is None or old.state != CLOSED:
+                continue  # a new life on the 4-tuple since
+            del self._conns[key]
+            self._wanted.discard(key)
+            for end in ((key[0], key[1]), (key[2], key[3])):
+                if end not in self._listening:
+                    self._roles.pop(end, None)
 
     # ------------------------------------------------------------ states
 
@@ -477,6 +507,7 @@ class KernelWatch:
         if ch.new == CLOSED and ch.old in ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING") \
                 and not ch.polled_ms:
             if self._timewait_handoff(ch, conn, role):
+                self._by_sock.pop(ch.sock_id, None)  # the full socket is gone
                 return
         old = conn.state if ch.polled_ms else ch.old
         if ch.old == "LISTEN" and ch.new == "SYN-RECEIVED":
@@ -486,6 +517,7 @@ class KernelWatch:
                     "to": ch.new, "cause": self._cause(ch, conn)}, ch.ts_ns)
         if ch.new == CLOSED:
             self._by_sock.pop(ch.sock_id, None)
+            self._retire(conn)
 
     def _cause(self, ch: StateChange, conn: _Conn) -> str:
         lang = self.lang
@@ -580,6 +612,7 @@ class KernelWatch:
                 old, conn.state, conn.tw = conn.state, CLOSED, ""
                 self._emit({"kind": "state", "host": role, "conn": ctext, "from": old,
                             "to": CLOSED, "cause": texts("tw_gone", self.lang)}, now)
+                self._retire(conn)
             elif state == "TIME-WAIT" and conn.state != "TIME-WAIT":
                 old, conn.state, conn.tw = conn.state, "TIME-WAIT", "TIME-WAIT"
                 self._emit({"kind": "state", "host": role, "conn": ctext, "from": old,
@@ -634,9 +667,10 @@ class KernelWatch:
                 self.raw_bytes += len(data)
             self._emit(ev, ts)
         if part == "sent":
-            if len(self._sent_ids) > 50_000:
-                self._sent_ids.clear()  # bound; an arrival follows its sending closely
-            self._sent_ids[bytes(data)] = pid
+            sent = self._sent_ids
+            if len(sent) >= RECENT_KEEP:  # bound; an arrival follows its sending closely
+                del sent[next(iter(sent))]
+            sent[bytes(data)] = pid
             return
         self._arrived(ts, rkey, flags, pid, len(seg.payload))
 
@@ -644,9 +678,11 @@ class KernelWatch:
         """A segment reached its receiver: remember it as a cause; a peer's FIN; a SYN
         that makes a request socket."""
         dst, dport = rkey[0], rkey[1]
-        if len(self._last_in) > 50_000:
-            self._last_in.clear()  # bound; only the last few milliseconds matter
-        self._last_in[rkey] = (ts, flags, pid, length)
+        last_in = self._last_in
+        # bound: only the last few milliseconds matter; the least recently updated go
+        if last_in.pop(rkey, None) is None and len(last_in) >= RECENT_KEEP:
+            del last_in[next(iter(last_in))]
+        last_in[rkey] = (ts, flags, pid, length)
         receiver = self._conns.get(rkey)
         if receiver is not None:
             if "R" in flags and receiver.tw and receiver.state == "TIME-WAIT" \
@@ -658,14 +694,18 @@ class KernelWatch:
                             "from": "TIME-WAIT", "to": CLOSED,
                             # the engine's cause, which the pictures explain in each language
                             "cause": RST_IN_TIME_WAIT}, ts)
+                self._retire(receiver)
                 return
             if "F" in flags:
                 receiver.peer_fin_ns = receiver.peer_fin_ns or ts
                 if receiver.tw == "FIN-WAIT-2" and receiver.state == "FIN-WAIT-2":
                     self._timewait_fin(receiver, ts)
         elif "S" in flags and "A" not in flags and self._listens(dst, dport):
-            if rkey not in self._seen_request and len(self._seen_request) < 10_000:
-                self._seen_request.add(rkey)
+            seen = self._seen_request
+            if rkey not in seen:
+                if len(seen) >= RECENT_KEEP:
+                    del seen[next(iter(seen))]
+                seen[rkey] = None
                 ctext = conn_text(rkey)
                 role = self.role(rkey) if self.host_of is not None else self.server_name
                 self._note(ts, texts("request_sock", self.lang, role=role, conn=ctext),
@@ -686,6 +726,7 @@ class KernelWatch:
             conn.state, conn.tw = CLOSED, ""
             self._emit({"kind": "state", "host": role, "conn": ctext, "from": "TIME-WAIT",
                         "to": CLOSED, "cause": texts("tw_gone", self.lang)}, self.now_ns())
+            self._retire(conn)
 
     # ------------------------------------------------------------ other tracepoints
 
