@@ -149,6 +149,7 @@ class Connection:
     """The TCB of RFC 9293 3.3.1, with RFC names for its variables."""
 
     __slots__ = (
+        "in_table",
         "ack_pending",
         "acks",
         "app_closed",
@@ -258,6 +259,7 @@ class Connection:
         self.config: TcpConfig = config
         self.laddr, self.lport, self.raddr, self.rport = laddr, lport, raddr, rport
         self.key: Key = (laddr, lport, raddr, rport)
+        self.in_table = False  #: in its host's connection table (the host sets this)
         self.name = f"{laddr}:{lport}-{raddr}:{rport}"
         self.state = State.CLOSED
         self.passive = False
@@ -545,11 +547,19 @@ class Connection:
             self.cx.wake(self, deadline)
 
     def next_deadline(self) -> float | None:
-        best: float | None = None
-        for d in (self.rtx_at, self.persist_at, self.delack_at, self.fw2_at,
-                  self.keepalive_at):
-            if d is not None and (best is None or d < best):
-                best = d
+        best = self.rtx_at
+        d = self.persist_at
+        if d is not None and (best is None or d < best):
+            best = d
+        d = self.delack_at
+        if d is not None and (best is None or d < best):
+            best = d
+        d = self.fw2_at
+        if d is not None and (best is None or d < best):
+            best = d
+        d = self.keepalive_at
+        if d is not None and (best is None or d < best):
+            best = d
         return best
 
     def _arm_rtx(self, now: float) -> None:

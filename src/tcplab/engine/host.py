@@ -267,7 +267,15 @@ class Host:
         return best
 
     def _live(self, conn: Connection) -> bool:
-        return self.conns.get(conn.key) is conn
+        return conn.in_table
+
+    def _register(self, key: Key, conn: Connection) -> None:
+        """``conn`` enters the connection table (a stale one on its 4-tuple leaves)."""
+        old = self.conns.get(key)
+        if old is not None:
+            old.in_table = False
+        self.conns[key] = conn
+        conn.in_table = True
 
     def handle_timers(self, now: float) -> None:
         """Fire every timer due at ``now``."""
@@ -353,8 +361,9 @@ class Host:
         One that waits in its listener's accept queue stays there: like Linux,
         accept() returns it, and the first read reports what happened (a reset
         before accept() is ECONNRESET, not a connection that never existed)."""
-        if self.conns.get(conn.key) is conn:
+        if conn.in_table:
             del self.conns[conn.key]
+            conn.in_table = False
         lst = conn.listener
         if isinstance(lst, Listener):
             lst.syn_queue.pop(conn.key, None)
@@ -454,7 +463,7 @@ class Host:
         conn.reuseaddr = lst.binding.reuse
         lst.inherit(conn)
         lst.binding.users += 1
-        self.conns[key] = conn
+        self._register(key, conn)
         cx.counters.inc("TcpPassiveOpens")
         child, reply = self._fastopen_server(lst, key, seg)
         if child:
@@ -532,7 +541,7 @@ class Host:
         conn.binding = lst.binding
         conn.reuseaddr = lst.binding.reuse
         lst.binding.users += 1
-        self.conns[key] = conn
+        self._register(key, conn)
         cx.counters.inc("TcpExtSyncookiesRecv")
         cx.record(key[2], key[0], seg, now, "ACK carries a valid SYN cookie", conn.name,
                   accepted=True)
@@ -637,7 +646,7 @@ class Host:
             conn.ts.recent_stamp = reused.ts_stamp
         conn.binding = binding
         conn.reuseaddr = binding.reuse
-        self.conns[key] = conn
+        self._register(key, conn)
         self.app_event(now, "connect", f"to {raddr}:{rport}", conn.name)
         self.cx.counters.inc("TcpActiveOpens")
         if setup is not None:

@@ -23,7 +23,7 @@ class IsnSource(Protocol):
 class IsnGenerator:
     """RFC 6528 ISN generator with an injected key."""
 
-    __slots__ = ("_key", "_rate")
+    __slots__ = ("_hasher", "_key", "_rate")
 
     def __init__(self, key: bytes, tick_ns: int = 4000) -> None:
         if not 1 <= len(key) <= 32:
@@ -32,6 +32,8 @@ class IsnGenerator:
             raise ValueError("the ISN clock's tick must be positive")
         self._key = key
         self._rate = 1e9 / tick_ns   # clock ticks per second
+        # keyed once; each ISN hashes a copy (the same digest as a fresh keyed hash)
+        self._hasher = hashlib.blake2s(key=key, digest_size=4)
 
     @classmethod
     def from_rng(cls, rng: random.Random, tick_ns: int = 4000) -> IsnGenerator:
@@ -41,9 +43,9 @@ class IsnGenerator:
 
     def isn(self, now: float, laddr: str, lport: int, raddr: str, rport: int) -> int:
         m = int(now * self._rate)
-        h = hashlib.blake2s(f"{laddr}|{lport}|{raddr}|{rport}".encode(), key=self._key,
-                            digest_size=4).digest()
-        return (m + int.from_bytes(h, "big")) & 0xFFFFFFFF
+        h = self._hasher.copy()
+        h.update(f"{laddr}|{lport}|{raddr}|{rport}".encode())
+        return (m + int.from_bytes(h.digest(), "big")) & 0xFFFFFFFF
 
 
 class ChosenIsn:

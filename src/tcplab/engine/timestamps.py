@@ -51,14 +51,25 @@ def paws_rejects(seg_tsval: int, ts_recent: int, ts_recent_stamp: float, now: fl
 class TsOffsets:
     """Per-address-pair TSval offsets from a keyed hash (RFC 7323 7.1)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_hasher", "_key", "_known")
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        self._hasher = hashlib.blake2s(key=key, digest_size=4)
+        self._known: dict[tuple[str, str], int] = {}  # recent pairs (bounded)
 
     def offset(self, laddr: str, raddr: str) -> int:
-        h = hashlib.blake2s(f"ts|{laddr}|{raddr}".encode(), key=self._key, digest_size=4)
-        return int.from_bytes(h.digest(), "big")
+        pair = (laddr, raddr)
+        known = self._known.get(pair)
+        if known is not None:
+            return known
+        h = self._hasher.copy()
+        h.update(f"ts|{laddr}|{raddr}".encode())
+        value = int.from_bytes(h.digest(), "big")
+        if len(self._known) >= 1024:
+            self._known.clear()
+        self._known[pair] = value
+        return value
 
 
 class Timestamps:
