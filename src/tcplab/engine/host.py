@@ -647,7 +647,8 @@ class Host:
         conn.binding = binding
         conn.reuseaddr = binding.reuse
         self._register(key, conn)
-        self.app_event(now, "connect", f"to {raddr}:{rport}", conn.name)
+        if self.trace.enabled:
+            self.app_event(now, "connect", f"to {raddr}:{rport}", conn.name)
         self.cx.counters.inc("TcpActiveOpens")
         if setup is not None:
             setup(conn)

@@ -10,7 +10,6 @@ headers other than none are not followed.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Final
 
 from tcplab.wire.checksum import addr_bytes, addr_str, internet_checksum
@@ -22,17 +21,35 @@ _V4: Final = struct.Struct("!BBHHHBBH4s4s")
 _V6: Final = struct.Struct("!IHBB16s16s")
 
 
-@dataclass(frozen=True, slots=True)
 class IpPacket:
-    """A parsed IP packet."""
+    """A parsed IP packet (a plain class: a dataclass's generated methods would stay
+    interpreted in the compiled build)."""
 
-    version: int
-    src: str
-    dst: str
-    proto: int
-    ttl: int
-    payload: bytes
-    ident: int = 0
+    __slots__ = ("dst", "ident", "payload", "proto", "src", "ttl", "version")
+
+    def __init__(self, version: int, src: str, dst: str, proto: int, ttl: int,
+                 payload: bytes, ident: int = 0) -> None:
+        self.version = version
+        self.src = src
+        self.dst = dst
+        self.proto = proto
+        self.ttl = ttl
+        self.payload = payload
+        self.ident = ident
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, IpPacket) and other.version == self.version
+                and other.src == self.src and other.dst == self.dst
+                and other.proto == self.proto and other.ttl == self.ttl
+                and other.payload == self.payload and other.ident == self.ident)
+
+    def __hash__(self) -> int:
+        return hash((self.version, self.src, self.dst, self.proto, self.payload))
+
+    def __repr__(self) -> str:
+        return (f"IpPacket(version={self.version!r}, src={self.src!r}, dst={self.dst!r}, "
+                f"proto={self.proto!r}, ttl={self.ttl!r}, payload={self.payload!r}, "
+                f"ident={self.ident!r})")
 
 
 def parse_ip(data: bytes) -> IpPacket:

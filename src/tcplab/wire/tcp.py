@@ -13,7 +13,6 @@ skipped by their length.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
@@ -83,66 +82,159 @@ OPT_EXPERIMENTAL: Final = 254       #: RFC 6994 shared experimental option
 FASTOPEN_MAGIC: Final = 0xF989      #: RFC 7413's ExID in kind 254 (Linux TCPOPT_FASTOPEN_MAGIC)
 
 
+# The options are immutable values, written out by hand rather than as frozen
+# dataclasses: compiled with mypyc, a dataclass's generated __init__/__eq__/__hash__
+# stay interpreted Python (about 1 us per option built), and a Timestamps option is
+# built for every segment sent.
+
+
 @mypyc_attr(acyclic=True)
-@dataclass(frozen=True, slots=True)
 class Eol:
     """End of option list (kind 0)."""
 
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Eol)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "Eol()"
+
 
 @mypyc_attr(acyclic=True)
-@dataclass(frozen=True, slots=True)
 class Nop:
     """No-operation, used for alignment (kind 1)."""
 
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Nop)
+
+    def __hash__(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return "Nop()"
+
 
 @mypyc_attr(acyclic=True)
-@dataclass(frozen=True, slots=True)
 class Mss:
     """Maximum segment size (kind 2), only in SYN segments."""
 
-    value: int
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mss) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash((2, self.value))
+
+    def __repr__(self) -> str:
+        return f"Mss(value={self.value!r})"
 
 
 @mypyc_attr(acyclic=True)
-@dataclass(frozen=True, slots=True)
 class WindowScale:
     """Window scale shift count (kind 3, RFC 7323)."""
 
-    shift: int
+    __slots__ = ("shift",)
+
+    def __init__(self, shift: int) -> None:
+        self.shift = shift
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WindowScale) and other.shift == self.shift
+
+    def __hash__(self) -> int:
+        return hash((3, self.shift))
+
+    def __repr__(self) -> str:
+        return f"WindowScale(shift={self.shift!r})"
 
 
 @mypyc_attr(acyclic=True)
-@dataclass(frozen=True, slots=True)
 class SackPermitted:
     """SACK permitted (kind 4, RFC 2018)."""
 
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SackPermitted)
+
+    def __hash__(self) -> int:
+        return 4
+
+    def __repr__(self) -> str:
+        return "SackPermitted()"
+
 
 @mypyc_attr(acyclic=True)
-@dataclass(frozen=True, slots=True)
 class Sack:
     """Selective acknowledgment blocks (kind 5, RFC 2018): (left, right) edges."""
 
-    blocks: tuple[tuple[int, int], ...]
+    __slots__ = ("blocks",)
+
+    def __init__(self, blocks: tuple[tuple[int, int], ...]) -> None:
+        self.blocks = blocks
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sack) and other.blocks == self.blocks
+
+    def __hash__(self) -> int:
+        return hash((5, self.blocks))
+
+    def __repr__(self) -> str:
+        return f"Sack(blocks={self.blocks!r})"
 
 
 @mypyc_attr(acyclic=True)
-@dataclass(frozen=True, slots=True)
 class Timestamps:
     """Timestamps (kind 8, RFC 7323)."""
 
-    tsval: int
-    tsecr: int
+    __slots__ = ("tsecr", "tsval")
+
+    def __init__(self, tsval: int, tsecr: int) -> None:
+        self.tsval = tsval
+        self.tsecr = tsecr
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Timestamps) and other.tsval == self.tsval
+                and other.tsecr == self.tsecr)
+
+    def __hash__(self) -> int:
+        return hash((8, self.tsval, self.tsecr))
+
+    def __repr__(self) -> str:
+        return f"Timestamps(tsval={self.tsval!r}, tsecr={self.tsecr!r})"
 
 
 @mypyc_attr(acyclic=True)
-@dataclass(frozen=True, slots=True)
 class FastOpen:
     """TCP Fast Open cookie (kind 34, RFC 7413 4.1.1), or the same in the shared
     experimental kind 254 with ExID 0xF989 (``exp``: RFC 6994, what Linux calls the
     experimental format).  An empty cookie is a cookie request."""
 
-    cookie: bytes = b""
-    exp: bool = False
+    __slots__ = ("cookie", "exp")
+
+    def __init__(self, cookie: bytes = b"", exp: bool = False) -> None:
+        self.cookie = cookie
+        self.exp = exp
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, FastOpen) and other.cookie == self.cookie
+                and other.exp == self.exp)
+
+    def __hash__(self) -> int:
+        return hash((34, self.cookie, self.exp))
+
+    def __repr__(self) -> str:
+        return f"FastOpen(cookie={self.cookie!r}, exp={self.exp!r})"
 
     @property
     def length(self) -> int:
@@ -150,12 +242,25 @@ class FastOpen:
         return (4 if self.exp else 2) + len(self.cookie)
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(acyclic=True)
 class UnknownOption:
     """An option tcplab does not interpret, kept verbatim."""
 
-    kind: int
-    data: bytes
+    __slots__ = ("data", "kind")
+
+    def __init__(self, kind: int, data: bytes) -> None:
+        self.kind = kind
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, UnknownOption) and other.kind == self.kind
+                and other.data == self.data)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.data))
+
+    def __repr__(self) -> str:
+        return f"UnknownOption(kind={self.kind!r}, data={self.data!r})"
 
 
 TcpOption = (Eol | Nop | Mss | WindowScale | SackPermitted | Sack | Timestamps | FastOpen
