@@ -57,6 +57,7 @@ COMPILED: tuple[str, ...] = (
     "tcplab.engine.congestion",
     "tcplab.engine.reassembly",
     "tcplab.engine.sendbuffer",
+    "tcplab.engine.recvbuffer",
     "tcplab.engine.sack",
     "tcplab.engine.fastopen",
     "tcplab.engine.context",

@@ -53,6 +53,7 @@ from tcplab.engine.errors import TcpError
 from tcplab.engine.fastopen import Attempt, peer_cookie, syn_data_space
 from tcplab.engine.options import MAX_WINDOW, MIN_MSS, negotiate, our_wscale, syn_options
 from tcplab.engine.reassembly import Reassembly
+from tcplab.engine.recvbuffer import ReceiveBuffer
 from tcplab.engine.retries import model_timeout, orphan_retries
 from tcplab.engine.rtt import RttEstimator
 from tcplab.engine.sack import DUPTHRESH, SackBlocks, Scoreboard, Sent, max_blocks
@@ -136,20 +137,10 @@ class PortHolder(Protocol):
     def reuse(self) -> bool: ...
 
 
-
-def _take(buf: bytearray, off: int, size: int) -> bytes:
-    """``size`` bytes of ``buf`` from ``off``, copied once (a bytearray slice would copy
-    them twice: into a new bytearray, then into bytes)."""
-    if size <= 0:
-        return b""
-    with memoryview(buf) as view:
-        return view[off:off + size].tobytes()
-
 class Connection:
     """The TCB of RFC 9293 3.3.1, with RFC names for its variables."""
 
     __slots__ = (
-        "in_table",
         "ack_pending",
         "acks",
         "app_closed",
@@ -174,6 +165,7 @@ class Connection:
         "fo_exp",
         "fo_syn",
         "fw2_at",
+        "in_table",
         "irs",
         "iss",
         "keepalive",
@@ -295,7 +287,7 @@ class Connection:
         # Buffers: sndbuf holds bytes from sndbuf_seq (unacked, then unsent).
         self.sndbuf = SendBuffer()
         self.sndbuf_seq = seq_add(iss, 1)
-        self.rcvbuf = bytearray()
+        self.rcvbuf = ReceiveBuffer()
         self.ooo = Reassembly()
         # SACK (RFC 2018): the blocks we report, and what the peer reports to us.
         self.sack_ok = False
@@ -878,7 +870,7 @@ class Connection:
         if seg.payload and tfo_child:
             # RFC 7413 4.2.2: a valid cookie: the data is the application's now.
             data = seg.payload[:self.rcv_wnd]
-            self.rcvbuf += data
+            self.rcvbuf.append(data)
             self.rcv_nxt = seq_add(self.rcv_nxt, len(data))
             self.syn_data_acked = bool(data)
             self._event(EV_DATA)
@@ -986,13 +978,7 @@ class Connection:
         if not self.rcvbuf:
             return b""
         old_wnd = self.rcv_wnd
-        rcvbuf = self.rcvbuf
-        if max_bytes >= len(rcvbuf):
-            data = bytes(rcvbuf)    # one copy, and the buffer starts again empty
-            rcvbuf.clear()
-        else:
-            data = _take(rcvbuf, 0, max_bytes)
-            del rcvbuf[:max_bytes]
+        data = self.rcvbuf.take(max_bytes)    # one copy at most
         # Window update, with receiver-side SWS avoidance (RFC 9293 3.8.6.2.2):
         # the right edge moves only by at least min(RCV.BUFF/2, MSS); an ACK
         # announces it at once when it opens by two segments or half the
@@ -2234,7 +2220,7 @@ class Connection:
             # Data after close(): Linux answers with RST; we discard and ACK.
             self.rcv_nxt = seq_add(self.rcv_nxt, len(data))
             return
-        self.rcvbuf += data
+        self.rcvbuf.append(data)
         self.rcv_nxt = seq_add(self.rcv_nxt, len(data))
         self._event(EV_DATA)
 

@@ -1,0 +1,93 @@
+"""The receive buffer: in-order bytes the application has not read yet, as the segments'
+own payloads.
+
+A segment's payload is already a ``bytes`` object of its own; keeping it as it is
+costs no copy on arrival, and a read joins what it takes into one ``bytes`` (one
+copy, none when a read takes exactly one whole payload).  A single ``bytearray``
+copied every payload in, grew by reallocation (for megabytes: fresh pages, zeroed by
+the kernel, each time the reader emptied it), and copied again on the way out.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class ReceiveBuffer:
+    """Bytes in arrival order: ``len()`` of them, read from the front."""
+
+    __slots__ = ("_chunks", "_head", "_len")
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._head = 0   # bytes of _chunks[0] already read
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __bool__(self) -> bool:
+        return self._len > 0
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue ``data`` at the end (a ``bytes`` object is kept as it is)."""
+        if not data:
+            return
+        chunk = data if type(data) is bytes else bytes(data)
+        self._chunks.append(chunk)
+        self._len += len(chunk)
+
+    def take(self, n: int) -> bytes:
+        """Remove and return the first ``n`` bytes (all of them if fewer)."""
+        if n <= 0 or not self._len:
+            return b""
+        chunks = self._chunks
+        head = self._head
+        first = chunks[0]
+        if head == 0 and len(first) == n:  # exactly one whole payload: no copy
+            chunks.popleft()
+            self._len -= n
+            return first
+        if len(first) - head > n:  # within the first payload
+            self._head = head + n
+            self._len -= n
+            return first[head:head + n]
+        parts: list[bytes] = []
+        need = n if n < self._len else self._len
+        self._len -= need
+        while need:
+            first = chunks[0]
+            avail = len(first) - head
+            if avail <= need:
+                parts.append(first[head:] if head else first)
+                chunks.popleft()
+                need -= avail
+                head = 0
+            else:
+                parts.append(first[head:head + need])
+                head += need
+                need = 0
+        self._head = head
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def peek(self, n: int) -> bytes:
+        """The first ``n`` bytes, left in the buffer."""
+        out: list[bytes] = []
+        need = n if n < self._len else self._len
+        head = self._head
+        for chunk in self._chunks:
+            if need <= 0:
+                break
+            part = chunk[head:head + need]
+            out.append(part)
+            need -= len(part)
+            head = 0
+        return b"".join(out)
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self._head = 0
+        self._len = 0
+
+    def __bytes__(self) -> bytes:
+        return self.peek(self._len)
