@@ -913,8 +913,10 @@ class Connection:
         if seg.payload or seg.flags & FIN:
             self.on_segment(seg, now)
 
-    def send(self, data: bytes, now: float, more: bool = False, eor: bool = False) -> int:
-        """SEND (RFC 9293 3.10.2): queue data; returns how many bytes were taken.
+    def send(self, data: bytes | bytearray | memoryview, now: float, more: bool = False,
+             eor: bool = False) -> int:
+        """SEND (RFC 9293 3.10.2): queue data; returns how many bytes were taken (copied
+        once, into the send buffer: the caller may reuse ``data`` at once).
 
         ``more`` (Linux MSG_MORE): hold a last partial segment, as TCP_CORK does, for
         this write.  ``eor`` (MSG_EOR): the data ends a record; later data never
@@ -923,7 +925,8 @@ class Connection:
         st = self.state
         attempt = self.fo_attempt
         if attempt is not None and st is State.SYN_SENT:
-            n = self._send_fastopen_syn(attempt, data, now)
+            n = self._send_fastopen_syn(attempt, data if isinstance(data, bytes) else bytes(data),
+                                        now)
             self.rtt.restart(self.iss, now)
             self._arm_rtx(now)
             return n
