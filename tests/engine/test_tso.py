@@ -1,6 +1,6 @@
 """A host whose backend segments (TSO, ``EngineContext.gso_max``): runs of full segments
 leave as one super-segment, and they are exactly the segments the engine would have
-sent one by one.
+sent one by one; slow start under stretch ACKs (``abc_limit``).
 
 The host under test (192.0.2.2, port 80) is driven in the peer's voice: the peer
 connects from 49152 with window scaling, acknowledges what it likes, and each test
@@ -90,8 +90,8 @@ def cut(o: Outgoing) -> list[TcpSegment]:
     return pieces
 
 
-def bulk(snd_buf: int = 1 << 20) -> TcpConfig:
-    return TcpConfig(mss=MSS, snd_buf=snd_buf, rcv_buf=1 << 20)
+def bulk(abc_limit: int = 0, snd_buf: int = 1 << 20) -> TcpConfig:
+    return TcpConfig(mss=MSS, snd_buf=snd_buf, rcv_buf=1 << 20, abc_limit=abc_limit)
 
 
 def test_established_tso_a_write_leaves_as_one_super_segment_of_the_initial_window() -> None:
@@ -102,6 +102,21 @@ def test_established_tso_a_write_leaves_as_one_super_segment_of_the_initial_wind
     assert o.gso == MSS and len(o.seg.payload) == 10 * MSS
     assert o.seg.seq == s.iss + 1 and o.seg.flags == ACK
     assert s.host.counters.out_segs == 3 + 10 - 2   # SYN-ACK, then 10 (the ACK was theirs)
+
+
+def test_established_tso_stretch_ack_grows_slow_start_by_every_segment_it_covers() -> None:
+    # A GRO receiver acknowledges the whole initial window with one ACK.
+    grown = Side(bulk(abc_limit=0), GSO_MAX)
+    rfc = Side(bulk(abc_limit=1), GSO_MAX)
+    for s in (grown, rfc):
+        s.conn.send(bytes(500_000), s.now)
+        assert len(s.take()) == 10
+        s.now = 0.2
+        s.inject(s.ack(s.iss + 1 + 10 * MSS))
+    # abc_limit 0 (Linux): +10 segments, 20 go out; RFC 5681's min(N, SMSS): 11.
+    assert [len(p.payload) for p in grown.take()] == [MSS] * 20
+    assert [len(p.payload) for p in rfc.take()] == [MSS] * 11
+    assert grown.conn.cwnd == 20 * MSS and rfc.conn.cwnd == 11 * MSS
 
 
 def test_established_tso_several_super_segments_per_write_and_nagle_holds_the_tail() -> None:
@@ -141,14 +156,14 @@ STEPS = st.lists(st.one_of(
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(STEPS, st.booleans(), st.sampled_from([64 << 10, 1 << 20]))
+@given(STEPS, st.booleans(), st.sampled_from([0, 1]), st.sampled_from([64 << 10, 1 << 20]))
 def test_established_tso_super_segments_cut_are_the_segments_sent_one_by_one(
-        steps: list[tuple[str, float]], nodelay: bool, snd_buf: int) -> None:
+        steps: list[tuple[str, float]], nodelay: bool, abc_limit: int, snd_buf: int) -> None:
     """Whatever the writes, acknowledgments and timers: the host that hands over
     super-segments puts on the wire exactly the segments of the host that does not,
     so the windows, Nagle and SWS avoidance decided in real segments."""
-    one = Side(bulk(snd_buf), 0, nodelay)
-    tso = Side(bulk(snd_buf), GSO_MAX, nodelay)
+    one = Side(bulk(abc_limit, snd_buf), 0, nodelay)
+    tso = Side(bulk(abc_limit, snd_buf), GSO_MAX, nodelay)
     for kind, arg in steps:
         for s in (one, tso):
             if kind == "send":

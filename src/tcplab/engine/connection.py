@@ -315,7 +315,7 @@ class Connection:
         # Retransmission (RFC 6298) and congestion control (RFC 5681).
         self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max,
                                 linux=config.linux_rto)
-        self.cc = NewReno(config.initial_window(config.mss), iss)
+        self.cc = NewReno(config.initial_window(config.mss), iss, config.abc_limit)
         # Linux's sender (config.linux_sender): the window in packets, RACK and PRR.
         self.lcc: LinuxReno | None = LinuxReno(config.initial_cwnd_segments) \
             if config.linux_sender else None
