@@ -16,7 +16,9 @@ It does what aioquic's asyncio layer does for QUIC, and nothing more:
   consecutive full-sized segments of one connection in that batch leave in one
   ``writev`` as one GSO super-segment (``gso_size`` = their size, checksum left to the
   kernel); the engine made each of them, so its congestion window and Nagle count
-  real segments.  Without offloads, one ``write`` per packet.  The asyncio layer
+  real segments.  With the trace off the engine hands such a run over already joined
+  (``host.cx.gso_max``, :attr:`Outgoing.gso`), decided segment by segment all the
+  same.  Without offloads, one ``write`` per packet.  The asyncio layer
   (:mod:`tcplab.api.transports`) calls :meth:`kick` after every application call;
 * **time** - one ``loop.call_at(host.next_deadline())``, re-armed only when the
   deadline moves earlier (a timer that fires early finds nothing due and is

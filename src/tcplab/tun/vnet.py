@@ -35,8 +35,10 @@ connection (consecutive sequence numbers, the same header but for PSH/FIN on the
 last) into one write: one header with ``gso_size`` = the first segment's payload and
 ``NEEDS_CSUM``; the kernel treats it as the segments it stands for (it keeps
 ``gso_size`` as the sender's MSS) and computes nothing in Python.  The engine still
-makes every segment itself, so its congestion window, Nagle and SWS decisions stay
-in units of the real MSS.
+decides every segment itself, so its congestion window, Nagle and SWS decisions stay
+in units of the real MSS; while the trace is off it hands a run of full segments
+over as one segment with ``Outgoing.gso`` set (``EngineContext.gso_max``), which
+:func:`super_segment` writes the same way, so no per-segment object is made.
 
 Nothing here touches a descriptor; :mod:`tcplab.tun.device` opens the device and
 :mod:`tcplab.tun.backend` reads and writes.
