@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import errno
 import socket
@@ -179,3 +180,45 @@ def test_asyncio_protocol_server_gets_data_and_eof() -> None:
 
     run_async(net, main())
     assert seen[1:] == [b"HELO\r\n", "eof", ("lost", None)]
+
+
+def test_asyncio_a_write_beyond_the_send_buffer_waits_in_the_transport_and_arrives_whole(
+        ) -> None:
+    net, c, s = pair(seed=11)
+    data = bytes(range(256)) * 6144  # 1.5 MiB, six times the engine's 256 KiB send buffer
+    tail = array.array("H", [1, 2, 3])  # items of two bytes: six bytes on the wire
+    got = bytearray()
+    seen: list[str] = []
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, chunk: bytes) -> None:
+            got.extend(chunk)
+
+        def eof_received(self) -> bool | None:
+            seen.append("eof")
+            return None
+
+    class Source(asyncio.Protocol):
+        def pause_writing(self) -> None:
+            seen.append("pause")
+
+        def resume_writing(self) -> None:
+            seen.append("resume")
+
+    async def main() -> None:
+        await aio.start_server(s, Sink, port=9, kick=net.flush)
+        t, _ = await aio.create_connection(c, Source, "192.0.2.2", 9, kick=net.flush)
+        assert isinstance(t, aio.EngineTransport)
+        conn = t.connection
+        t.write(memoryview(data))
+        # The engine took what its buffer holds at once; the rest waits in the
+        # transport, above the high-water mark (1 MiB): the protocol is paused.
+        assert conn.unsent_or_unacked == conn.snd_buf == 256 * 1024
+        assert t.get_write_buffer_size() == len(data) and seen == ["pause"]
+        t.write(memoryview(tail))
+        t.close()
+        await asyncio.sleep(30)
+
+    run_async(net, main())
+    assert bytes(got) == data + tail.tobytes()
+    assert seen == ["pause", "resume", "eof"]

@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from tun_helpers import check_output, run
 
 from tcplab.api import transports as aio
+from tcplab.engine import Outgoing
 from tcplab.pcap.writer import write_pcap
-from tcplab.trace import validate_event
+from tcplab.trace import Trace, validate_event
 from tcplab.tun import TunBackend, bulk_config
 from tcplab.tun.bulk import kernel_to_tcplab, tcplab_to_kernel
 from tcplab.tun.device import TUNSETOFFLOAD, open_tun
@@ -196,6 +197,38 @@ def test_tcplab_writes_its_full_segments_as_super_segments() -> None:
     marked = [e for e in out if "tso" in e]
     assert marked and all(e["tso"] == MSS for e in marked)
     assert len(marked) > b.super_out  # several segments per write
+
+
+def test_without_a_trace_the_engine_hands_over_runs_of_segments_whole() -> None:
+    """Tracing off (the benchmark's and a quiet server's case): the engine gives the
+    backend each run of full segments as one super-segment (the trace, when on, shows
+    every segment, so then it builds them one by one, as the test above)."""
+    data = payload(4 << 20)
+    handed: list[tuple[int, int]] = []
+
+    async def scenario() -> tuple[TunBackend, Any]:
+        async with TunBackend(config=bulk_config(1500), trace=Trace(enabled=False),
+                              kernel_states=False) as b:
+            write_vnet = b._write_vnet
+
+            def spy(out: list[Outgoing]) -> None:
+                handed.extend((o.gso, len(o.seg.payload)) for o in out)
+                write_vnet(out)
+
+            b._write_vnet = spy  # type: ignore[method-assign]
+            sent = await tcplab_to_kernel(b, data, timeout=30)
+            return b, sent
+
+    b, sent = run(scenario())
+    assert sent.peer["bytes"] == len(data)
+    assert sent.peer["sha256"] == hashlib.sha256(data).hexdigest()
+    runs = [n for gso, n in handed if gso]
+    assert runs and all(gso == MSS for gso, _n in handed if gso)
+    assert sum(runs) > len(data) * 3 // 4  # most of the data left in super-segments
+    assert max(runs) == 44 * MSS  # as many full segments as 64 KB hold
+    assert b.super_out >= len(runs)  # each one write
+    # The engine counts the segments on the wire, not the writes.
+    assert b.host.counters.out_segs >= len(data) // MSS > 10 * b.packets_out
 
 
 def _packet_socket(b: TunBackend) -> socket.socket:

@@ -177,30 +177,45 @@ class EngineTransport(asyncio.Transport):
         self._kick()
 
     def _push_pending(self) -> None:
+        pending = self._pending
+        with memoryview(pending) as view:
+            n = self._hand_over(view)
+        if n:
+            del pending[:n]
+
+    def _hand_over(self, data: bytes | bytearray | memoryview) -> int:
+        """Give the engine what of ``data`` fits in its send buffer (it copies it once);
+        how much it took.  A connection that fails takes it all (it is discarded)."""
         conn = self._conn
         if not conn.state.synchronized and conn.state is not State.SYN_RECEIVED:
-            return
+            return 0
         room = conn.send_space
         if room <= 0:
-            return  # the engine's buffer is full: the next ACK makes room
-        pending = self._pending
+            return 0  # the engine's buffer is full: the next ACK makes room
         try:
-            # Only what fits is copied (the rest waits here, however much it is).
-            n = conn.send(bytes(pending) if len(pending) <= room else bytes(pending[:room]),
-                          self._loop.time())
+            n = conn.send(data, self._loop.time())
         except TcpError:
-            pending.clear()
-            return
-        del pending[:n]
+            return len(data)
         self._kick()
+        return n
 
     # ------------------------------------------------------------ asyncio API
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closing or self._eof_wanted:
             return
-        self._pending += data
-        self._push_pending()
+        if isinstance(data, memoryview) and (data.itemsize != 1 or not data.c_contiguous):
+            data = data.tobytes()  # lengths below count bytes
+        if self._pending:
+            self._pending += data
+            self._push_pending()
+        else:
+            # Straight to the engine (one copy, into its send buffer); only what does
+            # not fit waits here.
+            n = self._hand_over(data)
+            if n < len(data):
+                with memoryview(data) as view:
+                    self._pending += view[n:]
         if len(self._pending) > self._high_water and not self._write_paused:
             self._write_paused = True
             self._protocol.pause_writing()

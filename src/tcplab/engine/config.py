@@ -60,6 +60,12 @@ class TcpConfig:
     rack: bool = False               #: RACK loss detection (RFC 8985; Linux tcp_recovery bit 1)
     tlp: bool = False                #: tail loss probes (RFC 8985 7; Linux tcp_early_retrans 3)
     initial_cwnd_segments: int = 10  #: RFC 6928
+    #: slow start grows cwnd per ACK by the bytes it acknowledges, at most this many MSS
+    #: (RFC 5681 3.1: 1; RFC 3465 ABC allows 2); 0: no limit, as Linux, which grows by
+    #: every packet an ACK delivers (tcp_slow_start), so a receiver's stretch ACKs (with
+    #: GRO, one ACK per 64 KB) do not slow it.  The rfc sender only (linux_sender counts
+    #: packets anyway)
+    abc_limit: int = 1
     iw_rfc6928: bool = True          #: IW = min(10*SMSS, max(2*SMSS, 14600)); False: 10*SMSS (Linux)
     # ---- closing and TIME-WAIT
     fin_wait_2_timeout: float = 60.0  #: orphaned FIN-WAIT-2 (Linux tcp_fin_timeout); 0 = never

@@ -14,10 +14,12 @@ from __future__ import annotations
 class NewReno:
     """cwnd, ssthresh and the recovery state of one connection (bytes)."""
 
-    __slots__ = ("cwnd", "dupacks", "in_recovery", "recover", "ssthresh")
+    __slots__ = ("abc_limit", "cwnd", "dupacks", "in_recovery", "recover", "ssthresh")
 
-    def __init__(self, initial_window: int, iss: int) -> None:
+    def __init__(self, initial_window: int, iss: int, abc_limit: int = 1) -> None:
         self.cwnd = initial_window
+        #: slow start grows by at most this many MSS per ACK (0: by all it acknowledges)
+        self.abc_limit = abc_limit
         self.ssthresh = 1 << 30  #: "arbitrarily high" (RFC 5681 3.1)
         self.dupacks = 0
         self.in_recovery = False
@@ -36,7 +38,9 @@ class NewReno:
             self.cwnd = max(self.cwnd - acked + mss, mss)
             return True
         if self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, mss)  # slow start (RFC 5681 (2))
+            # slow start: RFC 5681 (2) with abc_limit 1, RFC 3465's L otherwise
+            limit = self.abc_limit * mss
+            self.cwnd += acked if limit <= 0 or acked < limit else limit
         else:
             self.cwnd += max(mss * mss // self.cwnd, 1)  # congestion avoidance ((3))
         return False

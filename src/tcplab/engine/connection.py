@@ -309,7 +309,7 @@ class Connection:
         # Retransmission (RFC 6298) and congestion control (RFC 5681).
         self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max,
                                 linux=config.linux_rto)
-        self.cc = NewReno(config.initial_window(config.mss), iss)
+        self.cc = NewReno(config.initial_window(config.mss), iss, config.abc_limit)
         # Linux's sender (config.linux_sender): the window in packets, RACK and PRR.
         self.lcc: LinuxReno | None = LinuxReno(config.initial_cwnd_segments) \
             if config.linux_sender else None
@@ -641,10 +641,11 @@ class Connection:
         return TcpSegment(self.lport, self.rport, seq, self.rcv_nxt if flags & ACK else 0,
                           flags, wfield, 0, options, payload)
 
-    def _send(self, seg: TcpSegment, now: float) -> bool:
-        """Put ``seg`` on the wire; False when the host's own queue dropped it."""
+    def _send(self, seg: TcpSegment, now: float, gso: int = 0) -> bool:
+        """Put ``seg`` on the wire; False when the host's own queue dropped it.
+        ``gso``: ``seg`` is a super-segment of full segments of this size."""
         if not self.cx.emit(self.laddr, self.raddr, seg, now, self.name,
-                            self.tcb() if self.trace.enabled else None):
+                            self.tcb() if self.trace.enabled else None, gso):
             return False
         if seg.flags & ACK:
             self.ack_pending = 0
@@ -915,8 +916,10 @@ class Connection:
         if seg.payload or seg.flags & FIN:
             self.on_segment(seg, now)
 
-    def send(self, data: bytes, now: float, more: bool = False, eor: bool = False) -> int:
-        """SEND (RFC 9293 3.10.2): queue data; returns how many bytes were taken.
+    def send(self, data: bytes | bytearray | memoryview, now: float, more: bool = False,
+             eor: bool = False) -> int:
+        """SEND (RFC 9293 3.10.2): queue data; returns how many bytes were taken (copied
+        once, into the send buffer: the caller may reuse ``data`` at once).
 
         ``more`` (Linux MSG_MORE): hold a last partial segment, as TCP_CORK does, for
         this write.  ``eor`` (MSG_EOR): the data ends a record; later data never
@@ -925,7 +928,8 @@ class Connection:
         st = self.state
         attempt = self.fo_attempt
         if attempt is not None and st is State.SYN_SENT:
-            n = self._send_fastopen_syn(attempt, data, now)
+            n = self._send_fastopen_syn(attempt, data if isinstance(data, bytes) else bytes(data),
+                                        now)
             self.rtt.restart(self.iss, now)
             self._arm_rtx(now)
             return n
@@ -1129,6 +1133,13 @@ class Connection:
         sndbuf = self.sndbuf
         lcc = self.lcc
         corked = self.cork
+        # A backend that segments (TSO) takes a run of full segments as one; the
+        # windows and Nagle still decide in segments of the MSS.  Not for the Linux
+        # sender (its scoreboard holds one entry per segment), records (MSG_EOR) or
+        # a loss probe, nor while tracing (the trace shows every segment as built).
+        gso_max = self.cx.gso_max
+        if gso_max and (lcc is not None or probe or self.trace.enabled or self.eor_marks):
+            gso_max = 0
         sent_any = limited = failed = False
         while True:
             snd_nxt = self.snd_nxt
@@ -1148,6 +1159,15 @@ class Connection:
             size = avail if avail < mss else mss
             if size > usable:
                 size = usable if usable > 0 else 0
+            gso = 0
+            if size == mss and gso_max > mss:
+                # as many full segments as the windows, the data and the device allow
+                run = avail if avail < usable else usable
+                if run > gso_max:
+                    run = gso_max
+                if run >= 2 * mss:
+                    size = run - run % mss
+                    gso = mss
             whole_record = False
             if self.eor_marks:
                 rec = self._record_end(snd_nxt)
@@ -1183,7 +1203,7 @@ class Connection:
             if fin_now:
                 flags |= FIN
             seg = self._make(flags, snd_nxt, now, payload)
-            if not self._send(seg, now):
+            if not self._send(seg, now, gso):
                 # Linux tcp_write_xmit: a local failure (the host's queue dropped it)
                 # sends nothing; the probe timer tries again (tcp_check_probe_timer).
                 failed = True

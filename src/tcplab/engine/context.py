@@ -63,17 +63,23 @@ class Outgoing:
     tracing, since the trace keeps it for pcap), so a backend that delivers
     the checked segment itself, like the simulator, never pays for bytes it
     does not need.
+
+    ``gso``: 0, or the segment size of a super-segment (TSO): ``seg`` then
+    stands for ``ceil(len(seg.payload) / gso)`` wire segments that the device
+    cuts, each of them full but the last.  Only a host whose backend segments
+    (:attr:`EngineContext.gso_max`) gets these.
     """
 
-    __slots__ = ("_data", "dst", "event", "seg", "src")
+    __slots__ = ("_data", "dst", "event", "gso", "seg", "src")
 
     def __init__(self, seg: TcpSegment, src: str, dst: str, event: dict[str, Any] | None,
-                 data: bytes | None = None) -> None:
+                 data: bytes | None = None, gso: int = 0) -> None:
         self.seg = seg
         self.src = src
         self.dst = dst
         self.event = event
         self._data = data
+        self.gso = gso
 
     @property
     def data(self) -> bytes:
@@ -111,9 +117,9 @@ def _none() -> int:
 class EngineContext:
     """A host's name, configuration, trace, output queues and counters."""
 
-    __slots__ = ("challenge", "config", "counters", "fastopen_cache", "local_drop", "name",
-                 "outbox", "packet_id", "ready", "requests", "timer_seq", "timers", "trace",
-                 "tw_count", "tw_pending")
+    __slots__ = ("challenge", "config", "counters", "fastopen_cache", "gso_max", "local_drop",
+                 "name", "outbox", "packet_id", "ready", "requests", "timer_seq", "timers",
+                 "trace", "tw_count", "tw_pending")
 
     def __init__(self, name: str, config: TcpConfig, trace: Trace | None = None) -> None:
         self.name = name
@@ -135,6 +141,10 @@ class EngineContext:
         #: connections asked for one not yet made: tcp_max_tw_buckets is checked against both
         self.tw_count: Callable[[], int] = _none
         self.tw_pending = 0
+        #: the backend segments (TSO): a connection may hand over up to this many payload
+        #: bytes of full segments as one super-segment (:attr:`Outgoing.gso`) while the
+        #: trace is off; 0 (the simulator, a device without offloads): one segment each
+        self.gso_max = 0
 
     def time_wait_full(self) -> bool:
         """Has the host no TIME-WAIT bucket left (Linux tcp_max_tw_buckets)?"""
@@ -142,9 +152,10 @@ class EngineContext:
         return limit is not None and self.tw_count() + self.tw_pending >= limit
 
     def emit(self, src: str, dst: str, seg: TcpSegment, now: float, conn: str | None = None,
-             tcb: Tcb | None = None) -> bool:
+             tcb: Tcb | None = None, gso: int = 0) -> bool:
         """Queue ``seg`` from ``src`` to ``dst`` (and trace it as sent by this host).
-        False: the host's own queue dropped it (:attr:`local_drop`)."""
+        False: the host's own queue dropped it (:attr:`local_drop`).  ``gso``: ``seg``
+        is a super-segment of segments of this size (counted as the segments it holds)."""
         if self.local_drop:
             self.record(src, dst, seg, now, "not sent: the host's own queue drops every "
                         "packet", conn)
@@ -153,14 +164,17 @@ class EngineContext:
         data = None
         if seg.flags & RST:
             self.counters.inc("TcpOutRsts")
-        self.counters.out_segs += 1
+        if gso:
+            self.counters.out_segs += (len(seg.payload) + gso - 1) // gso
+        else:
+            self.counters.out_segs += 1
         tr = self.trace
         if tr.enabled:
             data = emit_ip_tcp(src, dst, seg)
             ev = segment_event(now, "send", self.name, src, dst, seg, tr.next_id(), conn=conn,
                                tcb=tcb, raw=data)
             tr.add(ev)
-        self.outbox.append(Outgoing(seg, src, dst, ev, data))  # type: ignore[arg-type]
+        self.outbox.append(Outgoing(seg, src, dst, ev, data, gso))  # type: ignore[arg-type]
         return True
 
     def record(self, src: str, dst: str, seg: TcpSegment, now: float, reason: str,

@@ -35,8 +35,10 @@ connection (consecutive sequence numbers, the same header but for PSH/FIN on the
 last) into one write: one header with ``gso_size`` = the first segment's payload and
 ``NEEDS_CSUM``; the kernel treats it as the segments it stands for (it keeps
 ``gso_size`` as the sender's MSS) and computes nothing in Python.  The engine still
-makes every segment itself, so its congestion window, Nagle and SWS decisions stay
-in units of the real MSS.
+decides every segment itself, so its congestion window, Nagle and SWS decisions stay
+in units of the real MSS; while the trace is off it hands a run of full segments
+over as one segment with ``Outgoing.gso`` set (``EngineContext.gso_max``), which
+:func:`super_segment` writes the same way, so no per-segment object is made.
 
 Nothing here touches a descriptor; :mod:`tcplab.tun.device` opens the device and
 :mod:`tcplab.tun.backend` reads and writes.
@@ -228,12 +230,15 @@ def packet_headers(src: str, dst: str, seg: TcpSegment, flags: int, payload_len:
     return ip + tcp, 20, thl
 
 
-def super_segment(src: str, dst: str, segs: Sequence[TcpSegment]) -> list[bytes]:
+def super_segment(src: str, dst: str, segs: Sequence[TcpSegment],
+                  gso_size: int = 0) -> list[bytes]:
     """The buffers of one write (for ``writev``) carrying ``segs``, a run of one
     connection's segments that :func:`can_follow` accepted: the virtio-net header,
     the headers of the first segment (PSH/FIN of the last), then every payload as it is.
 
-    One segment is sent as itself (checksum left to the kernel, no GSO)."""
+    One segment is sent as itself (checksum left to the kernel, no GSO), unless
+    ``gso_size`` says it is already a super-segment (the engine made it for a device
+    that segments) and its payload is longer than that."""
     first = segs[0]
     last = segs[-1]
     total = 0
@@ -241,9 +246,12 @@ def super_segment(src: str, dst: str, segs: Sequence[TcpSegment]) -> list[bytes]
         total += len(s.payload)
     flags = first.flags | (last.flags & (PSH | FIN))
     headers, ihl, thl = packet_headers(src, dst, first, flags, total)
-    gso = (GSO_TCPV6 if ihl == 40 else GSO_TCPV4) if len(segs) > 1 else GSO_NONE
-    vh = VNET_HDR.pack(F_NEEDS_CSUM, gso, ihl + thl, len(first.payload) if gso else 0, ihl,
-                       TCP_CSUM_OFFSET)
+    if len(segs) > 1:
+        gso_size = len(first.payload)
+    elif total <= gso_size:
+        gso_size = 0
+    gso = (GSO_TCPV6 if ihl == 40 else GSO_TCPV4) if gso_size else GSO_NONE
+    vh = VNET_HDR.pack(F_NEEDS_CSUM, gso, ihl + thl, gso_size, ihl, TCP_CSUM_OFFSET)
     out = [vh + headers]
     out.extend(s.payload for s in segs)
     return out
