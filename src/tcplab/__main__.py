@@ -13,7 +13,17 @@ import sys
 
 def main() -> None:
     try:
+        import signal
+
+        from tcplab.signals import interrupt_handler, raise_if_interrupted
+
+        # Ctrl+C raises KeyboardInterrupt as usual, and is remembered: one that lands
+        # where Python swallows it (an import releasing its module lock) is acted on
+        # below, or by the long-running loops (tcplab.signals).
+        signal.signal(signal.SIGINT, interrupt_handler)
         from tcplab.cli import main as cli_main
+
+        raise_if_interrupted()
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         raise SystemExit(130) from None

@@ -22,7 +22,36 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-__all__ = ["deferred"]
+__all__ = ["deferred", "interrupt_handler", "raise_if_interrupted"]
+
+# Signals that raised KeyboardInterrupt through :func:`interrupt_handler` and were not
+# yet acted on (see there).
+_pending: list[int] = []
+
+
+def interrupt_handler(signum: int, frame: FrameType | None) -> None:
+    """SIGINT/SIGTERM handler: remember the signal, then raise KeyboardInterrupt.
+
+    Python swallows an exception raised inside a weakref callback or a ``__del__``
+    (it prints "Exception ignored in ..." and goes on): a Ctrl+C that lands while
+    an import releases a module lock is lost that way, and a watch that should stop
+    runs on.  The long-running loops call :func:`raise_if_interrupted`, so a
+    swallowed interrupt still stops them."""
+    _pending.append(signum)
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if :func:`interrupt_handler` ran and nothing acted on it
+    (the one it raised was swallowed)."""
+    if _pending:
+        _pending.clear()
+        raise KeyboardInterrupt
+
+
+def interrupt_handled() -> None:
+    """The KeyboardInterrupt raised was caught and acted on: forget it."""
+    _pending.clear()
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

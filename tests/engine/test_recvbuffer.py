@@ -45,3 +45,17 @@ def test_a_read_of_one_whole_segment_hands_its_payload_over() -> None:
     assert buf.take(1460) is seg1   # no copy
     assert buf.take(100) == b"b" * 100 and len(buf) == 1360
     assert buf.take(1 << 20) == b"b" * 1360 and not buf
+
+
+def test_read_payloads_go_in_one_move_once_they_are_most_of_the_list() -> None:
+    buf, model = ReceiveBuffer(), b""
+    for i in range(300):           # 300 small segments, read 7 bytes at a time
+        data = bytes([i & 0xFF]) * 5
+        buf.append(data)
+        model += data
+    got = b""
+    while buf:
+        got += buf.take(7)
+        assert len(buf) == len(model) - len(got)
+        assert buf.peek(3) == model[len(got):len(got) + 3]
+    assert got == model

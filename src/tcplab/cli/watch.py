@@ -22,6 +22,7 @@ import click
 from tcplab.cli.common import emit_outputs
 from tcplab.kernel.session import WatchSession
 from tcplab.kernel.watch import WatchFilter, texts
+from tcplab.signals import interrupt_handled, interrupt_handler, raise_if_interrupted
 from tcplab.trace import Event, to_json_event
 from tcplab.wire.tcp import parse_flags
 
@@ -167,11 +168,10 @@ def watch(port: int | None, host_addr: str | None, pid: int | None, duration: fl
     if pid is not None and not os.path.exists(f"/proc/{pid}"):
         raise click.ClickException(f"no process {pid}")
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # the same orderly stop as Ctrl+C
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGTERM: the same orderly stop as Ctrl+C; both remembered, so that one raised where
+    # Python swallows it (during an import) still stops the watch (signals.py)
+    signal.signal(signal.SIGTERM, interrupt_handler)
+    signal.signal(signal.SIGINT, interrupt_handler)
     live_out = sys.stderr if json_out else sys.stdout
     width = shutil.get_terminal_size().columns if live_out.isatty() else None
     lines = LiveLines(live_out, width)
@@ -198,8 +198,10 @@ def watch(port: int | None, host_addr: str | None, pid: int | None, duration: fl
         click.echo(texts("watching", lang, what=what, source=session.source,
                          capture=texts("capture_on", lang) if session.capture else "",
                          until=until), err=True)
+        raise_if_interrupted()
         why = session.run(duration)
     except KeyboardInterrupt:
+        interrupt_handled()
         why = "interrupted"
     finally:
         session.close()

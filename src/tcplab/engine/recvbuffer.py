@@ -10,17 +10,20 @@ the kernel, each time the reader emptied it), and copied again on the way out.
 
 from __future__ import annotations
 
-from collections import deque
-
 
 class ReceiveBuffer:
-    """Bytes in arrival order: ``len()`` of them, read from the front."""
+    """Bytes in arrival order: ``len()`` of them, read from the front.
 
-    __slots__ = ("_chunks", "_head", "_len")
+    The payloads are a list read from index ``_first`` on (an empty list costs no item
+    storage: an idle connection's buffer stays small); read payloads are dropped when
+    the buffer empties, or in one move once they are most of the list."""
+
+    __slots__ = ("_chunks", "_first", "_head", "_len")
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
-        self._head = 0   # bytes of _chunks[0] already read
+        self._chunks: list[bytes] = []
+        self._first = 0  # index of the first payload not wholly read
+        self._head = 0   # bytes of that payload already read
         self._len = 0
 
     def __len__(self) -> int:
@@ -42,31 +45,35 @@ class ReceiveBuffer:
         if n <= 0 or not self._len:
             return b""
         chunks = self._chunks
+        i = self._first
         head = self._head
-        first = chunks[0]
-        if head == 0 and len(first) == n:  # exactly one whole payload: no copy
-            chunks.popleft()
-            self._len -= n
-            return first
+        first = chunks[i]
         if len(first) - head > n:  # within the first payload
             self._head = head + n
             self._len -= n
             return first[head:head + n]
-        parts: list[bytes] = []
         need = n if n < self._len else self._len
         self._len -= need
+        parts: list[bytes] = []
         while need:
-            first = chunks[0]
+            first = chunks[i]
             avail = len(first) - head
             if avail <= need:
                 parts.append(first[head:] if head else first)
-                chunks.popleft()
+                i += 1
                 need -= avail
                 head = 0
             else:
                 parts.append(first[head:head + need])
                 head += need
                 need = 0
+        if i == len(chunks):
+            chunks.clear()
+            i = 0
+        elif i >= 64 and 2 * i >= len(chunks):
+            del chunks[:i]
+            i = 0
+        self._first = i
         self._head = head
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -75,17 +82,19 @@ class ReceiveBuffer:
         out: list[bytes] = []
         need = n if n < self._len else self._len
         head = self._head
-        for chunk in self._chunks:
-            if need <= 0:
-                break
-            part = chunk[head:head + need]
+        chunks = self._chunks
+        i = self._first
+        while need > 0:
+            part = chunks[i][head:head + need]
             out.append(part)
             need -= len(part)
             head = 0
+            i += 1
         return b"".join(out)
 
     def clear(self) -> None:
         self._chunks.clear()
+        self._first = 0
         self._head = 0
         self._len = 0
 

@@ -34,7 +34,7 @@ from tcplab.kernel.watch import (
     packet_clock_offset,
     process_sockets,
 )
-from tcplab.signals import deferred
+from tcplab.signals import deferred, interrupt_handled, raise_if_interrupted
 from tcplab.trace import Event
 
 __all__ = ["WatchSession", "kernel_filters"]
@@ -219,7 +219,9 @@ class WatchSession:
                     timeout = min(timeout, self.poll_interval)
                 self._wait(timeout)
                 self.pump()
+                raise_if_interrupted()  # a Ctrl+C that Python swallowed (signals.py)
         except KeyboardInterrupt:
+            interrupt_handled()
             why = "interrupted"
         self.pump()
         watch.finish()
