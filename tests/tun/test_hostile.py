@@ -20,6 +20,7 @@ tcplab's segments); the honest clients are the kernel's sockets and curl.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
@@ -212,15 +213,16 @@ def test_after_300_connections_the_server_holds_no_transport_and_the_trace_is_bo
     run(scenario())
 
 
-def test_serve_with_a_trace_limit_keeps_only_the_last_events() -> None:
-    proc = subprocess.Popen([*TCPLAB, "tun", "serve", "--http", "--port", "8080",
-                             "--trace-limit", "60", "--json"],
+def _serve_and_fetch(options: list[str], fetches: int) -> tuple[str, str]:
+    """`tun serve --http --port 8080 OPTIONS`, ``fetches`` pages with curl from the
+    kernel's side, then Ctrl+C: the command's stdout and stderr."""
+    proc = subprocess.Popen([*TCPLAB, "tun", "serve", "--http", "--port", "8080", *options],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         name = proc.stdout.readline().strip()
         assert name.startswith("tcplab-"), proc.stderr.read() if proc.stderr else ""
-        for _ in range(3):
+        for _ in range(fetches):
             res = subprocess.run(["ip", "netns", "exec", name, _curl(), "-sS", "--max-time",
                                   "10", "-o", "/dev/null", "http://192.0.2.2:8080/"],
                                  capture_output=True, text=True, timeout=20, check=False)
@@ -228,45 +230,32 @@ def test_serve_with_a_trace_limit_keeps_only_the_last_events() -> None:
         proc.send_signal(2)
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
-        assert "stopped after 3 connection(s)" in err
-        assert "the trace kept the last" in err and "--trace-limit" in err
-        import json
-        doc = json.loads(out)
-        assert len(doc["events"]) <= 60 and doc["meta"]["trace_discarded"] > 0
+        return out, err
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_serve_with_a_trace_limit_keeps_only_the_last_events() -> None:
+    out, err = _serve_and_fetch(["--trace-limit", "60", "--json"], 3)
+    assert "stopped after 3 connection(s)" in err
+    assert "the trace kept the last" in err and "--trace-limit" in err
+    doc = json.loads(out)
+    assert len(doc["events"]) <= 60 and doc["meta"]["trace_discarded"] > 0
 
 
 def test_serve_keeps_packet_bytes_for_pcap_only(tmp_path: Path) -> None:
     """Without --pcap the ring holds no packet bytes (memory); with it, the capture has
     every segment of the fetch, whole, as dpkt reads it."""
     path = tmp_path / "serve.pcap"
-    proc = subprocess.Popen([*TCPLAB, "tun", "serve", "--http", "--port", "8080",
-                             "--pcap", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        name = proc.stdout.readline().strip()
-        assert name.startswith("tcplab-"), proc.stderr.read() if proc.stderr else ""
-        res = subprocess.run(["ip", "netns", "exec", name, _curl(), "-sS", "--max-time",
-                              "10", "-o", "/dev/null", "http://192.0.2.2:8080/"],
-                             capture_output=True, text=True, timeout=20, check=False)
-        assert res.returncode == 0, res.stderr
-        proc.send_signal(2)
-        _out, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err
-        with path.open("rb") as fh:
-            tcp = [dpkt.ip.IP(buf).data for _ts, buf in dpkt.pcap.Reader(fh)]
-        flags = [t.flags for t in tcp if isinstance(t, dpkt.tcp.TCP)]
-        assert flags[0] == dpkt.tcp.TH_SYN and flags[1] == dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK
-        assert any(t.data.startswith(b"GET / HTTP/1.1") for t in tcp)
-        assert any(t.data.startswith(b"HTTP/1.1 200") for t in tcp)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    _serve_and_fetch(["--pcap", str(path)], 1)
+    with path.open("rb") as fh:
+        tcp = [dpkt.ip.IP(buf).data for _ts, buf in dpkt.pcap.Reader(fh)]
+    flags = [t.flags for t in tcp if isinstance(t, dpkt.tcp.TCP)]
+    assert flags[0] == dpkt.tcp.TH_SYN and flags[1] == dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK
+    assert any(t.data.startswith(b"GET / HTTP/1.1") for t in tcp)
+    assert any(t.data.startswith(b"HTTP/1.1 200") for t in tcp)
 
 
 # ------------------------------------------------------------------ 7: martians
