@@ -26,14 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from tcplab.api.sockets import TcpSocket
+from tcplab.api.sockets import SO_REUSEADDR, SOL_SOCKET, TcpSocket
 from tcplab.engine.config import TcpConfig
 from tcplab.engine.host import Host
 from tcplab.engine.isn import ChosenIsn, IsnGenerator
 from tcplab.engine.profiles import configured
 from tcplab.faults import FaultSpec, install
 from tcplab.sim.network import LinkSpec, Network
-from tcplab.sim.socket import listening
+from tcplab.sim.socket import SimSocket, listening
 from tcplab.trace import Event
 
 MSL = 30.0              #: Linux's TIME-WAIT is a fixed 60 s; here 2 * MSL = 60 s as well
@@ -251,6 +251,34 @@ def recv_exactly(sock: TcpSocket, n: int) -> bytes:
             break
         data += chunk
     return data
+
+
+def exchange(cli: TcpSocket, conn: TcpSocket, request: bytes = REQUEST) -> None:
+    """The client sends ``request``, the server reads it and answers :data:`RESPONSE`,
+    the client reads the answer."""
+    cli.sendall(request)
+    recv_exactly(conn, len(request))
+    conn.sendall(RESPONSE)
+    recv_exactly(cli, len(RESPONSE))
+
+
+def connected(net: Network, *, client_port: int | None = None, server_port: int = 80,
+              request: bytes = REQUEST, reuse: bool = False
+              ) -> tuple[SimSocket, SimSocket, TcpSocket]:
+    """"server" listens on ``server_port``; "client" connects from ``client_port`` (None:
+    an ephemeral port; ``reuse``: with SO_REUSEADDR, so a later connect() may take the
+    same 4-tuple); request and response exchanged.  (listener, client, server's
+    connection)."""
+    srv = listen(net, net.hosts["server"], server_port)
+    cli = SimSocket(net, net.hosts["client"])
+    if reuse:
+        cli.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+    if client_port is not None:
+        cli.bind(("0.0.0.0", client_port))
+    cli.connect((SERVER, server_port))
+    conn, _ = srv.accept()
+    exchange(cli, conn, request)
+    return srv, cli, conn
 
 
 # ---------------------------------------------------------------- reading the trace

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcplab.api.sockets import IPPROTO_TCP, TCP_QUICKACK, TcpSocket
+from tcplab.api.sockets import IPPROTO_TCP, TCP_QUICKACK
 from tcplab.scenarios.base import (
-    REQUEST,
-    RESPONSE,
     SERVER,
     Scenario,
     Switches,
     conn_paths,
+    connected,
     facts,
     listen,
     note,
-    recv_exactly,
     sent,
     text_of,
     time_wait_spans,
@@ -29,21 +27,6 @@ from tcplab.scenarios.base import (
 from tcplab.sim.network import Fault, Network
 from tcplab.sim.socket import SimSocket
 from tcplab.trace import Event
-
-
-def connected(net: Network, *, client_port: int = 40000,
-              request: bytes = REQUEST) -> tuple[SimSocket, SimSocket, TcpSocket]:
-    """Client and server connected on port 80, request and response exchanged."""
-    srv = listen(net, net.hosts["server"], 80)
-    cli = SimSocket(net, net.hosts["client"])
-    cli.bind(("0.0.0.0", client_port))
-    cli.connect((SERVER, 80))
-    conn, _ = srv.accept()
-    cli.sendall(request)
-    recv_exactly(conn, len(request))
-    conn.sendall(RESPONSE)
-    recv_exactly(cli, len(RESPONSE))
-    return srv, cli, conn
 
 
 def _path(events: list[Event], host: str) -> list[str]:
@@ -72,7 +55,7 @@ def _tw(events: list[Event], host: str = "client") -> dict[str, Any]:
 
 def run_close(seed: int, sw: Switches) -> Network:
     net, _c, _s = two_hosts(seed, sw)
-    _srv, cli, conn = connected(net)
+    _srv, cli, conn = connected(net, client_port=40000)
     note(net, "client: close() - the client closes first", key="app.client-closes-first")
     cli.close()
     assert conn.recv(4096) == b""
@@ -165,7 +148,7 @@ def outcome_half_close(events: list[Event]) -> dict[str, Any]:
 
 def run_close_combined(seed: int, sw: Switches) -> Network:
     net, _c, s = two_hosts(seed, sw)
-    _srv, cli, conn = connected(net)
+    _srv, cli, conn = connected(net, client_port=40000)
     note(net, "client: close()", key="app.client-close")
     cli.close()
     assert conn.recv(4096) == b""
@@ -199,7 +182,7 @@ def outcome_close_combined(events: list[Event]) -> dict[str, Any]:
 
 def run_simultaneous_close(seed: int, sw: Switches) -> Network:
     net, _c, _s = two_hosts(seed, sw)
-    _srv, cli, conn = connected(net)
+    _srv, cli, conn = connected(net, client_port=40000)
     net.run_for(0.5)
     note(net, "client and server call close() at the same moment", key="simclose.both")
     cli.close()
@@ -223,7 +206,7 @@ def outcome_simultaneous_close(events: list[Event]) -> dict[str, Any]:
 
 def run_lost_final_ack(seed: int, sw: Switches) -> Network:
     net, _c, _s = two_hosts(seed, sw)
-    _srv, cli, conn = connected(net)
+    _srv, cli, conn = connected(net, client_port=40000)
     note(net, "client: close()", key="app.client-close")
     cli.close()
     assert conn.recv(4096) == b""

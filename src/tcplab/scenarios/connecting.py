@@ -32,6 +32,7 @@ from tcplab.scenarios.base import (
     Switches,
     app_calls,
     conn_paths,
+    connected,
     drops,
     facts,
     install_faults,
@@ -469,24 +470,11 @@ def reboot(net: Network, name: str, sw: Switches) -> Host:
     return fresh
 
 
-def _connected_pair(net: Network, c: Host, s: Host) -> tuple[SimSocket, SimSocket, TcpSocket]:
-    srv = listen(net, s, 80)
-    cli = SimSocket(net, c)
-    cli.bind(("0.0.0.0", CLIENT_PORT))
-    cli.connect((SERVER, 80))
-    conn, _ = srv.accept()
-    cli.sendall(REQUEST)
-    recv_exactly(conn, len(REQUEST))
-    conn.sendall(RESPONSE)
-    recv_exactly(cli, len(RESPONSE))
-    return srv, cli, conn
-
-
 def run_syn_in_established(seed: int, sw: Switches) -> Network:
     if sw.variant in ("blind", "rfc793"):
         return _blind_syn(seed, sw)
-    net, c, s = two_hosts(seed, sw)
-    srv_sock, _cli, conn = _connected_pair(net, c, s)
+    net, c, _s = two_hosts(seed, sw)
+    srv_sock, _cli, conn = connected(net, client_port=CLIENT_PORT)
     note(net, f"the connection is idle; the client's port is {CLIENT_PORT}",
          key="synest.idle", port=CLIENT_PORT)
     net.run(until=REBOOT_AT)
@@ -535,8 +523,8 @@ ATTACK_GAP = 0.6   #: more than Linux's per-socket 0.5 s limit on answers to odd
 
 def _blind_syn(seed: int, sw: Switches) -> Network:
     rfc793 = sw.variant == "rfc793"
-    net, c, s = two_hosts(seed, sw, rfc5961=not rfc793)
-    _srv, cli, conn = _connected_pair(net, c, s)
+    net, _c, _s = two_hosts(seed, sw, rfc5961=not rfc793)
+    _srv, cli, conn = connected(net, client_port=CLIENT_PORT)
     assert conn.conn is not None
     rcv_nxt = conn.conn.rcv_nxt
     net.run(until=ATTACK_AT)

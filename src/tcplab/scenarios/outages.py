@@ -39,7 +39,9 @@ from tcplab.scenarios.base import (
     Scenario,
     Switches,
     conn_paths,
+    connected,
     drops,
+    exchange,
     facts,
     listen,
     loss_probe_times,
@@ -59,22 +61,6 @@ DAY = 86400.0
 
 def _errname(exc: OSError) -> str:
     return errno.errorcode.get(exc.errno or 0, "?")
-
-
-def _exchange(cli: TcpSocket, conn: TcpSocket) -> None:
-    cli.sendall(REQUEST)
-    recv_exactly(conn, len(REQUEST))
-    conn.sendall(RESPONSE)
-    recv_exactly(cli, len(RESPONSE))
-
-
-def _connected(net: Network, port: int = 80) -> tuple[SimSocket, SimSocket, TcpSocket]:
-    srv = listen(net, net.hosts["server"], port)
-    cli = SimSocket(net, net.hosts["client"])
-    cli.connect((SERVER, port))
-    conn, _ = srv.accept()
-    _exchange(cli, conn)
-    return srv, cli, conn
 
 
 def _read_until_error(net: Network, sock: TcpSocket, who: str, key: str) -> None:
@@ -119,7 +105,7 @@ def duration(value: float, lang: str) -> str:
 def run_host_crash(seed: int, sw: Switches) -> Network:
     keepalive = sw.variant != "no-keepalive"
     net, _c, s = two_hosts(seed, sw)
-    _srv, _cli, conn = _connected(net)
+    _srv, _cli, conn = connected(net)
     if keepalive:
         conn.setsockopt(SOL_SOCKET, SO_KEEPALIVE, 1)
         cfg = s.config
@@ -226,7 +212,7 @@ def run_process_crash(seed: int, sw: Switches) -> Network:
     a = SimSocket(net, net.hosts["client"])
     a.connect((SERVER, 80))
     conn_a, _ = srv.accept()
-    _exchange(a, conn_a)
+    exchange(a, conn_a)
     note(net, "connection A: request answered; the server has read everything",
          fact="conn", host="client", label="A", conn=a.conn.name if a.conn else "",
          key="pcrash.a")
@@ -313,7 +299,7 @@ WRITE_AT = 60.0
 
 def run_peer_reboot(seed: int, sw: Switches) -> Network:
     net, _c, _s = two_hosts(seed, sw)
-    _srv, cli, _conn = _connected(net)
+    _srv, cli, _conn = connected(net)
     net.run(until=REBOOT_AT)
     note(net, "the server's host reboots: everything TCP knew is gone", fact="reboot",
          host="server", key="reboot.down")
@@ -368,7 +354,7 @@ IDLE_FOR = 3600.0
 
 def run_cable_pull(seed: int, sw: Switches) -> Network:
     net, _c, _s = two_hosts(seed, sw)
-    _srv, cli, conn = _connected(net)
+    _srv, cli, conn = connected(net)
     net.run(until=UNPLUG_AT)
     note(net, "the cable between client and server is unplugged", fact="unplug",
          key="cable.unplug")
@@ -381,7 +367,7 @@ def run_cable_pull(seed: int, sw: Switches) -> Network:
         plug(net, cable)
         note(net, "the cable is plugged back in; the client sends a request", fact="plug",
              key="cable.plug")
-        _exchange(cli, conn)
+        exchange(cli, conn)
         note(net, "client: the answer arrives: the connection never noticed",
              fact="client-recv", host="client", result="data", key="cable.answered")
         net.run()

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 from tcplab.api.sockets import SO_LINGER, SO_REUSEADDR, SOL_SOCKET, TcpSocket
-from tcplab.engine.host import Host
 from tcplab.engine.profiles import ConfigError, sysctl_name
 from tcplab.i18n import pad, seconds, width
 from tcplab.i18n import text as tr
@@ -41,6 +40,7 @@ from tcplab.scenarios.base import (
     Scenario,
     Switches,
     conn_paths,
+    connected,
     drops,
     facts,
     install_faults,
@@ -395,27 +395,9 @@ def outcome_tw_buckets(events: list[Event]) -> dict[str, Any]:
 
 
 
-def _exchange_from_port(net: Network, c: Host, s: Host,
-                        port: int = 40000) -> tuple[SimSocket, SimSocket, TcpSocket]:
-    """The server listens on 80; the client connects from ``port`` (SO_REUSEADDR, so a
-    later connect() may take the same 4-tuple), sends the request and reads the answer.
-    Returns (listener, client socket, server's connection)."""
-    srv = listen(net, s, 80)
-    cli = SimSocket(net, c)
-    cli.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-    cli.bind(("0.0.0.0", port))
-    cli.connect((SERVER, 80))
-    conn, _ = srv.accept()
-    cli.sendall(REQUEST)
-    recv_exactly(conn, len(REQUEST))
-    conn.sendall(RESPONSE)
-    recv_exactly(cli, len(RESPONSE))
-    return srv, cli, conn
-
-
 def run_linger0(seed: int, sw: Switches) -> Network:
-    net, c, s = two_hosts(seed, sw)
-    srv, cli, conn = _exchange_from_port(net, c, s)
+    net, c, _s = two_hosts(seed, sw)
+    srv, cli, conn = connected(net, client_port=40000, reuse=True)
     note(net, "client: setsockopt(SO_LINGER, {l_onoff=1, l_linger=0}), then close()",
          key="linger.set")
     cli.setsockopt(SOL_SOCKET, SO_LINGER, struct.pack("ii", 1, 0))
@@ -476,8 +458,8 @@ HIGHER_ISN = 4_000_000    #: beyond it
 
 def run_syn_in_time_wait(seed: int, sw: Switches) -> Network:
     new_isn = HIGHER_ISN if sw.variant == "higher-isn" else LOWER_ISN
-    net, c, s = two_hosts(seed, sw, client_isns=[OLD_CLIENT_ISN, new_isn])
-    srv, cli, conn = _exchange_from_port(net, c, s)
+    net, c, _s = two_hosts(seed, sw, client_isns=[OLD_CLIENT_ISN, new_isn])
+    srv, cli, conn = connected(net, client_port=40000, reuse=True)
     note(net, "server: close() first (HTTP/1.0 style): the server's end enters TIME-WAIT",
          key="stw.server-closes")
     _close_pair(net, conn, cli)
