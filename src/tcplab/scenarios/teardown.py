@@ -26,16 +26,15 @@ from tcplab.i18n import seconds
 from tcplab.i18n import text as tr
 from tcplab.scenarios.base import (
     REQUEST,
-    RESPONSE,
     SERVER,
     Scenario,
     Switches,
     conn_paths,
     drops,
+    exchange,
     facts,
     listen,
     note,
-    recv_exactly,
     sent,
     text_of,
     two_hosts,
@@ -102,10 +101,7 @@ def run_fin_wait_2(seed: int, sw: Switches) -> Network:
     cli = _client(net)
     cli.connect((SERVER, 80))
     conn, _ = srv.accept()
-    cli.sendall(REQUEST)
-    recv_exactly(conn, len(REQUEST))
-    conn.sendall(RESPONSE)
-    recv_exactly(cli, len(RESPONSE))
+    exchange(cli, conn)
     fin_timeout = c.config.fin_wait_2_timeout
     late = (fin_timeout if fin_timeout > 0 else 60.0) + 30.0
     if sw.variant == "shutdown":
@@ -251,10 +247,7 @@ def run_close_wait_leak(seed: int, sw: Switches) -> Network:
     cli = _client(net)
     cli.connect((SERVER, 80))
     conn, _ = srv.accept()
-    cli.sendall(REQUEST)
-    recv_exactly(conn, len(REQUEST))
-    conn.sendall(RESPONSE)
-    recv_exactly(cli, len(RESPONSE))
+    exchange(cli, conn)
     note(net, "client: close()", key="app.client-close")
     cli.close()
     fin_timeout = c.config.fin_wait_2_timeout

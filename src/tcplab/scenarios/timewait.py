@@ -23,6 +23,7 @@ from tcplab.scenarios.base import (
     app_calls,
     count_at,
     drops,
+    exchange,
     facts,
     listen,
     note,
@@ -241,10 +242,7 @@ def run_port_reuse(seed: int, sw: Switches) -> Network:
     cli = SimSocket(net, c)
     cli.connect((SERVER, 8080))
     conn, _ = srv.accept()
-    cli.sendall(REQUEST)
-    recv_exactly(conn, len(REQUEST))
-    conn.sendall(RESPONSE)
-    recv_exactly(cli, len(RESPONSE))
+    exchange(cli, conn)
     probe = SimSocket(net, s)
     probe.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
     _try_bind(net, probe, "second server while the first listens", 8080, "live")
@@ -315,18 +313,12 @@ def run_server_close_storm(seed: int, sw: Switches) -> Network:
             cli = SimSocket(net, client)
             cli.connect((MODES[mode], 80))
             srv, _ = lsocks[mode].accept()
-            cli.sendall(REQUEST)
-            recv_exactly(srv, len(REQUEST))
-            srv.sendall(RESPONSE)
-            recv_exactly(cli, len(RESPONSE))
+            exchange(cli, srv)
             first, second = (srv, cli) if mode == "server-close" else (cli, srv)
             first.close()
             assert second.recv(10) == b""
             second.close()
-        keep_cli.sendall(REQUEST)
-        recv_exactly(keep_srv, len(REQUEST))
-        keep_srv.sendall(RESPONSE)
-        recv_exactly(keep_cli, len(RESPONSE))
+        exchange(keep_cli, keep_srv)
     keep_cli.close()
     assert keep_srv.recv(10) == b""
     keep_srv.close()

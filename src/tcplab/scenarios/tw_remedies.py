@@ -35,13 +35,13 @@ from tcplab.scenarios.base import (
     CLIENT,
     DELAY,
     REQUEST,
-    RESPONSE,
     SERVER,
     Scenario,
     Switches,
     conn_paths,
     connected,
     drops,
+    exchange,
     facts,
     install_faults,
     listen,
@@ -219,10 +219,7 @@ def run_tw_reuse(seed: int, sw: Switches) -> Network:
     cli = SimSocket(net, c)
     cli.connect((server_addr, 8080))
     conn, _ = srv.accept()
-    cli.sendall(REQUEST)
-    recv_exactly(conn, len(REQUEST))
-    conn.sendall(RESPONSE)
-    recv_exactly(cli, len(RESPONSE))
+    exchange(cli, conn)
     note(net, "client: close() first: its end of the 4-tuple enters TIME-WAIT",
          key="app.client-closes-first")
     _close_pair(net, cli, conn)
