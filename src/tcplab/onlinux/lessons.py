@@ -515,20 +515,36 @@ def _connected_pair(client_then: Callable[[Side, socket.socket], None],
                   **kw)  # type: ignore[arg-type]
 
 
-def _close(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
+def _client_closing(text: str, key: str) -> Callable[[Side, socket.socket], None]:
+    """The client's part of a closing lesson: note ``text``, then close()."""
     def client(side: Side, cli: socket.socket) -> None:
-        side.note("client: close() - the client closes first", key="app.client-closes-first")
+        side.note(text, key=key)
         cli.close()
 
+    return client
+
+
+def _server_closing_at_eof(after: float, text: str, key: str, **values: object
+                           ) -> Callable[[Side, socket.socket], None]:
+    """The server's part: read to end of stream, ``after`` seconds later note ``text``
+    (its ``key`` and ``values`` for the translations) and close()."""
     def server(side: Side, conn: socket.socket) -> None:
         if conn.recv(4096) != b"":
             raise OSError("expected end of stream")
-        side.sleep(0.5)
-        side.note("server: recv() returned b'' (end of stream); half a second later, close()",
-                  key="close.server", d=0.5)
+        if after:
+            side.sleep(after)
+        side.note(text, key=key, **values)
         conn.close()
 
-    return _connected_pair(client, server, "close")
+    return server
+
+
+def _close(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
+    return _connected_pair(
+        _client_closing("client: close() - the client closes first", "app.client-closes-first"),
+        _server_closing_at_eof(0.5, "server: recv() returned b'' (end of stream); half a "
+                               "second later, close()", "close.server", d=0.5),
+        "close")
 
 
 CHUNKS = [b"part 1 of the answer, sent after the client's FIN\n",
@@ -574,18 +590,11 @@ def _half_close(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
 
 
 def _close_combined(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
-    def client(side: Side, cli: socket.socket) -> None:
-        side.note("client: close()", key="app.client-close")
-        cli.close()
-
-    def server(side: Side, conn: socket.socket) -> None:
-        if conn.recv(4096) != b"":
-            raise OSError("expected end of stream")
-        side.note("server: end of stream, close() at once (within the 40 ms delayed-ACK "
-                  "time)", key="cc.server", d=40)
-        conn.close()
-
-    return _connected_pair(client, server, "close-combined")
+    return _connected_pair(
+        _client_closing("client: close()", "app.client-close"),
+        _server_closing_at_eof(0.0, "server: end of stream, close() at once (within the 40 "
+                               "ms delayed-ACK time)", "cc.server", d=40),
+        "close-combined")
 
 
 def _simultaneous_close(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
@@ -615,20 +624,11 @@ def _lost_final_ack(sw: Switches, sysctls: tuple[str, ...]) -> Lesson:
     # The client's ACK of the server's FIN (the life's last segment) is lost.
     last_ack = parse("drop", "last-ack")
     lose = Rule("drop", lambda seen: matches(last_ack, seen.roles), "the last ACK is lost")
-
-    def client(side: Side, cli: socket.socket) -> None:
-        side.note("client: close()", key="app.client-close")
-        cli.close()
-
-    def server(side: Side, conn: socket.socket) -> None:
-        if conn.recv(4096) != b"":
-            raise OSError("expected end of stream")
-        side.sleep(0.2)
-        side.note("server: close(); the client's ACK of this FIN will be lost",
-                  key="lfa.server-close")
-        conn.close()
-
-    return _connected_pair(client, server, "lost-final-ack", rules=[lose])
+    return _connected_pair(
+        _client_closing("client: close()", "app.client-close"),
+        _server_closing_at_eof(0.2, "server: close(); the client's ACK of this FIN will be "
+                               "lost", "lfa.server-close"),
+        "lost-final-ack", rules=[lose])
 
 
 # --------------------------------------------------------------------------- TIME-WAIT
