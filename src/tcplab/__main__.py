@@ -13,14 +13,11 @@ import sys
 
 def main() -> None:
     try:
-        import signal
+        from tcplab.signals import raise_if_interrupted, remember_swallowed_interrupts
 
-        from tcplab.signals import interrupt_handler, raise_if_interrupted
-
-        # Ctrl+C raises KeyboardInterrupt as usual, and is remembered: one that lands
-        # where Python swallows it (an import releasing its module lock) is acted on
-        # below, or by the long-running loops (tcplab.signals).
-        signal.signal(signal.SIGINT, interrupt_handler)
+        # A Ctrl+C that Python swallows during the imports (tcplab.signals) is acted on
+        # below, or later by the long-running loops.
+        remember_swallowed_interrupts()
         from tcplab.cli import main as cli_main
 
         raise_if_interrupted()

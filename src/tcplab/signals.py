@@ -17,43 +17,62 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
 
-__all__ = ["deferred", "interrupt_handler", "raise_if_interrupted"]
+TYPE_CHECKING = False  # typing costs start-up time (this module is imported first)
+if TYPE_CHECKING:
+    from typing import Any
 
-# Signals that raised KeyboardInterrupt through :func:`interrupt_handler` and were not
-# yet acted on (see there).
+__all__ = ["deferred", "interrupt_handled", "interrupt_handler", "raise_if_interrupted",
+           "remember_swallowed_interrupts"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# KeyboardInterrupts Python swallowed and nobody acted on yet (see
+# :func:`remember_swallowed_interrupts`).
 _pending: list[int] = []
+_previous_hook: Callable[[Any], object] = sys.unraisablehook
+
+
+def _note_swallowed(unraisable: Any) -> None:
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _pending.append(1)
+    _previous_hook(unraisable)
+
+
+def remember_swallowed_interrupts() -> None:
+    """From now on, remember each KeyboardInterrupt that Python swallows.
+
+    Python ignores an exception raised inside a weakref callback or a ``__del__``
+    (it prints "Exception ignored in ..." through ``sys.unraisablehook`` and goes on):
+    a Ctrl+C that lands while an import releases its module lock is lost that way,
+    and a watch that should stop runs on.  The command's start-up and its
+    long-running loops call :func:`raise_if_interrupted`, so a swallowed Ctrl+C still
+    stops them."""
+    global _previous_hook
+    if sys.unraisablehook is not _note_swallowed:
+        _previous_hook = sys.unraisablehook
+        sys.unraisablehook = _note_swallowed
 
 
 def interrupt_handler(signum: int, frame: FrameType | None) -> None:
-    """SIGINT/SIGTERM handler: remember the signal, then raise KeyboardInterrupt.
-
-    Python swallows an exception raised inside a weakref callback or a ``__del__``
-    (it prints "Exception ignored in ..." and goes on): a Ctrl+C that lands while
-    an import releases a module lock is lost that way, and a watch that should stop
-    runs on.  The long-running loops call :func:`raise_if_interrupted`, so a
-    swallowed interrupt still stops them."""
-    _pending.append(signum)
+    """SIGINT/SIGTERM handler: the orderly stop of Ctrl+C (KeyboardInterrupt)."""
     raise KeyboardInterrupt
 
 
 def raise_if_interrupted() -> None:
-    """Raise KeyboardInterrupt if :func:`interrupt_handler` ran and nothing acted on it
-    (the one it raised was swallowed)."""
+    """Raise KeyboardInterrupt if one was swallowed and nothing acted on it since."""
     if _pending:
         _pending.clear()
         raise KeyboardInterrupt
 
 
 def interrupt_handled() -> None:
-    """The KeyboardInterrupt raised was caught and acted on: forget it."""
+    """A KeyboardInterrupt was caught and acted on: forget any swallowed before it."""
     _pending.clear()
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
