@@ -23,9 +23,9 @@ TRACEFS_INSTANCES = "/sys/kernel/tracing/instances"
 EXIT_WITHIN = 2.0  # seconds from SIGINT to exit
 
 
-def group(pgid: int) -> list[int]:
-    """Live processes (not zombies) in process group ``pgid``."""
-    out = []
+def live_processes() -> dict[int, tuple[int, int]]:
+    """Every live process (not a zombie): pid -> (parent pid, process group)."""
+    out: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -34,9 +34,14 @@ def group(pgid: int) -> list[int]:
                 fields = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(entry))
+        if fields[0] != "Z":
+            out[int(entry)] = (int(fields[1]), int(fields[2]))
     return out
+
+
+def group(pgid: int) -> list[int]:
+    """Live processes (not zombies) in process group ``pgid``."""
+    return [pid for pid, (_ppid, pg) in live_processes().items() if pg == pgid]
 
 
 def left_behind(pid: int) -> dict[str, list[str]]:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from leftovers import live_processes
 from tcplab.tun.netns import Namespace, TunUnavailable, list_tcplab_namespaces
 
 REQUIRED = os.environ.get("TCPLAB_REQUIRE_TUN") == "1"
@@ -60,17 +61,7 @@ def _tun_descendants() -> list[int]:
     root namespace are not this suite's to judge.
     """
     me = os.getpid()
-    parent: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            parent[int(entry)] = int(fields[1])
+    parent = {pid: ppid for pid, (ppid, _pgid) in live_processes().items()}
     my_ns = os.readlink("/proc/self/ns/net")
     out = []
     for pid in parent:
